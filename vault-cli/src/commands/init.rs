@@ -1,0 +1,62 @@
+use crate::context::Global;
+use crate::output;
+use clap::Args;
+use std::process::ExitCode;
+use vault_core::{Vault, VaultConfig};
+
+/// Create a vault: local directory, config file, inventory and object store.
+#[derive(Args, Debug)]
+pub struct Init {
+    /// Object store URL (default: the `store/` directory inside the vault directory).
+    #[arg(long, env = "TVAULT_STORE")]
+    store: Option<String>,
+    /// Column naming the tenant in pooled tables.
+    #[arg(long, default_value = "tenant_id")]
+    tenant_column: String,
+    /// Only back up these schemas (repeatable).
+    #[arg(long)]
+    include_schema: Vec<String>,
+    #[arg(long)]
+    exclude_schema: Vec<String>,
+    /// Only back up these tables, as schema.table (repeatable).
+    #[arg(long)]
+    include_table: Vec<String>,
+    #[arg(long)]
+    exclude_table: Vec<String>,
+    /// Read tables with row-level security tenant by tenant, with this setting set to the tenant
+    /// id (e.g. app.current_tenant), instead of refusing to back them up.
+    #[arg(long)]
+    rls_tenant_setting: Option<String>,
+    /// Operator escrow recipient (age public key) for tenants that allow support restores.
+    #[arg(long)]
+    escrow_recipient: Option<String>,
+}
+
+impl Init {
+    pub async fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let source = g.source.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "`tvault init` needs --source postgres://user@host/db (or TVAULT_SOURCE)"
+            )
+        })?;
+        let mut config = VaultConfig::new(source);
+        config.store = self.store;
+        config.tenant_column = self.tenant_column;
+        config.include_schemas = self.include_schema;
+        config.exclude_schemas = self.exclude_schema;
+        config.include_tables = self.include_table;
+        config.exclude_tables = self.exclude_table;
+        config.rls_tenant_setting = self.rls_tenant_setting;
+        if let Some(r) = &self.escrow_recipient {
+            keys::TenantRecipient::parse(r)?;
+        }
+        config.escrow_recipient = self.escrow_recipient;
+        Vault::init(&g.vault, config).await?;
+        if g.json {
+            output::json(&serde_json::json!({ "vault": g.vault }))?;
+        } else {
+            println!("initialised vault at {}", g.vault.display());
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,73 @@
+//! One file per subcommand; each holds its `Args` and a `run`.
+
+mod backup;
+mod init;
+mod keygen;
+mod restore;
+mod snapshots;
+mod tables;
+mod tenant;
+mod verify;
+
+use crate::context::Global;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  operational error (database or store unreachable, I/O)
+  2  usage error (bad flags, invalid tenant id or key)
+  3  integrity error (wrong key, corrupt or truncated object, checksum or schema mismatch,
+     or `verify` found problems)
+  4  not found (unknown tenant or snapshot, vault not initialised)
+
+Environment: TVAULT_VAULT, TVAULT_CONFIG, TVAULT_SOURCE override the config; TVAULT_LOG sets the
+log filter. Quick start:
+  tvault init --source postgres://backup@localhost/app
+  tvault keygen -o acme.key                       # (the tenant does this and sends the public key)
+  tvault tenant add acme --recipient age1...
+  tvault backup --all
+  tvault restore acme --snapshot latest --identity acme.key";
+
+/// tenant-vault: per-tenant encrypted backups of multi-tenant PostgreSQL databases.
+///
+/// Each backup cycle reads every tenant's rows from one consistent snapshot and writes one
+/// archive per tenant, compressed with zstd and encrypted to keys the tenant supplies (age).
+#[derive(Parser, Debug)]
+#[command(name = "tvault", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    Init(init::Init),
+    Keygen(keygen::Keygen),
+    Tables(tables::Tables),
+    #[command(subcommand)]
+    Tenant(tenant::TenantCmd),
+    Backup(backup::Backup),
+    Snapshots(snapshots::Snapshots),
+    Restore(restore::Restore),
+    Verify(verify::Verify),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let g = &self.global;
+        match self.cmd {
+            Cmd::Init(c) => c.run(g).await,
+            Cmd::Keygen(c) => c.run(g).await,
+            Cmd::Tables(c) => c.run(g).await,
+            Cmd::Tenant(c) => c.run(g).await,
+            Cmd::Backup(c) => c.run(g).await,
+            Cmd::Snapshots(c) => c.run(g).await,
+            Cmd::Restore(c) => c.run(g).await,
+            Cmd::Verify(c) => c.run(g).await,
+        }
+    }
+}

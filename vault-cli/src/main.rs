@@ -1,0 +1,58 @@
+//! `tvault`: the command line of tenant-vault. Parses input, calls `vault-core`, renders output.
+
+mod commands;
+mod context;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = commands::Cli::parse();
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Exit codes scripts can rely on (see `tvault --help`).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<vault_core::Error>() {
+        Some(v) if v.is_integrity() => 3,
+        Some(v) if v.is_not_found() => 4,
+        Some(vault_core::Error::Invalid(_)) => 2,
+        _ => match e.downcast_ref::<keys::Error>() {
+            Some(keys::Error::WrongKey | keys::Error::Corrupt { .. }) => 3,
+            Some(keys::Error::InvalidRecipient { .. } | keys::Error::InvalidIdentity { .. }) => 2,
+            _ => 1,
+        },
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

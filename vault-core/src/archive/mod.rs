@@ -1,0 +1,5 @@
+//! The archive format: blocks, packs, manifests (see `docs/FORMAT.md`).
+
+pub mod block;
+pub mod keyindex;
+pub mod manifest;

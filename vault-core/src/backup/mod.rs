@@ -1,0 +1,454 @@
+//! A backup cycle: one consistent snapshot of the source, one archive per tenant.
+//!
+//! Pipeline: a coordinator opens a `REPEATABLE READ, READ ONLY` transaction and exports its
+//! snapshot; readers (the coordinator plus `workers - 1` connections that import the snapshot)
+//! stream tables with COPY and cut per-tenant blocks ([`extract`]); sealing (hash, zstd, age) runs
+//! on blocking threads; the packer appends sealed blocks to per-tenant pack objects and uploads
+//! them. Manifests are written when every pack is stored, and the snapshot record last: until
+//! then nothing of the cycle is visible, and a crash leaves only objects that the next cycle
+//! removes (see [`Vault::clean_interrupted`]).
+
+mod pack;
+mod stages;
+
+use stages::{reader, seal_stage, Sealed};
+
+use crate::archive::manifest::{BlockRef, SnapshotRecord, SourceInfo, FORMAT_VERSION};
+use crate::error::{DbContext, Error, Result};
+use crate::inventory::SnapshotEntry;
+use crate::source::postgres as pg;
+use crate::source::postgres::catalog::{self, Plan, TableDef};
+use crate::source::postgres::extract::{self, Demux, Leftovers, RawBlock, TenantKeys};
+use crate::tenant::{self, TenantRecord};
+use crate::{copytext, layout, sql, Vault};
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Progress events for front ends.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// Reading starts; `rows_estimate` comes from the planner statistics.
+    Started { tables: usize, rows_estimate: u64 },
+    /// More rows were read.
+    Rows(u64),
+    /// Reading is done; manifests are being written.
+    Finishing,
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+#[derive(Default, Clone)]
+pub struct BackupOptions {
+    /// Tenants to back up; `None` for every registered tenant.
+    pub tenants: Option<Vec<String>>,
+    /// Test hook: fail the cycle after sealing this many blocks.
+    pub fail_after_blocks: Option<u64>,
+    pub progress: Option<ProgressFn>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantSummary {
+    pub tenant: String,
+    pub tables: u64,
+    pub rows: u64,
+    pub blocks_new: u64,
+    pub blocks_reused: u64,
+    pub bytes_stored: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CountedName {
+    #[serde(alias = "table")]
+    pub name: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackupReport {
+    pub snapshot: String,
+    pub tenants: Vec<TenantSummary>,
+    /// Tenant values found in the data that are not registered (their rows are not archived).
+    pub unregistered_tenants: Vec<CountedName>,
+    pub global_tables: Vec<String>,
+    /// Rows whose owning tenant value is NULL, per table.
+    pub unowned_rows: Vec<CountedName>,
+    pub duration_ms: u64,
+}
+
+/// Written at the start of a cycle and removed at its end; one left behind marks an interrupted
+/// cycle whose objects the next cycle deletes.
+#[derive(Serialize, Deserialize)]
+struct PendingMarker {
+    snapshot: String,
+    tenant_paths: Vec<String>,
+}
+
+struct Cycle {
+    snapshot: String,
+    tenants: Vec<TenantRecord>,
+    recipients: Vec<keys::DataRecipient>,
+    plan: Plan,
+    table_names: Vec<String>,
+}
+
+impl Vault {
+    /// Runs one backup cycle.
+    pub async fn backup(&self, opts: BackupOptions) -> Result<BackupReport> {
+        let started = OffsetDateTime::now_utc();
+        let clock = std::time::Instant::now();
+        self.clean_interrupted().await?;
+        let tenants = self.cycle_tenants(&opts)?;
+        let coordinator = pg::connect(&self.config().source).await?;
+        coordinator
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .db(|| "starting the snapshot transaction".into())?;
+        let plan = catalog::plan(&coordinator, self.config()).await?;
+        let role = pg::current_role(&coordinator).await?;
+        catalog::check_rls(&plan, self.config(), &role)?;
+        let snapshot_name: String = coordinator
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .db(|| "exporting the snapshot".into())?
+            .get(0);
+        let source = source_info(&coordinator).await?;
+        let rows_estimate = estimate_rows(&coordinator, &plan).await?;
+
+        let snapshot = layout::new_snapshot_id(started);
+        let cycle = Arc::new(Cycle {
+            recipients: tenants
+                .iter()
+                .map(tenant::data_recipient)
+                .collect::<Result<_>>()?,
+            table_names: plan.tables.iter().map(TableDef::display_name).collect(),
+            snapshot: snapshot.clone(),
+            tenants,
+            plan,
+        });
+        let marker = PendingMarker {
+            snapshot: snapshot.clone(),
+            tenant_paths: cycle.tenants.iter().map(|t| t.path.clone()).collect(),
+        };
+        let pending = layout::Path::from(format!("snapshots/{snapshot}.pending"));
+        self.put(&pending, serde_json::to_vec(&marker).unwrap_or_default())
+            .await?;
+        let progress = opts.progress.clone().unwrap_or_else(|| Arc::new(|_| {}));
+        progress(Progress::Started {
+            tables: cycle.plan.tables.len(),
+            rows_estimate,
+        });
+        tracing::info!(snapshot = %snapshot, tenants = cycle.tenants.len(), tables = cycle.plan.tables.len(), "backup started");
+
+        let (mut summaries, leftovers) = self
+            .run_pipeline(
+                &cycle,
+                coordinator,
+                &snapshot_name,
+                &opts,
+                &progress,
+                &source,
+            )
+            .await?;
+        progress(Progress::Finishing);
+
+        let record = SnapshotRecord {
+            format: FORMAT_VERSION,
+            snapshot: snapshot.clone(),
+            started,
+            finished: OffsetDateTime::now_utc(),
+            tenants: cycle.tenants.len() as u64,
+        };
+        self.put(
+            &layout::snapshot_record(&snapshot),
+            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+        .await?;
+        self.delete(&pending).await?;
+        for (t, s) in cycle.tenants.iter().zip(summaries.iter_mut()) {
+            self.inventory().put_blocks(&t.path, s.1.iter())?;
+            self.inventory().put_snapshot(&t.path, &s.2)?;
+        }
+        self.inventory().flush().await?;
+        tracing::info!(snapshot = %snapshot, "backup committed");
+
+        let (unregistered, unowned) = leftovers;
+        Ok(BackupReport {
+            snapshot,
+            tenants: summaries.into_iter().map(|s| s.0).collect(),
+            unregistered_tenants: unregistered,
+            global_tables: cycle.plan.global.clone(),
+            unowned_rows: unowned,
+            duration_ms: clock.elapsed().as_millis() as u64,
+        })
+    }
+
+    fn cycle_tenants(&self, opts: &BackupOptions) -> Result<Vec<TenantRecord>> {
+        let tenants = match &opts.tenants {
+            None => self.tenants()?,
+            Some(ids) => ids
+                .iter()
+                .map(|id| self.tenant(id))
+                .collect::<Result<_>>()?,
+        };
+        if tenants.is_empty() {
+            return Err(Error::Invalid(
+                "no tenants are registered: add one with `tvault tenant add`".into(),
+            ));
+        }
+        Ok(tenants)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn run_pipeline(
+        &self,
+        cycle: &Arc<Cycle>,
+        coordinator: tokio_postgres::Client,
+        snapshot_name: &str,
+        opts: &BackupOptions,
+        progress: &ProgressFn,
+        source: &SourceInfo,
+    ) -> Result<(
+        Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>,
+        (Vec<CountedName>, Vec<CountedName>),
+    )> {
+        let tuning = self.config().backup.clone();
+        let workers = tuning.workers.max(1);
+        let mut id_keys = Vec::with_capacity(cycle.tenants.len());
+        for t in &cycle.tenants {
+            let key = self.inventory().id_key(&t.path)?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "tenant {:?} has no id key in the local inventory",
+                    t.id
+                ))
+            })?;
+            id_keys.push(TenantKeys { id_key: key });
+        }
+        let demux = Arc::new(Demux {
+            index: cycle
+                .tenants
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (copytext::escape(t.id.as_bytes()), i))
+                .collect(),
+            tenants: id_keys,
+            block_size: tuning.block_size.max(4096),
+            budget: tuning.memory_budget / workers / 2,
+            abort: AtomicBool::new(false),
+        });
+        let units = Arc::new(Mutex::new(self.work_units(cycle, opts)));
+
+        let (raw_tx, raw_rx) = mpsc::channel::<RawBlock>(workers * 2);
+        let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(workers * 4);
+        // Every reader imports the snapshot before any starts, so the coordinator (reader 0) may
+        // end its transaction whenever it runs out of work.
+        let mut clients = vec![coordinator];
+        for _ in 1..workers {
+            let c = pg::connect(&self.config().source).await?;
+            c.batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_name}'"
+            ))
+            .await
+            .db(|| "importing the cycle's snapshot".into())?;
+            clients.push(c);
+        }
+        let mut readers = JoinSet::new();
+        for client in clients {
+            let (cycle, demux, units, tx, progress) = (
+                cycle.clone(),
+                demux.clone(),
+                units.clone(),
+                raw_tx.clone(),
+                progress.clone(),
+            );
+            let setting = self.config().rls_tenant_setting.clone();
+            readers.spawn(async move {
+                let r = reader(
+                    client,
+                    &cycle,
+                    &demux,
+                    &units,
+                    &tx,
+                    &progress,
+                    setting.as_deref(),
+                )
+                .await;
+                if r.is_err() {
+                    demux.abort.store(true, Ordering::Relaxed);
+                }
+                r
+            });
+        }
+        drop(raw_tx);
+        let sealer = tokio::spawn(seal_stage(
+            raw_rx,
+            sealed_tx,
+            cycle.clone(),
+            demux.clone(),
+            self.inventory().clone(),
+            opts.fail_after_blocks,
+            workers,
+        ));
+        let packed = pack::run(self, cycle, sealed_rx, &tuning, source).await;
+        if packed.is_err() {
+            demux.abort.store(true, Ordering::Relaxed);
+        }
+        let sealed = sealer
+            .await
+            .map_err(|e| Error::Aborted(format!("sealing task: {e}")))?;
+        let mut leftovers: Vec<(usize, Leftovers)> = vec![];
+        let mut reader_error = None;
+        while let Some(r) = readers.join_next().await {
+            match r.map_err(|e| Error::Aborted(format!("reader task: {e}")))? {
+                Ok(l) => leftovers.extend(l),
+                Err(e) if reader_error.is_none() => reader_error = Some(e),
+                Err(_) => {}
+            }
+        }
+        // Report the root cause: a reader's own failure, else the sealer's, else the packer's.
+        let downstream = |e: &Error| matches!(e, Error::Aborted(m) if m == extract::DOWNSTREAM_CLOSED || m.starts_with("another part"));
+        match (reader_error, sealed, packed) {
+            (Some(e), _, _) if !downstream(&e) => Err(e),
+            (_, Err(e), _) => Err(e),
+            (_, _, Err(e)) => Err(e),
+            (Some(e), _, _) => Err(e),
+            (None, Ok(()), Ok(summaries)) => Ok((summaries, summarize_leftovers(cycle, leftovers))),
+        }
+    }
+
+    /// One unit per table for a full cycle; per tenant and table when tenants were named or when
+    /// row-level security requires the tenant setting.
+    fn work_units(&self, cycle: &Cycle, opts: &BackupOptions) -> VecDeque<(usize, Option<usize>)> {
+        let mut units = VecDeque::new();
+        for (ti, t) in cycle.plan.tables.iter().enumerate() {
+            if opts.tenants.is_some() || t.rls {
+                units.extend((0..cycle.tenants.len()).map(|i| (ti, Some(i))));
+            } else {
+                units.push_back((ti, None));
+            }
+        }
+        units
+    }
+}
+
+fn summarize_leftovers(
+    cycle: &Cycle,
+    leftovers: Vec<(usize, Leftovers)>,
+) -> (Vec<CountedName>, Vec<CountedName>) {
+    let mut unregistered: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut unowned: HashMap<usize, u64> = HashMap::new();
+    for (i, l) in leftovers.into_iter() {
+        for (k, v) in l.unregistered {
+            *unregistered.entry(k).or_default() += v;
+        }
+        if l.unowned > 0 {
+            *unowned.entry(i).or_default() += l.unowned;
+        }
+    }
+    let mut unregistered: Vec<CountedName> = unregistered
+        .into_iter()
+        .map(|(k, rows)| CountedName {
+            name: copytext::display(&k),
+            rows,
+        })
+        .collect();
+    unregistered.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut unowned: Vec<CountedName> = unowned
+        .into_iter()
+        .map(|(t, rows)| CountedName {
+            name: cycle.table_names[t].clone(),
+            rows,
+        })
+        .collect();
+    unowned.sort_by(|a, b| a.name.cmp(&b.name));
+    (unregistered, unowned)
+}
+
+async fn source_info(client: &tokio_postgres::Client) -> Result<SourceInfo> {
+    let row = client
+        .query_one(
+            "SELECT current_database()::text, current_setting('server_version')",
+            &[],
+        )
+        .await
+        .db(|| "reading the server version".into())?;
+    Ok(SourceInfo {
+        database: row.get(0),
+        server_version: row.get(1),
+    })
+}
+
+/// Rows to read, from planner statistics (for progress only).
+async fn estimate_rows(client: &tokio_postgres::Client, plan: &Plan) -> Result<u64> {
+    let names: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|t| sql::qualified(&t.schema, &t.name))
+        .collect();
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::int8 FROM unnest($1::text[]) n \
+             JOIN pg_class c ON c.oid = n::regclass",
+            &[&names],
+        )
+        .await
+        .db(|| "estimating table sizes".into())?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+impl Vault {
+    /// Deletes what interrupted cycles left behind (their pending marker names their tenants).
+    /// Runs at the start of every backup, under the inventory lock, so no cycle is running.
+    pub async fn clean_interrupted(&self) -> Result<usize> {
+        let mut removed = 0;
+        for meta in self.list(&layout::snapshots_prefix()).await? {
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            let Some(snapshot) = name.strip_suffix(".pending") else {
+                continue;
+            };
+            if !layout::is_snapshot_id(snapshot) {
+                continue;
+            }
+            let committed = self
+                .store()
+                .head(&layout::snapshot_record(snapshot))
+                .await
+                .is_ok();
+            let marker: PendingMarker = match self.get(&meta.location).await {
+                Ok(b) => {
+                    serde_json::from_slice(&b).map_err(|e| Error::corrupt(&meta.location, e))?
+                }
+                Err(e) => return Err(e),
+            };
+            if !committed {
+                for path in &marker.tenant_paths {
+                    for dir in ["packs", "manifests"] {
+                        let prefix = layout::Path::from(format!("tenants/{path}/{dir}"));
+                        for obj in self.list(&prefix).await? {
+                            if obj
+                                .location
+                                .filename()
+                                .is_some_and(|f| f.starts_with(snapshot))
+                            {
+                                self.delete(&obj.location).await?;
+                                removed += 1;
+                            }
+                        }
+                    }
+                }
+                tracing::warn!(
+                    snapshot,
+                    objects = removed,
+                    "removed the leftovers of an interrupted backup"
+                );
+            }
+            self.delete(&meta.location).await?;
+        }
+        Ok(removed)
+    }
+}

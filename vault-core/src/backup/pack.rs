@@ -1,0 +1,226 @@
+//! The packer: appends sealed blocks to per-tenant pack objects, uploads them, and writes each
+//! tenant's manifest and sealed key index once every pack is stored.
+
+use super::stages::Sealed;
+use super::{Cycle, TenantSummary};
+use crate::archive::block::{self, Checksum};
+use crate::archive::manifest::{
+    BlockRef, SourceInfo, TableManifest, TenantManifest, FORMAT_VERSION,
+};
+use crate::config::BackupTuning;
+use crate::error::{Error, Result, StoreContext};
+use crate::inventory::SnapshotEntry;
+use crate::{layout, Vault};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::collections::HashMap;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Uploads running at once.
+const PARALLEL_PUTS: usize = 4;
+
+#[derive(Default)]
+struct TenantAcc {
+    tables: Vec<(Checksum, Vec<BlockRef>)>,
+    pack: Vec<u8>,
+    seq: u32,
+    seen: HashMap<String, BlockRef>,
+    new_blocks: Vec<BlockRef>,
+    key_index: Vec<u8>,
+    reused: u64,
+}
+
+struct Uploads {
+    store: Arc<dyn ObjectStore>,
+    running: JoinSet<Result<()>>,
+}
+
+impl Uploads {
+    async fn put(&mut self, path: object_store::path::Path, bytes: Vec<u8>) -> Result<()> {
+        while self.running.len() >= PARALLEL_PUTS {
+            self.join_one().await?;
+        }
+        let store = self.store.clone();
+        self.running.spawn(async move {
+            store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .store(|| format!("writing {path}"))?;
+            Ok(())
+        });
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> Result<()> {
+        match self.running.join_next().await {
+            Some(r) => r.map_err(|e| Error::Aborted(format!("upload task: {e}")))?,
+            None => Ok(()),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        while !self.running.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+}
+
+fn pack_name(snapshot: &str, seq: u32) -> String {
+    format!("{snapshot}-{seq:05}")
+}
+
+pub(super) async fn run(
+    vault: &Vault,
+    cycle: &Arc<Cycle>,
+    mut rx: mpsc::Receiver<Sealed>,
+    tuning: &BackupTuning,
+    source: &SourceInfo,
+) -> Result<Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>> {
+    let mut accs: Vec<TenantAcc> = (0..cycle.tenants.len())
+        .map(|_| TenantAcc {
+            tables: vec![Default::default(); cycle.plan.tables.len()],
+            ..Default::default()
+        })
+        .collect();
+    let mut up = Uploads {
+        store: vault.store().clone(),
+        running: JoinSet::new(),
+    };
+    let mut pending = 0usize;
+    let flush = |acc: &mut TenantAcc, t: usize| {
+        let path = layout::pack(&cycle.tenants[t].path, &pack_name(&cycle.snapshot, acc.seq));
+        acc.seq += 1;
+        (path, std::mem::take(&mut acc.pack))
+    };
+    while let Some(s) = rx.recv().await {
+        let acc = &mut accs[s.tenant];
+        acc.tables[s.table].0.merge(s.checksum);
+        let r = match (s.existing, acc.seen.get(&s.id), s.bytes) {
+            (Some(r), _, _) => {
+                acc.reused += 1;
+                r
+            }
+            (None, Some(r), _) => {
+                acc.reused += 1;
+                r.clone()
+            }
+            (None, None, Some(bytes)) => {
+                let r = BlockRef {
+                    id: s.id.clone(),
+                    pack: pack_name(&cycle.snapshot, acc.seq),
+                    offset: acc.pack.len() as u64,
+                    length: bytes.len() as u64,
+                    raw_length: s.raw_length,
+                    rows: s.checksum.rows,
+                    sealed_hash: block::sealed_hash(&bytes),
+                };
+                acc.pack.extend_from_slice(&bytes);
+                pending += bytes.len();
+                acc.seen.insert(s.id.clone(), r.clone());
+                acc.new_blocks.push(r.clone());
+                if let Some((min, max, set)) = s.key_set {
+                    append_key_entry(&mut acc.key_index, &s.id, &min, &max, &set);
+                }
+                r
+            }
+            (None, None, None) => {
+                return Err(Error::Aborted(format!("block {} has no bytes", s.id)))
+            }
+        };
+        acc.tables[s.table].1.push(r);
+        if acc.pack.len() >= tuning.pack_size {
+            pending -= acc.pack.len();
+            let (path, bytes) = flush(acc, s.tenant);
+            up.put(path, bytes).await?;
+        }
+        while pending > tuning.memory_budget / 2 {
+            let Some((t, _)) = accs.iter().enumerate().max_by_key(|(_, a)| a.pack.len()) else {
+                break;
+            };
+            pending -= accs[t].pack.len();
+            let (path, bytes) = flush(&mut accs[t], t);
+            up.put(path, bytes).await?;
+        }
+    }
+    for (t, acc) in accs.iter_mut().enumerate() {
+        if !acc.pack.is_empty() {
+            let (path, bytes) = flush(acc, t);
+            up.put(path, bytes).await?;
+        }
+    }
+    up.finish().await?;
+
+    let now = OffsetDateTime::now_utc();
+    let mut out = Vec::with_capacity(accs.len());
+    for (t, acc) in accs.into_iter().enumerate() {
+        let tenant = &cycle.tenants[t];
+        if !acc.key_index.is_empty() {
+            let sealed = keys::seal(&cycle.recipients[t], &acc.key_index)?;
+            up.put(layout::key_index(&tenant.path, &cycle.snapshot), sealed)
+                .await?;
+        }
+        let tables: Vec<TableManifest> = cycle
+            .plan
+            .tables
+            .iter()
+            .zip(acc.tables)
+            .map(|(def, (sum, blocks))| TableManifest {
+                def: def.clone(),
+                rows: sum.rows,
+                checksum: sum.hex(),
+                blocks,
+            })
+            .collect();
+        let manifest = TenantManifest {
+            format: FORMAT_VERSION,
+            snapshot: cycle.snapshot.clone(),
+            tenant: tenant.id.clone(),
+            tenant_path: tenant.path.clone(),
+            created: now,
+            source: source.clone(),
+            data_recipient: tenant.data_recipient.clone(),
+            tables,
+        };
+        let bytes: u64 = manifest
+            .tables
+            .iter()
+            .flat_map(|t| &t.blocks)
+            .map(|b| b.length)
+            .sum();
+        let body = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
+        up.put(layout::manifest(&tenant.path, &cycle.snapshot), body)
+            .await?;
+        let summary = TenantSummary {
+            tenant: tenant.id.clone(),
+            tables: manifest.tables.len() as u64,
+            rows: manifest.rows(),
+            blocks_new: acc.new_blocks.len() as u64,
+            blocks_reused: acc.reused,
+            bytes_stored: acc.new_blocks.iter().map(|b| b.length).sum(),
+        };
+        let entry = SnapshotEntry {
+            snapshot: cycle.snapshot.clone(),
+            tenant: tenant.id.clone(),
+            time: now,
+            tables: manifest.tables.len() as u64,
+            rows: manifest.rows(),
+            bytes,
+        };
+        out.push((summary, acc.new_blocks, entry));
+    }
+    up.finish().await?;
+    Ok(out)
+}
+
+/// Key index entry: block id, then length-prefixed min key, max key and key set.
+fn append_key_entry(out: &mut Vec<u8>, id: &str, min: &[u8], max: &[u8], set: &[u8]) {
+    out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    out.extend_from_slice(id.as_bytes());
+    for part in [min, max, set] {
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+}

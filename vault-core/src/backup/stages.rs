@@ -1,0 +1,160 @@
+//! The reading and sealing stages of the backup pipeline.
+
+use super::{Cycle, Progress, ProgressFn};
+use crate::archive::block::{self, Checksum};
+use crate::archive::keyindex::{self, KeyCodec};
+use crate::archive::manifest::BlockRef;
+use crate::error::{DbContext, Error, Result};
+use crate::inventory::Inventory;
+use crate::source::postgres::extract::{self, Demux, Leftovers, RawBlock};
+use crate::source::postgres::query;
+use crate::sql;
+use futures::StreamExt;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// A sealed block on its way to the packer.
+pub struct Sealed {
+    pub tenant: usize,
+    pub table: usize,
+    pub id: String,
+    pub raw_length: u64,
+    pub checksum: Checksum,
+    /// The sealed bytes when the block is new; `None` when the inventory already stores it.
+    pub bytes: Option<Vec<u8>>,
+    pub existing: Option<BlockRef>,
+    /// Encoded key set of the block (min key, max key, set) for the sealed key index.
+    pub key_set: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+}
+
+/// One reader: takes (table, tenant?) units until none are left.
+pub async fn reader(
+    client: tokio_postgres::Client,
+    cycle: &Cycle,
+    demux: &Arc<Demux>,
+    units: &Mutex<VecDeque<(usize, Option<usize>)>>,
+    out: &mpsc::Sender<RawBlock>,
+    progress: &ProgressFn,
+    rls_setting: Option<&str>,
+) -> Result<Vec<(usize, Leftovers)>> {
+    let mut leftovers = vec![];
+    let on_rows = |n: u64| progress(Progress::Rows(n));
+    loop {
+        let next = units
+            .lock()
+            .map_err(|_| Error::Aborted("work queue poisoned".into()))?
+            .pop_front();
+        let Some((table, tenant)) = next else { break };
+        let def = &cycle.plan.tables[table];
+        let literal = match tenant {
+            None => None,
+            Some(t) => {
+                let id = &cycle.tenants[t].id;
+                if let (true, Some(setting)) = (def.rls, rls_setting) {
+                    client
+                        .execute("SELECT set_config($1, $2, true)", &[&setting, id])
+                        .await
+                        .db(|| format!("setting {setting} for tenant {id:?}"))?;
+                }
+                Some(sql::literal(&client, id).await?)
+            }
+        };
+        let sql = query::copy_out(def, literal.as_deref());
+        let codec = KeyCodec::for_table(def);
+        tracing::debug!(table = %def.display_name(), tenant = ?tenant.map(|t| &cycle.tenants[t].id), "reading");
+        let left = extract::read_table(&client, &sql, table, codec.as_ref(), demux, out, &on_rows)
+            .await
+            .map_err(|e| match e {
+                Error::Database { context, source } => Error::Database {
+                    context: format!("reading table {}: {context}", def.display_name()),
+                    source,
+                },
+                other => other,
+            })?;
+        leftovers.push((table, left));
+    }
+    Ok(leftovers)
+}
+
+/// Hashes, deduplicates and seals blocks on blocking threads, `parallel` at a time.
+pub async fn seal_stage(
+    raw: mpsc::Receiver<RawBlock>,
+    out: mpsc::Sender<Sealed>,
+    cycle: Arc<Cycle>,
+    demux: Arc<Demux>,
+    inventory: Inventory,
+    fail_after: Option<u64>,
+    parallel: usize,
+) -> Result<()> {
+    let count = Arc::new(AtomicU64::new(0));
+    let blocks = Box::pin(futures::stream::unfold(raw, |mut rx| async move {
+        rx.recv().await.map(|b| (b, rx))
+    }));
+    let mut sealed = blocks
+        .map(|raw| {
+            let (cycle, demux, inventory, count) = (
+                cycle.clone(),
+                demux.clone(),
+                inventory.clone(),
+                count.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+                if fail_after.is_some_and(|limit| n > limit) {
+                    return Err(Error::Aborted(format!(
+                        "test hook: failing after {} sealed blocks",
+                        n - 1
+                    )));
+                }
+                seal_one(raw, &cycle, &demux, &inventory)
+            })
+        })
+        .buffer_unordered(parallel.max(1));
+    while let Some(joined) = sealed.next().await {
+        let block = joined.map_err(|e| Error::Aborted(format!("sealing thread: {e}")))??;
+        if out.send(block).await.is_err() {
+            // The packer stopped; it reports its own error.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn seal_one(raw: RawBlock, cycle: &Cycle, demux: &Demux, inventory: &Inventory) -> Result<Sealed> {
+    let tenant = &cycle.tenants[raw.tenant];
+    let id = demux.tenants[raw.tenant]
+        .id_key
+        .block_id(&cycle.table_names[raw.table], &raw.data);
+    let existing = inventory.block(&tenant.path, &id)?;
+    let (bytes, key_set) = match existing {
+        Some(_) => (None, None),
+        None => {
+            let key_set = if raw.keys.is_empty() {
+                None
+            } else {
+                let min = raw.keys.iter().min().cloned().unwrap_or_default();
+                let max = raw.keys.iter().max().cloned().unwrap_or_default();
+                let set = keyindex::encode_set(raw.keys);
+                // Content-addressed, so writing it before the cycle commits is harmless.
+                inventory.put_key_set(&tenant.path, &id, &min, &max, &set)?;
+                Some((min, max, set))
+            };
+            (
+                Some(block::seal(&cycle.recipients[raw.tenant], &raw.data)?),
+                key_set,
+            )
+        }
+    };
+    Ok(Sealed {
+        tenant: raw.tenant,
+        table: raw.table,
+        id,
+        raw_length: raw.data.len() as u64,
+        checksum: raw.checksum,
+        bytes,
+        existing,
+        key_set,
+    })
+}

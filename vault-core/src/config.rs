@@ -1,0 +1,129 @@
+//! Vault configuration: one serde struct, layered by the front end from a TOML file, `TVAULT_*`
+//! environment variables and flags. The core only ever sees the merged result.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Everything a vault needs to know about its source database and its store.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// libpq-style URL of the source database (`postgres://user@host:port/db`).
+    pub source: String,
+    /// Object store URL; `None` means the `store/` directory inside the vault directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Column that names the tenant in pooled tables.
+    #[serde(default = "default_tenant_column")]
+    pub tenant_column: String,
+    /// Schemas to back up (empty: every non-system schema).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_schemas: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_schemas: Vec<String>,
+    /// Tables (`schema.table`) to back up (empty: every table of the included schemas).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_tables: Vec<String>,
+    /// When set, tables with row-level security are read per tenant with this setting
+    /// (`set_config(name, tenant_id, true)`) instead of failing the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rls_tenant_setting: Option<String>,
+    /// Operator escrow recipient; data keys are wrapped to it only for tenants that allow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow_recipient: Option<String>,
+    #[serde(default)]
+    pub backup: BackupTuning,
+}
+
+/// Knobs of the backup pipeline. Defaults suit a 2-core machine.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupTuning {
+    /// Target plaintext size of one block (bytes).
+    pub block_size: usize,
+    /// Parallel PostgreSQL connections reading the snapshot.
+    pub workers: usize,
+    /// Upper bound on plaintext buffered across all tenants before the largest buffers are cut.
+    pub memory_budget: usize,
+    /// Target size of one pack object (bytes).
+    pub pack_size: usize,
+}
+
+impl Default for BackupTuning {
+    fn default() -> Self {
+        BackupTuning {
+            block_size: 1 << 20,
+            workers: 2,
+            memory_budget: 128 << 20,
+            pack_size: 16 << 20,
+        }
+    }
+}
+
+fn default_tenant_column() -> String {
+    "tenant_id".to_string()
+}
+
+impl VaultConfig {
+    pub fn new(source: impl Into<String>) -> Self {
+        VaultConfig {
+            source: source.into(),
+            store: None,
+            tenant_column: default_tenant_column(),
+            include_schemas: vec![],
+            exclude_schemas: vec![],
+            include_tables: vec![],
+            exclude_tables: vec![],
+            rls_tenant_setting: None,
+            escrow_recipient: None,
+            backup: BackupTuning::default(),
+        }
+    }
+}
+
+/// Removes the password from a connection URL for display.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+impl fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("source", &redact_url(&self.source))
+            .field("store", &self.store.as_deref().map(redact_url))
+            .field("tenant_column", &self.tenant_column)
+            .field("include_schemas", &self.include_schemas)
+            .field("exclude_schemas", &self.exclude_schemas)
+            .field("include_tables", &self.include_tables)
+            .field("exclude_tables", &self.exclude_tables)
+            .field("rls_tenant_setting", &self.rls_tenant_setting)
+            .field("escrow_recipient", &self.escrow_recipient)
+            .field("backup", &self.backup)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_passwords() {
+        let c = VaultConfig::new("postgres://backup:hunter2@db:5432/app");
+        let s = format!("{c:?}");
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("backup:***@db:5432/app"));
+    }
+}

@@ -1,0 +1,177 @@
+//! The local inventory (sled): an index over the object store, rebuildable from it.
+//!
+//! Trees (see `docs/INVENTORY.md`):
+//! - `tenants`:   tenant id -> [`TenantRecord`] (JSON)
+//! - `id_keys`:   tenant path -> the tenant's 32-byte id key (also sealed in the store)
+//! - `snapshots`: tenant path, 0, snapshot id -> [`SnapshotEntry`] (JSON)
+//! - `blocks`:    tenant path, 0, block id -> [`BlockRef`] (JSON): where a stored block lives
+//! - `key_sets`:  tenant path, 0, block id -> min key, max key, compressed key set
+//!
+//! One entry per block, never per row: a record lookup narrows blocks by their key range and
+//! then searches the block's key set. No row data is stored beyond primary keys.
+
+use crate::archive::block::IdKey;
+use crate::archive::manifest::BlockRef;
+use crate::error::{Error, Result};
+use crate::tenant::TenantRecord;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use time::OffsetDateTime;
+
+/// What the inventory knows of one tenant snapshot (enough to list it without the store).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    pub snapshot: String,
+    pub tenant: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub tables: u64,
+    pub rows: u64,
+    /// Sealed bytes referenced by the snapshot (shared blocks counted in full).
+    pub bytes: u64,
+}
+
+#[derive(Clone)]
+pub struct Inventory {
+    db: sled::Db,
+    tenants: sled::Tree,
+    id_keys: sled::Tree,
+    snapshots: sled::Tree,
+    blocks: sled::Tree,
+    key_sets: sled::Tree,
+}
+
+fn key2(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn prefix(a: &str) -> Vec<u8> {
+    key2(a, "")
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::corrupt(format!("inventory {what}"), e))
+}
+
+impl Inventory {
+    /// Opens (or creates) the inventory; fails clearly when another process holds it.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                Error::Conflict(format!(
+                    "the vault inventory at {} is in use by another tvault process",
+                    dir.display()
+                ))
+            }
+            other => Error::Inventory(other),
+        })?;
+        Ok(Inventory {
+            tenants: db.open_tree("tenants")?,
+            id_keys: db.open_tree("id_keys")?,
+            snapshots: db.open_tree("snapshots")?,
+            blocks: db.open_tree("blocks")?,
+            key_sets: db.open_tree("key_sets")?,
+            db,
+        })
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn put_tenant(&self, t: &TenantRecord, id_key: &IdKey) -> Result<()> {
+        self.tenants.insert(t.id.as_bytes(), json(t))?;
+        self.id_keys
+            .insert(t.path.as_bytes(), &id_key.as_bytes()[..])?;
+        Ok(())
+    }
+
+    pub fn tenant(&self, id: &str) -> Result<Option<TenantRecord>> {
+        self.tenants
+            .get(id.as_bytes())?
+            .map(|v| parse(&v, "tenant"))
+            .transpose()
+    }
+
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.tenants
+            .iter()
+            .values()
+            .map(|v| parse(&v?, "tenant"))
+            .collect()
+    }
+
+    pub fn id_key(&self, tenant_path: &str) -> Result<Option<IdKey>> {
+        Ok(self.id_keys.get(tenant_path.as_bytes())?.and_then(|v| {
+            let raw: [u8; 32] = v.as_ref().try_into().ok()?;
+            Some(IdKey::from_bytes(raw))
+        }))
+    }
+
+    pub fn put_snapshot(&self, tenant_path: &str, e: &SnapshotEntry) -> Result<()> {
+        self.snapshots
+            .insert(key2(tenant_path, &e.snapshot), json(e))?;
+        Ok(())
+    }
+
+    /// Snapshots of a tenant, oldest first.
+    pub fn snapshots(&self, tenant_path: &str) -> Result<Vec<SnapshotEntry>> {
+        self.snapshots
+            .scan_prefix(prefix(tenant_path))
+            .values()
+            .map(|v| parse(&v?, "snapshot"))
+            .collect()
+    }
+
+    pub fn block(&self, tenant_path: &str, block_id: &str) -> Result<Option<BlockRef>> {
+        self.blocks
+            .get(key2(tenant_path, block_id))?
+            .map(|v| parse(&v, "block"))
+            .transpose()
+    }
+
+    pub fn put_blocks<'a>(
+        &self,
+        tenant_path: &str,
+        refs: impl Iterator<Item = &'a BlockRef>,
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for r in refs {
+            batch.insert(key2(tenant_path, &r.id), json(r));
+        }
+        self.blocks.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Stores a block's key set with its key range.
+    pub fn put_key_set(
+        &self,
+        tenant_path: &str,
+        block_id: &str,
+        min: &[u8],
+        max: &[u8],
+        set: &[u8],
+    ) -> Result<()> {
+        let mut v = Vec::with_capacity(8 + min.len() + max.len() + set.len());
+        for part in [min, max] {
+            v.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            v.extend_from_slice(part);
+        }
+        v.extend_from_slice(set);
+        self.key_sets.insert(key2(tenant_path, block_id), v)?;
+        Ok(())
+    }
+
+    pub fn has_key_set(&self, tenant_path: &str, block_id: &str) -> Result<bool> {
+        Ok(self.key_sets.contains_key(key2(tenant_path, block_id))?)
+    }
+}

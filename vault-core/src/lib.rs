@@ -1,0 +1,37 @@
+//! tenant-vault core: per-tenant encrypted backups of multi-tenant PostgreSQL databases.
+//!
+//! Every operation lives here (backup, restore, verify, tenant keys); the `tvault` CLI and the
+//! server only parse input and render output. A backup cycle reads every tenant's rows out of a
+//! pooled database from one consistent snapshot and writes one archive per tenant: blocks of COPY
+//! text rows, zstd-compressed and age-encrypted to a data key wrapped to the tenant's own keys.
+//!
+//! ```no_run
+//! # async fn demo() -> vault_core::Result<()> {
+//! use vault_core::{BackupOptions, Vault, VaultConfig};
+//! let dir = std::path::Path::new("./vault-data");
+//! let vault = Vault::init(dir, VaultConfig::new("postgres://backup@localhost/app")).await?;
+//! vault.add_tenant("acme", &["age1…".to_string()], false).await?;
+//! let report = vault.backup(BackupOptions::default()).await?;
+//! println!("snapshot {}", report.snapshot);
+//! # Ok(()) }
+//! ```
+
+pub mod archive;
+pub mod backup;
+pub mod config;
+pub mod copytext;
+pub mod error;
+pub mod inventory;
+pub mod layout;
+pub mod restore;
+pub mod source;
+pub mod sql;
+pub mod tenant;
+pub mod vault;
+pub mod verify;
+
+pub use backup::{BackupOptions, BackupReport, Progress, ProgressFn};
+pub use config::VaultConfig;
+pub use error::{Error, Result};
+pub use tenant::TenantRecord;
+pub use vault::Vault;

@@ -1,0 +1,39 @@
+//! Quoting for the few places where names or values must be spliced into SQL text.
+//!
+//! `COPY (SELECT …)` cannot take bind parameters, so tenant ids are turned into literals by the
+//! server itself (`quote_literal`) via [`literal`]; identifiers always come from the catalog and are
+//! still quoted here so that hostile table names cannot change a statement's meaning.
+
+use crate::error::{DbContext, Result};
+
+/// Quotes an identifier: always double-quoted, embedded quotes doubled.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."table"`.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", ident(schema), ident(table))
+}
+
+/// Asks the server to quote `value` as a string literal, so the quoting rules are exactly the
+/// server's (standard_conforming_strings, encoding) rather than a reimplementation of them.
+pub async fn literal(client: &tokio_postgres::Client, value: &str) -> Result<String> {
+    let row = client
+        .query_one("SELECT quote_literal($1::text)", &[&value])
+        .await
+        .db(|| "quoting a tenant id".into())?;
+    Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn identifiers_cannot_escape_their_quotes() {
+        assert_eq!(
+            super::ident(r#"a"; DROP TABLE x; --"#),
+            r#""a""; DROP TABLE x; --""#
+        );
+        assert_eq!(super::qualified("s", "t"), r#""s"."t""#);
+    }
+}

@@ -1,0 +1,213 @@
+//! The tenant registry: who the tenants are, their public keys, and their wrapped data keys.
+//!
+//! Envelope: at registration the vault makes a data key (an age identity) and an id key, seals
+//! the id key to the data key, wraps the data key to the tenant's recipients (and the operator's
+//! escrow recipient when the tenant allows it), stores both in the object store (and the wrapped
+//! key locally), and forgets the data key. Backups only need the data key's public half; restores
+//! need the tenant's identity to unwrap it. Rotating the tenant's key re-wraps the data key.
+
+use crate::archive::block::IdKey;
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::vault::Vault;
+use keys::{DataKey, DataRecipient, TenantIdentities, TenantRecipient};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A registered tenant, as stored in `tenant.json` and in the inventory. No secrets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub format: u32,
+    pub id: String,
+    /// Directory name of the tenant in the store (keyed hash of `id`).
+    pub path: String,
+    /// Partition model; `pool` for now.
+    pub model: String,
+    pub recipients: Vec<String>,
+    /// Whether the data key is also wrapped to the operator's escrow recipient.
+    pub escrow: bool,
+    pub data_recipient: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+}
+
+/// What unlocking a tenant yields: the keys to read its archives.
+pub struct Unlocked {
+    pub data_key: DataKey,
+    pub id_key: IdKey,
+}
+
+impl Vault {
+    /// Registers a tenant with its public keys.
+    pub async fn add_tenant(
+        &self,
+        id: &str,
+        recipients: &[String],
+        allow_escrow: bool,
+    ) -> Result<TenantRecord> {
+        layout::validate_tenant_id(id)?;
+        if self.inventory().tenant(id)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "tenant {id:?} is already registered; use `tvault tenant rotate-key` to change its keys"
+            )));
+        }
+        let recipients = self.wrap_recipients(recipients, allow_escrow)?;
+        let data_key = DataKey::generate();
+        let id_key = IdKey::generate();
+        let record = TenantRecord {
+            format: 1,
+            id: id.to_string(),
+            path: self.tenant_path(id),
+            model: "pool".into(),
+            recipients: recipients
+                .tenant
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+            escrow: allow_escrow,
+            data_recipient: data_key.recipient().as_str().to_string(),
+            created: OffsetDateTime::now_utc(),
+        };
+        let sealed_id = keys::seal(&data_key.recipient(), id_key.as_bytes())?;
+        self.put(&layout::sealed_id_key(&record.path), sealed_id)
+            .await?;
+        self.store_wrapped_key(&record, keys::wrap(&data_key, &recipients.all())?)
+            .await?;
+        // The record goes last: a tenant is registered once its keys are in place.
+        self.put(
+            &layout::tenant_record(&record.path),
+            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+        .await?;
+        self.inventory().put_tenant(&record, &id_key)?;
+        tracing::info!(tenant = id, "tenant registered");
+        Ok(record)
+    }
+
+    /// Re-wraps a tenant's data key to new recipients; archives are not touched.
+    pub async fn rotate_tenant_key(
+        &self,
+        id: &str,
+        identity: &TenantIdentities,
+        new: &[String],
+    ) -> Result<TenantRecord> {
+        let mut record = self.tenant(id)?;
+        let unlocked = self.unlock(&record, identity).await?;
+        let recipients = self.wrap_recipients(new, record.escrow)?;
+        self.store_wrapped_key(&record, keys::wrap(&unlocked.data_key, &recipients.all())?)
+            .await?;
+        record.recipients = recipients
+            .tenant
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect();
+        self.put(
+            &layout::tenant_record(&record.path),
+            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+        .await?;
+        self.inventory().put_tenant(&record, &unlocked.id_key)?;
+        tracing::info!(tenant = id, "tenant key rotated");
+        Ok(record)
+    }
+
+    /// A registered tenant, or a clear not-found error.
+    pub fn tenant(&self, id: &str) -> Result<TenantRecord> {
+        self.inventory().tenant(id)?.ok_or_else(|| {
+            Error::not_found(
+                format!("tenant {id:?}"),
+                Some("`tvault tenant list` shows the registered tenants".into()),
+            )
+        })
+    }
+
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.inventory().tenants()
+    }
+
+    /// Unwraps a tenant's data key with the tenant's identity and recovers its id key.
+    pub async fn unlock(
+        &self,
+        record: &TenantRecord,
+        identity: &TenantIdentities,
+    ) -> Result<Unlocked> {
+        let wrapped = self.get(&layout::wrapped_data_key(&record.path)).await?;
+        let data_key = keys::unwrap(&wrapped, identity).map_err(|e| match e {
+            keys::Error::WrongKey => Error::WrongKey {
+                tenant: record.id.clone(),
+                reason: "the identity does not match any of the tenant's registered recipients"
+                    .into(),
+            },
+            keys::Error::Corrupt { reason } => {
+                Error::corrupt(layout::wrapped_data_key(&record.path), reason)
+            }
+            other => other.into(),
+        })?;
+        if data_key.recipient().as_str() != record.data_recipient {
+            return Err(Error::corrupt(
+                layout::wrapped_data_key(&record.path),
+                "the wrapped data key does not match the tenant record",
+            ));
+        }
+        let sealed = self.get(&layout::sealed_id_key(&record.path)).await?;
+        let raw = keys::open(&data_key, &sealed)
+            .map_err(|e| Error::corrupt(layout::sealed_id_key(&record.path), e))?;
+        let raw: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::corrupt(layout::sealed_id_key(&record.path), "wrong length"))?;
+        Ok(Unlocked {
+            data_key,
+            id_key: IdKey::from_bytes(raw),
+        })
+    }
+
+    async fn store_wrapped_key(&self, record: &TenantRecord, wrapped: Vec<u8>) -> Result<()> {
+        let local = self.dir().join("keys").join(format!("{}.age", record.path));
+        crate::vault::write_file_atomic(&local, &wrapped)?;
+        self.put(&layout::wrapped_data_key(&record.path), wrapped)
+            .await
+    }
+
+    fn wrap_recipients(&self, given: &[String], escrow: bool) -> Result<WrapRecipients> {
+        if given.is_empty() {
+            return Err(Error::Invalid(
+                "a tenant needs at least one --recipient (its age public key)".into(),
+            ));
+        }
+        let tenant = given
+            .iter()
+            .map(|r| TenantRecipient::parse(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let escrow = match (escrow, &self.config().escrow_recipient) {
+            (false, _) => None,
+            (true, Some(r)) => Some(TenantRecipient::parse(r)?),
+            (true, None) => {
+                return Err(Error::Invalid(
+                    "--allow-escrow needs an operator escrow recipient (`escrow_recipient` in the config)".into(),
+                ))
+            }
+        };
+        Ok(WrapRecipients { tenant, escrow })
+    }
+}
+
+struct WrapRecipients {
+    tenant: Vec<TenantRecipient>,
+    escrow: Option<TenantRecipient>,
+}
+
+impl WrapRecipients {
+    fn all(&self) -> Vec<TenantRecipient> {
+        self.tenant
+            .iter()
+            .cloned()
+            .chain(self.escrow.clone())
+            .collect()
+    }
+}
+
+/// The data recipient of a tenant record.
+pub fn data_recipient(record: &TenantRecord) -> Result<DataRecipient> {
+    Ok(DataRecipient::parse(&record.data_recipient)?)
+}

@@ -1,0 +1,241 @@
+//! The vault handle: local state directory, object store and inventory.
+//!
+//! Local directory layout: `config.toml` (the [`VaultConfig`]), `inventory/` (sled), `keys/` (local
+//! copies of wrapped data keys), and `store/` (the object store, unless the config names another).
+//! The object store is the source of truth; everything local can be rebuilt from it.
+
+use crate::error::{Error, IoContext, Result, StoreContext};
+use crate::inventory::Inventory;
+use crate::{layout, VaultConfig};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `vault.json`: identifies the store's format and holds the tenant path salt (not a secret).
+#[derive(Serialize, Deserialize)]
+struct Descriptor {
+    format: u32,
+    salt: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created: time::OffsetDateTime,
+}
+
+pub struct Vault {
+    dir: PathBuf,
+    config: VaultConfig,
+    store: Arc<dyn ObjectStore>,
+    inventory: Inventory,
+    salt: [u8; 32],
+}
+
+const CONFIG_FILE: &str = "config.toml";
+
+impl Vault {
+    /// Creates a vault: local directory, config file, store descriptor and inventory.
+    pub async fn init(dir: &Path, config: VaultConfig) -> Result<Vault> {
+        let config_path = dir.join(CONFIG_FILE);
+        if config_path.exists() {
+            return Err(Error::Conflict(format!(
+                "a vault already exists at {}",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).io(|| format!("creating {}", dir.display()))?;
+        let text = toml::to_string_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
+        let store = open_store(dir, &config)?;
+        let existing = store.get(&layout::vault_descriptor()).await;
+        if let Err(object_store::Error::NotFound { .. }) = existing {
+            let mut salt = [0u8; 32];
+            rand::fill(&mut salt);
+            let d = Descriptor {
+                format: 1,
+                salt: hex::encode(salt),
+                created: time::OffsetDateTime::now_utc(),
+            };
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            store
+                .put_opts(
+                    &layout::vault_descriptor(),
+                    PutPayload::from(serde_json::to_vec_pretty(&d).unwrap_or_default()),
+                    opts,
+                )
+                .await
+                .store(|| "writing vault.json".into())?;
+        } else {
+            existing.store(|| "reading vault.json".into())?;
+        }
+        write_file_atomic(&config_path, text.as_bytes())?;
+        Vault::open(dir, config).await
+    }
+
+    /// Reads `config.toml` of a vault directory.
+    pub fn load_config(dir: &Path) -> Result<VaultConfig> {
+        let path = dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotInitialised {
+                    path: dir.display().to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("reading {}", path.display()),
+                    source: e,
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Opens an initialised vault with an (already layered) config.
+    pub async fn open(dir: &Path, config: VaultConfig) -> Result<Vault> {
+        if !dir.join(CONFIG_FILE).exists() {
+            return Err(Error::NotInitialised {
+                path: dir.display().to_string(),
+            });
+        }
+        let store = open_store(dir, &config)?;
+        let bytes = match store.get(&layout::vault_descriptor()).await {
+            Ok(r) => r.bytes().await.store(|| "reading vault.json".into())?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::NotInitialised {
+                    path: format!("{} (store has no vault.json)", dir.display()),
+                })
+            }
+            Err(e) => return Err(e).store(|| "reading vault.json".into()),
+        };
+        let d: Descriptor =
+            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("vault.json", e))?;
+        if d.format != 1 {
+            return Err(Error::Invalid(format!(
+                "vault format {} is not supported by this tvault",
+                d.format
+            )));
+        }
+        let salt: [u8; 32] = hex::decode(&d.salt)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| Error::corrupt("vault.json", "bad salt"))?;
+        let inventory = Inventory::open(&dir.join("inventory"))?;
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            config,
+            store,
+            inventory,
+            salt,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// Store directory name of a tenant.
+    pub fn tenant_path(&self, tenant: &str) -> String {
+        layout::tenant_path(&self.salt, tenant)
+    }
+
+    pub(crate) async fn put(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<()> {
+        self.store
+            .put(path, PutPayload::from(bytes))
+            .await
+            .store(|| format!("writing {path}"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn get(&self, path: &ObjPath) -> Result<bytes::Bytes> {
+        let r = self
+            .store
+            .get(path)
+            .await
+            .store(|| format!("reading {path}"))?;
+        r.bytes().await.store(|| format!("reading {path}"))
+    }
+
+    /// Every object under `prefix`.
+    pub(crate) async fn list(&self, prefix: &ObjPath) -> Result<Vec<object_store::ObjectMeta>> {
+        self.store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .store(|| format!("listing {prefix}"))
+    }
+
+    /// Deletes an object; a missing one is fine.
+    pub(crate) async fn delete(&self, path: &ObjPath) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).store(|| format!("deleting {path}")),
+        }
+    }
+}
+
+/// Opens the configured object store; the default is `store/` inside the vault directory.
+fn open_store(dir: &Path, config: &VaultConfig) -> Result<Arc<dyn ObjectStore>> {
+    let local = |p: PathBuf| -> Result<Arc<dyn ObjectStore>> {
+        std::fs::create_dir_all(&p).io(|| format!("creating {}", p.display()))?;
+        let fs =
+            LocalFileSystem::new_with_prefix(&p).store(|| format!("opening {}", p.display()))?;
+        Ok(Arc::new(fs))
+    };
+    match config.store.as_deref() {
+        None => local(dir.join("store")),
+        Some(url) if url.starts_with("file://") => local(PathBuf::from(&url["file://".len()..])),
+        Some(url) if !url.contains("://") => local(PathBuf::from(url)),
+        Some(url) => {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| Error::Invalid(format!("store URL {url:?}: {e}")))?;
+            let (store, prefix) = object_store::parse_url_opts(&parsed, std::env::vars())
+                .store(|| format!("opening store {url}"))?;
+            Ok(Arc::new(object_store::prefix::PrefixStore::new(
+                store, prefix,
+            )))
+        }
+    }
+}
+
+/// Writes a local file atomically (temp file, fsync, rename) with owner-only permissions.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let ctx = || format!("writing {}", path.display());
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).io(ctx)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).io(ctx)?;
+    f.write_all(bytes).io(ctx)?;
+    f.sync_all().io(ctx)?;
+    std::fs::rename(&tmp, path).io(ctx)
+}
+
+impl Vault {
+    /// Reads the source catalog and returns the table plan.
+    pub async fn plan(&self) -> Result<crate::source::postgres::catalog::Plan> {
+        let client = crate::source::postgres::connect(&self.config().source).await?;
+        crate::source::postgres::catalog::plan(&client, self.config()).await
+    }
+}
