@@ -295,7 +295,7 @@ pub async fn read_checksum(
     literal: &str,
     id_key: &IdKey,
 ) -> Result<Checksum> {
-    let sql = query::copy_out(&t.def, Some(literal));
+    let sql = query::copy_out(&t.def, Some(literal), None);
     let stream = client
         .copy_out(&sql)
         .await

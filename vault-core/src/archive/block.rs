@@ -85,7 +85,23 @@ impl Checksum {
 
 /// Compresses and encrypts a block's plaintext.
 pub fn seal(to: &keys::DataRecipient, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let compressed = zstd::bulk::compress(plaintext, ZSTD_LEVEL)
+    thread_local! {
+        // A compression context per sealing thread: creating one per block costs more than
+        // compressing a small block.
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let compressed = COMPRESSOR
+        .with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+            }
+            match c.as_mut() {
+                Some(c) => c.compress(plaintext),
+                None => Err(std::io::Error::other("no compressor")),
+            }
+        })
         .map_err(|e| Error::Invalid(format!("compressing a block: {e}")))?;
     Ok(keys::seal(to, &compressed)?)
 }

@@ -46,13 +46,17 @@ impl KeyCodec {
         })
     }
 
-    /// The key of one archived row (COPY line without the tenant prefix).
-    pub fn row_key(&self, row: &[u8]) -> Vec<u8> {
-        let fields: Vec<&[u8]> = copytext::fields(row).collect();
-        let mut out = Vec::with_capacity(16);
+    /// Appends the key of one archived row (COPY line without the tenant prefix) to `out`.
+    pub fn row_key_into(&self, row: &[u8], out: &mut Vec<u8>) {
         for &(i, kind) in &self.cols {
-            encode_field(&mut out, fields.get(i).copied().unwrap_or(b""), kind);
+            encode_field(out, copytext::fields(row).nth(i).unwrap_or(b""), kind);
         }
+    }
+
+    /// The key of one archived row.
+    pub fn row_key(&self, row: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        self.row_key_into(row, &mut out);
         out
     }
 
@@ -92,12 +96,52 @@ fn encode_field(out: &mut Vec<u8>, field: &[u8], kind: Kind) {
     }
 }
 
+/// Keys of one block, appended without a heap allocation per key.
+#[derive(Default)]
+pub struct KeyList {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl KeyList {
+    pub fn push_row(&mut self, codec: &KeyCodec, row: &[u8]) {
+        codec.row_key_into(row, &mut self.bytes);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.bytes[a as usize..b as usize])
+    }
+}
+
+/// Sorts, deduplicates and compresses a block's keys; returns (min, max, set).
+pub fn encode_list(list: &KeyList) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let mut keys: Vec<&[u8]> = list.iter().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let min = keys.first().map(|k| k.to_vec()).unwrap_or_default();
+    let max = keys.last().map(|k| k.to_vec()).unwrap_or_default();
+    (min, max, compress_sorted(&keys))
+}
+
 /// Sorts, deduplicates and compresses a block's keys.
 pub fn encode_set(mut keys: Vec<Vec<u8>>) -> Vec<u8> {
     keys.sort_unstable();
     keys.dedup();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    compress_sorted(&refs)
+}
+
+fn compress_sorted(keys: &[&[u8]]) -> Vec<u8> {
     let mut raw = Vec::with_capacity(keys.iter().map(|k| k.len() + 4).sum());
-    for k in &keys {
+    for k in keys {
         raw.extend_from_slice(&(k.len() as u32).to_le_bytes());
         raw.extend_from_slice(k);
     }

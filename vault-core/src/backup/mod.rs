@@ -11,13 +11,13 @@
 mod pack;
 mod stages;
 
-use stages::{reader, seal_stage, Sealed};
+use stages::{reader, seal_stage, Sealed, Unit};
 
 use crate::archive::manifest::{BlockRef, SnapshotRecord, SourceInfo, FORMAT_VERSION};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres as pg;
-use crate::source::postgres::catalog::{self, Plan, TableDef};
+use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
 use crate::source::postgres::extract::{self, Demux, Leftovers, RawBlock, TenantKeys};
 use crate::tenant::{self, TenantRecord};
 use crate::{copytext, layout, sql, Vault};
@@ -118,7 +118,7 @@ impl Vault {
             .db(|| "exporting the snapshot".into())?
             .get(0);
         let source = source_info(&coordinator).await?;
-        let rows_estimate = estimate_rows(&coordinator, &plan).await?;
+        let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
 
         let snapshot = layout::new_snapshot_id(started);
         let cycle = Arc::new(Cycle {
@@ -153,6 +153,7 @@ impl Vault {
                 &opts,
                 &progress,
                 &source,
+                &pages,
             )
             .await?;
         progress(Progress::Finishing);
@@ -213,6 +214,7 @@ impl Vault {
         opts: &BackupOptions,
         progress: &ProgressFn,
         source: &SourceInfo,
+        pages: &[Option<u32>],
     ) -> Result<(
         Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>,
         (Vec<CountedName>, Vec<CountedName>),
@@ -241,7 +243,7 @@ impl Vault {
             budget: tuning.memory_budget / workers / 2,
             abort: AtomicBool::new(false),
         });
-        let units = Arc::new(Mutex::new(self.work_units(cycle, opts)));
+        let units = Arc::new(Mutex::new(work_units(cycle, opts, pages, workers)));
 
         let (raw_tx, raw_rx) = mpsc::channel::<RawBlock>(workers * 2);
         let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(workers * 4);
@@ -294,7 +296,7 @@ impl Vault {
             opts.fail_after_blocks,
             workers,
         ));
-        let packed = pack::run(self, cycle, sealed_rx, &tuning, source).await;
+        let packed = pack::run(self, cycle, sealed_rx, &tuning, source, &demux.abort).await;
         if packed.is_err() {
             demux.abort.store(true, Ordering::Relaxed);
         }
@@ -320,20 +322,62 @@ impl Vault {
             (None, Ok(()), Ok(summaries)) => Ok((summaries, summarize_leftovers(cycle, leftovers))),
         }
     }
+}
 
-    /// One unit per table for a full cycle; per tenant and table when tenants were named or when
-    /// row-level security requires the tenant setting.
-    fn work_units(&self, cycle: &Cycle, opts: &BackupOptions) -> VecDeque<(usize, Option<usize>)> {
-        let mut units = VecDeque::new();
-        for (ti, t) in cycle.plan.tables.iter().enumerate() {
-            if opts.tenants.is_some() || t.rls {
-                units.extend((0..cycle.tenants.len()).map(|i| (ti, Some(i))));
-            } else {
-                units.push_back((ti, None));
-            }
+/// Tables smaller than this many pages (64 MiB) are read by one reader.
+const SPLIT_PAGES: u32 = 8192;
+
+/// One unit per table for a full cycle, large tables split into page ranges so that every reader
+/// has work; one unit per tenant and table when tenants were named or when row-level security
+/// requires the tenant setting.
+fn work_units(
+    cycle: &Cycle,
+    opts: &BackupOptions,
+    pages: &[Option<u32>],
+    workers: usize,
+) -> VecDeque<Unit> {
+    let mut units = VecDeque::new();
+    for (table, t) in cycle.plan.tables.iter().enumerate() {
+        if opts.tenants.is_some() || t.rls {
+            units.extend((0..cycle.tenants.len()).map(|i| Unit {
+                table,
+                tenant: Some(i),
+                pages: None,
+            }));
+            continue;
         }
-        units
+        match pages[table] {
+            Some(n)
+                if n >= SPLIT_PAGES && workers > 1 && matches!(t.owner, Owner::Column { .. }) =>
+            {
+                let parts = (workers as u32 * 2).min(n / (SPLIT_PAGES / 2)).max(2);
+                let step = n.div_ceil(parts);
+                for p in 0..parts {
+                    let end = (p + 1 < parts).then_some((p + 1) * step);
+                    units.push_back(Unit {
+                        table,
+                        tenant: None,
+                        pages: Some((p * step, end)),
+                    });
+                }
+            }
+            _ => units.push_back(Unit {
+                table,
+                tenant: None,
+                pages: None,
+            }),
+        }
     }
+    // Largest work first, so the last unit to finish is a small one.
+    let mut v: Vec<Unit> = units.into();
+    v.sort_by_key(|u| {
+        std::cmp::Reverse(if u.pages.is_some() {
+            SPLIT_PAGES
+        } else {
+            pages[u.table].unwrap_or(0)
+        })
+    });
+    v.into()
 }
 
 fn summarize_leftovers(
@@ -383,25 +427,58 @@ async fn source_info(client: &tokio_postgres::Client) -> Result<SourceInfo> {
     })
 }
 
-/// Rows to read, from planner statistics (for progress only).
-async fn estimate_rows(client: &tokio_postgres::Client, plan: &Plan) -> Result<u64> {
+/// Rows to read (for progress) and, where TID range scans exist (PostgreSQL 14+), each table's
+/// size in pages (to split large tables), from planner statistics.
+async fn table_sizes(
+    client: &tokio_postgres::Client,
+    plan: &Plan,
+) -> Result<(u64, Vec<Option<u32>>)> {
     let names: Vec<String> = plan
         .tables
         .iter()
         .map(|t| sql::qualified(&t.schema, &t.name))
         .collect();
-    let row = client
-        .query_one(
-            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::int8 FROM unnest($1::text[]) n \
-             JOIN pg_class c ON c.oid = n::regclass",
+    let rows = client
+        .query(
+            "SELECT greatest(c.reltuples, 0)::int8, c.relpages::int8, current_setting('server_version_num')::int >= 140000 \
+             FROM unnest($1::text[]) WITH ORDINALITY n(name, i) JOIN pg_class c ON c.oid = n.name::regclass ORDER BY n.i",
             &[&names],
         )
         .await
         .db(|| "estimating table sizes".into())?;
-    Ok(row.get::<_, i64>(0).max(0) as u64)
+    let total = rows.iter().map(|r| r.get::<_, i64>(0).max(0) as u64).sum();
+    let pages = rows
+        .iter()
+        .map(|r| {
+            r.get::<_, bool>(2)
+                .then(|| r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32)
+        })
+        .collect();
+    Ok((total, pages))
 }
 
 impl Vault {
+    /// Adds a committed tenant snapshot to the inventory from its manifest (no key needed).
+    pub async fn index_snapshot(&self, record: &TenantRecord, snapshot: &str) -> Result<()> {
+        let m = self.manifest(record, snapshot).await?;
+        self.inventory()
+            .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
+        let entry = SnapshotEntry {
+            snapshot: snapshot.to_string(),
+            tenant: record.id.clone(),
+            time: m.created,
+            tables: m.tables.len() as u64,
+            rows: m.rows(),
+            bytes: m
+                .tables
+                .iter()
+                .flat_map(|t| &t.blocks)
+                .map(|b| b.length)
+                .sum(),
+        };
+        self.inventory().put_snapshot(&record.path, &entry)
+    }
+
     /// Deletes what interrupted cycles left behind (their pending marker names their tenants).
     /// Runs at the start of every backup, under the inventory lock, so no cycle is running.
     pub async fn clean_interrupted(&self) -> Result<usize> {
@@ -425,7 +502,14 @@ impl Vault {
                 }
                 Err(e) => return Err(e),
             };
-            if !committed {
+            if committed {
+                // Killed after its commit but before the inventory was updated: index it now.
+                for path in &marker.tenant_paths {
+                    if let Some(record) = self.tenants()?.into_iter().find(|t| &t.path == path) {
+                        self.index_snapshot(&record, snapshot).await?;
+                    }
+                }
+            } else {
                 for path in &marker.tenant_paths {
                     for dir in ["packs", "manifests"] {
                         let prefix = layout::Path::from(format!("tenants/{path}/{dir}"));

@@ -13,6 +13,7 @@ use crate::inventory::SnapshotEntry;
 use crate::{layout, Vault};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -78,6 +79,7 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Sealed>,
     tuning: &BackupTuning,
     source: &SourceInfo,
+    abort: &AtomicBool,
 ) -> Result<Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>> {
     let mut accs: Vec<TenantAcc> = (0..cycle.tenants.len())
         .map(|_| TenantAcc {
@@ -152,6 +154,9 @@ pub(super) async fn run(
         }
     }
     up.finish().await?;
+    if abort.load(Ordering::Relaxed) {
+        return Err(Error::Aborted("another part of the backup failed".into()));
+    }
 
     let now = OffsetDateTime::now_utc();
     let mut out = Vec::with_capacity(accs.len());

@@ -15,6 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// One piece of reading work: a table, optionally one tenant of it or a range of its pages.
+pub struct Unit {
+    pub table: usize,
+    pub tenant: Option<usize>,
+    pub pages: Option<query::Pages>,
+}
+
 /// A sealed block on its way to the packer.
 pub struct Sealed {
     pub tenant: usize,
@@ -34,7 +41,7 @@ pub async fn reader(
     client: tokio_postgres::Client,
     cycle: &Cycle,
     demux: &Arc<Demux>,
-    units: &Mutex<VecDeque<(usize, Option<usize>)>>,
+    units: &Mutex<VecDeque<Unit>>,
     out: &mpsc::Sender<RawBlock>,
     progress: &ProgressFn,
     rls_setting: Option<&str>,
@@ -46,7 +53,14 @@ pub async fn reader(
             .lock()
             .map_err(|_| Error::Aborted("work queue poisoned".into()))?
             .pop_front();
-        let Some((table, tenant)) = next else { break };
+        let Some(Unit {
+            table,
+            tenant,
+            pages,
+        }) = next
+        else {
+            break;
+        };
         let def = &cycle.plan.tables[table];
         let literal = match tenant {
             None => None,
@@ -61,7 +75,7 @@ pub async fn reader(
                 Some(sql::literal(&client, id).await?)
             }
         };
-        let sql = query::copy_out(def, literal.as_deref());
+        let sql = query::copy_out(def, literal.as_deref(), pages);
         let codec = KeyCodec::for_table(def);
         tracing::debug!(table = %def.display_name(), tenant = ?tenant.map(|t| &cycle.tenants[t].id), "reading");
         let left = extract::read_table(&client, &sql, table, codec.as_ref(), demux, out, &on_rows)
@@ -113,7 +127,17 @@ pub async fn seal_stage(
         })
         .buffer_unordered(parallel.max(1));
     while let Some(joined) = sealed.next().await {
-        let block = joined.map_err(|e| Error::Aborted(format!("sealing thread: {e}")))??;
+        let block = match joined
+            .map_err(|e| Error::Aborted(format!("sealing thread: {e}")))
+            .and_then(|r| r)
+        {
+            Ok(b) => b,
+            Err(e) => {
+                // Tell the readers and the packer: nothing of this cycle may be committed.
+                demux.abort.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         if out.send(block).await.is_err() {
             // The packer stopped; it reports its own error.
             return Ok(());
@@ -134,9 +158,7 @@ fn seal_one(raw: RawBlock, cycle: &Cycle, demux: &Demux, inventory: &Inventory) 
             let key_set = if raw.keys.is_empty() {
                 None
             } else {
-                let min = raw.keys.iter().min().cloned().unwrap_or_default();
-                let max = raw.keys.iter().max().cloned().unwrap_or_default();
-                let set = keyindex::encode_set(raw.keys);
+                let (min, max, set) = keyindex::encode_list(&raw.keys);
                 // Content-addressed, so writing it before the cycle commits is harmless.
                 inventory.put_key_set(&tenant.path, &id, &min, &max, &set)?;
                 Some((min, max, set))

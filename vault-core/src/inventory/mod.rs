@@ -64,15 +64,20 @@ fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
 impl Inventory {
     /// Opens (or creates) the inventory; fails clearly when another process holds it.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                Error::Conflict(format!(
-                    "the vault inventory at {} is in use by another tvault process",
-                    dir.display()
-                ))
-            }
-            other => Error::Inventory(other),
-        })?;
+        // sled caches 1 GiB by default; the index is small and read by key.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 << 20)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    Error::Conflict(format!(
+                        "the vault inventory at {} is in use by another tvault process",
+                        dir.display()
+                    ))
+                }
+                other => Error::Inventory(other),
+            })?;
         Ok(Inventory {
             tenants: db.open_tree("tenants")?,
             id_keys: db.open_tree("id_keys")?,

@@ -7,7 +7,7 @@
 //! when the budget is exceeded the largest buffer is cut early.
 
 use crate::archive::block::{Checksum, IdKey};
-use crate::archive::keyindex::KeyCodec;
+use crate::archive::keyindex::{KeyCodec, KeyList};
 use crate::copytext;
 use crate::error::{DbContext, Error, Result};
 use futures::TryStreamExt;
@@ -29,7 +29,7 @@ pub struct RawBlock {
     pub data: Vec<u8>,
     pub checksum: Checksum,
     /// Encoded primary keys of the rows (empty for tables without a primary key).
-    pub keys: Vec<Vec<u8>>,
+    pub keys: KeyList,
 }
 
 /// Rows seen that belong to no archive.
@@ -56,7 +56,7 @@ pub struct Demux {
 struct Buf {
     data: Vec<u8>,
     checksum: Checksum,
-    keys: Vec<Vec<u8>>,
+    keys: KeyList,
 }
 
 /// The receiving side closed: someone downstream failed and will report why.
@@ -83,6 +83,7 @@ pub async fn read_table(
     let mut left = Leftovers::default();
     let mut carry: Vec<u8> = vec![];
     let mut ready: Vec<RawBlock> = vec![];
+    let mut unreported = 0u64;
     while let Some(chunk) = stream
         .try_next()
         .await
@@ -122,27 +123,35 @@ pub async fn read_table(
             buf.data.push(b'\n');
             buf.checksum.add_hash(hash);
             if let Some(c) = codec {
-                buf.keys.push(c.row_key(row));
+                buf.keys.push_row(c, row);
             }
             buffered += row.len() + 1;
             if cut_here(buf.data.len(), row.len() + 1, hash, demux.block_size) {
                 buffered -= buf.data.len();
                 ready.push(take(&mut bufs, tenant, table));
             } else if buffered > demux.budget {
-                if let Some((&largest, _)) = bufs.iter().max_by_key(|(_, b)| b.data.len()) {
+                if let Some((&largest, _)) = bufs
+                    .iter()
+                    .max_by_key(|(&t, b)| (b.data.len(), std::cmp::Reverse(t)))
+                {
                     buffered -= bufs[&largest].data.len();
                     ready.push(take(&mut bufs, largest, table));
                 }
             }
         }
         carry = whole[end..].to_vec();
-        on_rows(rows);
+        unreported += rows;
+        // Reporting every row would cost more than the row itself.
+        if unreported >= 8192 {
+            on_rows(std::mem::take(&mut unreported));
+        }
         for block in ready.drain(..) {
             out.send(block)
                 .await
                 .map_err(|_| Error::Aborted(DOWNSTREAM_CLOSED.into()))?;
         }
     }
+    on_rows(unreported);
     if !carry.is_empty() {
         return Err(Error::corrupt(
             format!("COPY output of {sql}"),

@@ -37,24 +37,37 @@ fn from_and_owner(t: &TableDef) -> (String, String) {
     }
 }
 
+/// A range of heap pages `[start, end)` (`end` open when `None`), read with a TID range scan.
+pub type Pages = (u32, Option<u32>);
+
 /// `SELECT <tenant>, <archived columns> FROM …` optionally restricted to one tenant literal
-/// (a literal quoted by the server, see [`crate::sql::literal`]).
-pub fn select(t: &TableDef, tenant_literal: Option<&str>) -> String {
+/// (a literal quoted by the server, see [`crate::sql::literal`]) and to a range of pages.
+pub fn select(t: &TableDef, tenant_literal: Option<&str>, pages: Option<Pages>) -> String {
     let (from, owner) = from_and_owner(t);
     let cols: Vec<String> = t
         .archived_columns()
         .map(|c| format!("t0.{}", ident(&c.name)))
         .collect();
     let mut sql = format!("SELECT {owner}, {} FROM {from}", cols.join(", "));
+    let mut conditions = vec![];
     if let Some(lit) = tenant_literal {
-        sql.push_str(&format!(" WHERE {owner} = {lit}"));
+        conditions.push(format!("{owner} = {lit}"));
+    }
+    if let Some((start, end)) = pages {
+        conditions.push(format!("t0.ctid >= '({start},0)'::tid"));
+        if let Some(end) = end {
+            conditions.push(format!("t0.ctid < '({end},0)'::tid"));
+        }
+    }
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }
     sql
 }
 
 /// `COPY (select) TO STDOUT`.
-pub fn copy_out(t: &TableDef, tenant_literal: Option<&str>) -> String {
-    format!("COPY ({}) TO STDOUT", select(t, tenant_literal))
+pub fn copy_out(t: &TableDef, tenant_literal: Option<&str>, pages: Option<Pages>) -> String {
+    format!("COPY ({}) TO STDOUT", select(t, tenant_literal, pages))
 }
 
 /// Deletes one tenant's rows of a table.

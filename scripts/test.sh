@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (README command #2) against a throwaway local PostgreSQL.
+#
+#   scripts/test.sh [extra cargo test args...]     e.g. scripts/test.sh -- --nocapture
+#
+# Installs PostgreSQL (Debian package) when it is missing; the Rust toolchain is assumed present.
+# Environment:
+#   TVAULT_TEST_PG   set by this script to the cluster's URL (postgres://tvault@127.0.0.1:54329/postgres);
+#                    tests create their own databases there
+#   TVAULT_LINT=1    also run `cargo clippy --all-targets -- -D warnings` and `cargo fmt --check` (CI sets it)
+#   TVAULT_STOP_PG=1 stop the cluster afterwards (by default it is left running for the next run)
+#   TVAULT_PGPORT, TVAULT_PGDATA   passed on to scripts/pg-local.sh
+# Exit status: cargo's (the first failing step's).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+heading() { printf '\n==> %s\n' "$*" >&2; }
+
+command -v cargo >/dev/null || { echo "test.sh: cargo not found: install the Rust toolchain" >&2; exit 1; }
+
+heading "PostgreSQL (scripts/pg-local.sh start)"
+TVAULT_TEST_PG=$(bash scripts/pg-local.sh start)
+export TVAULT_TEST_PG
+# Tests may shell out to psql/pg_dump: use the server's own major version.
+PATH=$(bash scripts/pg-local.sh bindir):$PATH
+export PATH
+echo "TVAULT_TEST_PG=$TVAULT_TEST_PG" >&2
+
+stop_pg() {
+    if [[ ${TVAULT_STOP_PG:-0} == 1 ]]; then
+        bash scripts/pg-local.sh stop || true
+    fi
+}
+trap stop_pg EXIT
+
+status=0
+heading "cargo test --workspace --all-targets $*"
+cargo test --workspace --all-targets "$@" || status=$?
+
+if [[ ${TVAULT_LINT:-0} == 1 ]]; then
+    heading "cargo clippy --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings || { rc=$?; [[ $status -ne 0 ]] || status=$rc; }
+    heading "cargo fmt --check"
+    cargo fmt --all --check || { rc=$?; [[ $status -ne 0 ]] || status=$rc; }
+fi
+
+if [[ $status -eq 0 ]]; then
+    heading "all passed"
+else
+    heading "FAILED (exit $status)"
+fi
+exit "$status"
