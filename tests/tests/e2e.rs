@@ -1,0 +1,35 @@
+//! End-to-end tests of the `tvault` binary against a real PostgreSQL (see docs/CLI.md).
+//! One test binary; each module is one concern. Harness: the `tests` crate (src/lib.rs);
+//! SQL fixtures: tests/sql/. PostgreSQL: `TVAULT_TEST_PG=<superuser URL>` or, unset,
+//! `scripts/pg-local.sh start`.
+
+#[path = "e2e/child_tables.rs"]
+mod child_tables;
+#[path = "e2e/cli.rs"]
+mod cli;
+#[path = "e2e/consistency.rs"]
+mod consistency;
+#[path = "e2e/fidelity.rs"]
+mod fidelity;
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/hostile_ids.rs"]
+mod hostile_ids;
+#[path = "e2e/integrity.rs"]
+mod integrity;
+#[path = "e2e/interrupted.rs"]
+mod interrupted;
+#[path = "e2e/isolation.rs"]
+mod isolation;
+#[path = "e2e/keys.rs"]
+mod keys;
+#[path = "e2e/latest.rs"]
+mod latest;
+#[path = "e2e/no_pk.rs"]
+mod no_pk;
+#[path = "e2e/options.rs"]
+mod options;
+#[path = "e2e/rls.rs"]
+mod rls;
+#[path = "e2e/schema.rs"]
+mod schema;
