@@ -56,7 +56,7 @@ impl Default for BackupTuning {
         BackupTuning {
             block_size: 1 << 20,
             workers: 2,
-            memory_budget: 256 << 20,
+            memory_budget: 128 << 20,
             pack_size: 16 << 20,
         }
     }

@@ -26,6 +26,8 @@ pub struct RestoreOptions {
     pub snapshot: String,
     /// Another database to restore into (default: the source database).
     pub target: Option<String>,
+    /// Restore tables of schema `.0` into schema `.1` (which must hold the same tables).
+    pub schema_map: Vec<(String, String)>,
     /// Called with the number of sealed bytes loaded, for progress.
     pub progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
 }
@@ -188,7 +190,8 @@ impl Vault {
     ) -> Result<RestoreReport> {
         let record = self.tenant(&opts.tenant)?;
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
-        let manifest = self.manifest(&record, &snapshot).await?;
+        let mut manifest = self.manifest(&record, &snapshot).await?;
+        remap_schemas(&mut manifest, &opts.schema_map);
         let keys = self.unlock(&record, identity).await?;
         let url = opts
             .target
@@ -285,6 +288,25 @@ impl Vault {
             tables: checks,
             ok: true,
         })
+    }
+}
+
+/// Points every table (and every join of a child table's owner path) at its mapped schema.
+fn remap_schemas(manifest: &mut TenantManifest, map: &[(String, String)]) {
+    let mapped = |s: &mut String| {
+        if let Some((_, to)) = map.iter().find(|(from, _)| from == s) {
+            *s = to.clone();
+        }
+    };
+    for t in &mut manifest.tables {
+        mapped(&mut t.def.schema);
+        if let crate::source::postgres::catalog::Owner::Parent { path, .. } = &mut t.def.owner {
+            path.iter_mut().for_each(|h| mapped(&mut h.ref_schema));
+        }
+        t.def
+            .foreign_keys
+            .iter_mut()
+            .for_each(|f| mapped(&mut f.ref_schema));
     }
 }
 

@@ -21,6 +21,17 @@ pub struct Restore {
     /// Restore into this database instead of the source (it must have the same tables).
     #[arg(long)]
     target: Option<String>,
+    /// Restore the tables of schema FROM into schema TO (same tables), e.g. app=scratch
+    /// (repeatable).
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
+    schema_map: Vec<(String, String)>,
+}
+
+fn parse_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+        _ => Err(format!("expected FROM=TO, got {s:?}")),
+    }
 }
 
 impl Restore {
@@ -34,6 +45,7 @@ impl Restore {
             tenant: self.tenant,
             snapshot: self.snapshot,
             target: self.target,
+            schema_map: self.schema_map,
             progress: Some(Arc::new(move |done, total| {
                 b.set_length(total);
                 b.set_position(done);
