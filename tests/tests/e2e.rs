@@ -7,10 +7,16 @@
 mod child_tables;
 #[path = "e2e/cli.rs"]
 mod cli;
+#[path = "e2e/concurrent.rs"]
+mod concurrent;
 #[path = "e2e/consistency.rs"]
 mod consistency;
+#[path = "e2e/edge_tables.rs"]
+mod edge_tables;
 #[path = "e2e/fidelity.rs"]
 mod fidelity;
+#[path = "e2e/graph.rs"]
+mod graph;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/hostile_ids.rs"]
@@ -25,11 +31,17 @@ mod isolation;
 mod keys;
 #[path = "e2e/latest.rs"]
 mod latest;
+#[path = "e2e/many_tenants.rs"]
+mod many_tenants;
 #[path = "e2e/no_pk.rs"]
 mod no_pk;
 #[path = "e2e/options.rs"]
 mod options;
+#[path = "e2e/output.rs"]
+mod output;
 #[path = "e2e/rls.rs"]
 mod rls;
 #[path = "e2e/schema.rs"]
 mod schema;
+#[path = "e2e/triggers.rs"]
+mod triggers;

@@ -10,7 +10,7 @@ use crate::archive::block::{self, Checksum, IdKey};
 use crate::archive::manifest::{BlockRef, TableManifest, TenantManifest};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
-use crate::source::postgres::{self as pg, query};
+use crate::source::postgres::{self as pg, load, query};
 use crate::tenant::TenantRecord;
 use crate::{copytext, layout, sql, Vault};
 use bytes::Bytes;
@@ -63,7 +63,7 @@ impl Vault {
         for t in tenants {
             all.extend(self.inventory().snapshots(&t.path)?);
         }
-        all.sort_by(|a, b| (&a.snapshot, &a.tenant).cmp(&(&b.snapshot, &b.tenant)));
+        all.sort_by(|a, b| (a.time, &a.snapshot, &a.tenant).cmp(&(b.time, &b.snapshot, &b.tenant)));
         Ok(all)
     }
 
@@ -139,34 +139,31 @@ impl Vault {
     /// Fetches a block's sealed bytes with one ranged read and checks their hash.
     pub async fn fetch_sealed(&self, record: &TenantRecord, b: &BlockRef) -> Result<Bytes> {
         let path = layout::pack(&record.path, &b.pack);
-        let sealed = self
-            .store()
-            .get_range(&path, b.offset..b.offset + b.length)
-            .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    Error::corrupt(&path, "the pack object is missing")
+        let end = b.offset + b.length;
+        let sealed = match self.store().get_range(&path, b.offset..end).await {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::corrupt(&path, "the pack object is missing"))
+            }
+            Err(e) => {
+                // Tell a truncated pack (permanent damage) from a failing store (retry later).
+                if let Ok(meta) = self.store().head(&path).await {
+                    if meta.size < end {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!(
+                                "block {} needs bytes {}..{end} but the object has only {} bytes: it is truncated",
+                                b.id, b.offset, meta.size
+                            ),
+                        ));
+                    }
                 }
-                e => Error::Store {
+                return Err(Error::Store {
                     context: format!("reading {path}"),
                     source: e,
-                },
-            })
-            .or_else(|e| match e {
-                Error::Store {
-                    source: object_store::Error::Generic { .. },
-                    ..
-                } => Err(Error::corrupt(
-                    &path,
-                    format!(
-                        "block {} (bytes {}..{}) cannot be read: the object is truncated",
-                        b.id,
-                        b.offset,
-                        b.offset + b.length
-                    ),
-                )),
-                e => Err(e),
-            })?;
+                });
+            }
+        };
         if sealed.len() as u64 != b.length {
             return Err(Error::corrupt(
                 &path,
@@ -199,7 +196,7 @@ impl Vault {
             .unwrap_or_else(|| self.config().source.clone());
         let mut client = pg::connect(&url).await?;
         for t in &manifest.tables {
-            check_schema(&client, t).await?;
+            load::check_schema(&client, t).await?;
         }
         let literal = sql::literal(&client, &record.id).await?;
         let total: u64 = manifest
@@ -212,6 +209,10 @@ impl Vault {
             .transaction()
             .await
             .db(|| "starting the restore transaction".into())?;
+        let mut disabled = Vec::with_capacity(manifest.tables.len());
+        for t in &manifest.tables {
+            disabled.push(load::disable_user_triggers(&tx, t).await?);
+        }
         for t in manifest.tables.iter().rev() {
             tx.execute(&query::delete(&t.def, &literal), &[])
                 .await
@@ -276,6 +277,10 @@ impl Vault {
                 ),
             });
         }
+        for (t, names) in manifest.tables.iter().zip(&disabled) {
+            load::enable_triggers(&tx, t, names).await?;
+            load::advance_sequences(&tx, t).await?;
+        }
         tx.commit().await.db(|| "committing the restore".into())?;
         tracing::info!(tenant = %record.id, snapshot = %snapshot, "restore committed");
         Ok(RestoreReport {
@@ -338,52 +343,4 @@ pub async fn read_checksum(
         carry.drain(..end);
     }
     Ok(sum)
-}
-
-/// Refuses to restore into a table whose columns no longer match the snapshot.
-async fn check_schema(client: &tokio_postgres::Client, t: &TableManifest) -> Result<()> {
-    let name = sql::qualified(&t.def.schema, &t.def.name);
-    let rows = client
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '' \
-             FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&name],
-        )
-        .await
-        .db(|| format!("reading the columns of {}", t.def.display_name()))?;
-    let mismatch = |reason: String| Error::SchemaMismatch {
-        table: t.def.display_name(),
-        reason,
-    };
-    if rows.is_empty() {
-        return Err(mismatch(
-            "the table does not exist in the target database".into(),
-        ));
-    }
-    for c in t.def.archived_columns() {
-        match rows.iter().find(|r| r.get::<_, String>(0) == c.name) {
-            None => {
-                return Err(mismatch(format!(
-                    "column {} ({}) no longer exists",
-                    c.name, c.type_name
-                )))
-            }
-            Some(r) if r.get::<_, String>(1) != c.type_name => {
-                return Err(mismatch(format!(
-                    "column {} was {} at backup time and is {} now",
-                    c.name,
-                    c.type_name,
-                    r.get::<_, String>(1)
-                )))
-            }
-            Some(r) if r.get::<_, bool>(2) => {
-                return Err(mismatch(format!(
-                    "column {} is now a generated column",
-                    c.name
-                )))
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
 }

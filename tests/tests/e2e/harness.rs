@@ -16,6 +16,10 @@ fn every_fixture_loads() {
         &["interrupted.sql"][..],
         &["options.sql"][..],
         &["consistency.sql"][..],
+        &["edge_tables.sql"][..],
+        &["graph.sql"][..],
+        &["triggers.sql"][..],
+        &["many_tenants.sql"][..],
     ] {
         let db = TestDb::with_fixture("harness_fixture", set);
         assert!(

@@ -11,6 +11,9 @@ fn hostile_ids() -> Vec<(&'static str, String)> {
         ("500-chars", "L".repeat(499) + "Z"),
         ("slashes", "a/b\\c".to_string()),
         ("empty", String::new()),
+        ("like-wildcard", "%".to_string()),
+        ("like-underscore", "plai_".to_string()),
+        ("regex", ".*".to_string()),
     ]
 }
 
@@ -113,6 +116,15 @@ fn hostile_tenant_ids_round_trip_or_are_refused() {
         );
         let now = rows_exact(&mut c, "public.notes", "r_.tenant_id = $1", Some(id));
         assert_rows_eq(&format!("{what}: rows of {id:?} after restore"), rows, &now);
+    }
+    // Later restores (e.g. of `%`) did not disturb tenants restored earlier.
+    for ((what, id), rows) in accepted.iter().zip(&before) {
+        let now = rows_exact(&mut c, "public.notes", "r_.tenant_id = $1", Some(id));
+        assert_rows_eq(
+            &format!("{what}: rows of {id:?} after all restores"),
+            rows,
+            &now,
+        );
     }
     // Refused ids' rows were not touched by any restore.
     let wiped = env.db.count("FROM notes WHERE body = 'wiped'");

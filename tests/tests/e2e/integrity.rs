@@ -229,3 +229,76 @@ fn deleted_manifest_is_detected() {
     );
     verify_reports_damage(&s);
 }
+
+#[test]
+fn flipped_byte_in_manifest_is_detected() {
+    let s = setup("integrity_manifest_flip");
+    let files = store_files_under(&s.env.tv.vault, "manifests");
+    assert!(
+        !files.is_empty(),
+        "no manifests/ files: {:#?}",
+        walk(&s.env.tv.vault)
+    );
+    for p in &files {
+        let mut b = std::fs::read(p).unwrap();
+        // Change a digit (a count, size or hash character) if any, else any byte.
+        let i = b
+            .iter()
+            .rposition(u8::is_ascii_digit)
+            .unwrap_or(b.len() / 2);
+        b[i] = if b[i] == b'1' {
+            b'2'
+        } else if b[i].is_ascii_digit() {
+            b'1'
+        } else {
+            b[i] ^ 1
+        };
+        std::fs::write(p, b).unwrap();
+    }
+    restore_fails(
+        &s,
+        s.key.identity_str(),
+        &[3],
+        &[
+            "manifest",
+            "integrity",
+            "corrupt",
+            "checksum",
+            "mismatch",
+            "authentic",
+            "decrypt",
+            "invalid",
+        ],
+    );
+    verify_reports_damage(&s);
+}
+
+#[test]
+fn swapped_packs_are_detected() {
+    let s = setup("integrity_swap");
+    // A second snapshot writes a second pack (the live rows changed in setup()).
+    let snap2 = s.env.tv.backup_all();
+    let mut p = packs(&s);
+    assert!(
+        p.len() >= 2,
+        "expected two packs after two different backups: {p:#?}"
+    );
+    p.truncate(2);
+    let (a, b) = (std::fs::read(&p[0]).unwrap(), std::fs::read(&p[1]).unwrap());
+    std::fs::write(&p[0], &b).unwrap();
+    std::fs::write(&p[1], &a).unwrap();
+    let before = whole(&s);
+    for snap in [&s.snap, &snap2] {
+        let out = s.env.tv.run(&[
+            "restore",
+            T,
+            "--snapshot",
+            snap,
+            "--identity",
+            s.key.identity_str(),
+        ]);
+        out.assert_code(3, &format!("restore of {snap} with two pack files swapped"));
+    }
+    assert_eq!(whole(&s), before, "live data changed by failed restores");
+    verify_reports_damage(&s);
+}

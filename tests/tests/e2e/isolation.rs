@@ -94,18 +94,22 @@ fn restore_touches_only_its_tenant() {
         &a_rows(&mut c),
     );
 
-    // The backup report told the operator about the tenant nobody registered, and about
-    // the row with no tenant (docs/CLI.md JSON shape: {"tenant", "rows"} / {"table", "rows"}).
-    let unreg = &backup["unregistered_tenants"];
-    assert_eq!(
-        unreg,
-        &serde_json::json!([{"tenant": "unregistered", "rows": 510}]),
+    // The backup report told the operator about the tenant nobody registered (with all
+    // its rows, children included) and about the row with no tenant. Key names are
+    // checked in output.rs; here only the content.
+    let mentions = |k: &str, name: &str, rows: u64| {
+        backup[k].as_array().is_some_and(|a| {
+            a.len() == 1
+                && a[0]["rows"] == rows
+                && a[0].as_object().unwrap().values().any(|v| v == name)
+        })
+    };
+    assert!(
+        mentions("unregistered_tenants", "unregistered", 510),
         "unregistered_tenants: {backup:#}"
     );
-    let unowned = &backup["unowned_rows"];
-    assert_eq!(
-        unowned,
-        &serde_json::json!([{"table": "public.users", "rows": 1}]),
+    assert!(
+        mentions("unowned_rows", "public.users", 1),
         "unowned_rows: {backup:#}"
     );
 }
@@ -126,8 +130,8 @@ fn restore_twice_is_idempotent_and_other_snapshots_stay_valid() {
         env.tv.restore(A, &snap1, &key, None);
         assert_tables_eq("A as in the first snapshot", &first, &a_rows(&mut c));
     }
-    env.tv.restore(A, "latest", &key, None);
-    assert_tables_eq("`latest` = the second snapshot", &second, &a_rows(&mut c));
+    env.tv.restore(A, &snap2, &key, None); // (`latest` itself: latest.rs)
+    assert_tables_eq("the second snapshot", &second, &a_rows(&mut c));
     assert_eq!(
         snapshot_except(&mut c, A, &CHILD_FILTERS),
         others,

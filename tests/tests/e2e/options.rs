@@ -173,3 +173,42 @@ fn unchanged_data_is_reused_not_stored_again() {
         "unchanged tenant stored new blocks: {third:#}"
     );
 }
+
+#[test]
+fn separate_object_store_directory() {
+    let env = Env::new("opt_store", &["options.sql"]);
+    let objects = env.path("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let store_url = format!("file://{}", objects.display());
+    env.tv.init(
+        &env.db.url,
+        &["--tenant-column", "org_id", "--store", &store_url],
+    );
+    let key = env.keygen("key.txt");
+    env.tv.tenant_add(ORG1, &key);
+    let mut c = env.db.client();
+    let want = org_rows(&mut c, ORG1);
+    let snap = env.tv.backup_all();
+    let in_objects = walk(&objects);
+    assert!(
+        in_objects
+            .iter()
+            .any(|p| p.components().any(|c| c.as_os_str() == "packs")),
+        "no packs written to --store {store_url}: {in_objects:#?}"
+    );
+    let local = walk(&env.tv.vault.join("store"));
+    assert!(
+        !local
+            .iter()
+            .any(|p| p.components().any(|c| c.as_os_str() == "packs")),
+        "packs written inside the vault dir despite --store: {local:#?}"
+    );
+    c.execute(&format!("DELETE FROM events WHERE org_id = '{ORG1}'"), &[])
+        .unwrap();
+    env.tv.restore(ORG1, &snap, &key, None);
+    assert_eq!(
+        org_rows(&mut c, ORG1),
+        want,
+        "restored from the separate store"
+    );
+}

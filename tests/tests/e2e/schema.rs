@@ -122,3 +122,39 @@ fn live_schema_drift_is_refused() {
         "live table lost a column since the backup",
     );
 }
+
+#[test]
+fn constraint_failure_mid_restore_rolls_everything_back() {
+    let (env, key, snap) = setup("schema_check");
+    // A constraint added after the backup rejects some (not all) of acme's archived rows
+    // ("doc 1000".."doc 4000" are too long, "doc 2".."doc 998" fit).
+    env.db.exec(
+        "UPDATE docs SET title = 'short' WHERE tenant_id = 'acme' AND id > 2000;
+         ALTER TABLE docs ADD CONSTRAINT title_len CHECK (length(title) <= 7) NOT VALID;",
+    );
+    let before = checksum(&mut env.db.client(), "public.docs", "true", None);
+    let out = env.tv.run(&[
+        "restore",
+        "acme",
+        "--snapshot",
+        &snap,
+        "--identity",
+        key.identity_str(),
+    ]);
+    assert!(
+        out.code == 1 || out.code == 3,
+        "restore violating a constraint: exit {}\n{}",
+        out.code,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("title_len"),
+        "error does not name the violated constraint: {:?}",
+        out.stderr
+    );
+    assert_eq!(
+        checksum(&mut env.db.client(), "public.docs", "true", None),
+        before,
+        "partial restore left behind"
+    );
+}

@@ -71,7 +71,7 @@ impl Backup {
         for u in &report.unowned_rows {
             println!(
                 "warning: {} rows of {} have no owning tenant (NULL tenant or foreign key)",
-                u.rows, u.name
+                u.rows, u.table
             );
         }
         Ok(ExitCode::SUCCESS)

@@ -64,7 +64,7 @@ impl Tables {
             println!(
                 "  {}  via {}",
                 t["table"].as_str().unwrap_or_default(),
-                path.join(" -> ")
+                path.join("; ")
             );
         }
         println!("Global tables (not in tenant archives):");

@@ -62,10 +62,17 @@ pub struct TenantSummary {
     pub bytes_stored: u64,
 }
 
+/// Rows of a tenant value that is not registered (not archived).
 #[derive(Debug, Serialize)]
-pub struct CountedName {
-    #[serde(alias = "table")]
-    pub name: String,
+pub struct UnregisteredTenant {
+    pub tenant: String,
+    pub rows: u64,
+}
+
+/// Rows of a table whose owning tenant value is NULL (not archived).
+#[derive(Debug, Serialize)]
+pub struct UnownedRows {
+    pub table: String,
     pub rows: u64,
 }
 
@@ -74,10 +81,10 @@ pub struct BackupReport {
     pub snapshot: String,
     pub tenants: Vec<TenantSummary>,
     /// Tenant values found in the data that are not registered (their rows are not archived).
-    pub unregistered_tenants: Vec<CountedName>,
+    pub unregistered_tenants: Vec<UnregisteredTenant>,
     pub global_tables: Vec<String>,
     /// Rows whose owning tenant value is NULL, per table.
-    pub unowned_rows: Vec<CountedName>,
+    pub unowned_rows: Vec<UnownedRows>,
     pub duration_ms: u64,
 }
 
@@ -91,6 +98,10 @@ struct PendingMarker {
 
 struct Cycle {
     snapshot: String,
+    started: OffsetDateTime,
+    source: SourceInfo,
+    /// Size in pages of each planned table, where page-range reads are possible.
+    pages: Vec<Option<u32>>,
     tenants: Vec<TenantRecord>,
     recipients: Vec<keys::DataRecipient>,
     plan: Plan,
@@ -128,6 +139,9 @@ impl Vault {
                 .collect::<Result<_>>()?,
             table_names: plan.tables.iter().map(TableDef::display_name).collect(),
             snapshot: snapshot.clone(),
+            started,
+            source,
+            pages,
             tenants,
             plan,
         });
@@ -146,15 +160,7 @@ impl Vault {
         tracing::info!(snapshot = %snapshot, tenants = cycle.tenants.len(), tables = cycle.plan.tables.len(), "backup started");
 
         let (mut summaries, leftovers) = self
-            .run_pipeline(
-                &cycle,
-                coordinator,
-                &snapshot_name,
-                &opts,
-                &progress,
-                &source,
-                &pages,
-            )
+            .run_pipeline(&cycle, coordinator, &snapshot_name, &opts, &progress)
             .await?;
         progress(Progress::Finishing);
 
@@ -213,11 +219,9 @@ impl Vault {
         snapshot_name: &str,
         opts: &BackupOptions,
         progress: &ProgressFn,
-        source: &SourceInfo,
-        pages: &[Option<u32>],
     ) -> Result<(
         Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>,
-        (Vec<CountedName>, Vec<CountedName>),
+        (Vec<UnregisteredTenant>, Vec<UnownedRows>),
     )> {
         let tuning = self.config().backup.clone();
         let workers = tuning.workers.max(1);
@@ -243,7 +247,7 @@ impl Vault {
             budget: tuning.memory_budget / workers / 2,
             abort: AtomicBool::new(false),
         });
-        let units = Arc::new(Mutex::new(work_units(cycle, opts, pages, workers)));
+        let units = Arc::new(Mutex::new(work_units(cycle, opts, workers)));
 
         let (raw_tx, raw_rx) = mpsc::channel::<RawBlock>(workers * 2);
         let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(workers * 4);
@@ -296,7 +300,7 @@ impl Vault {
             opts.fail_after_blocks,
             workers,
         ));
-        let packed = pack::run(self, cycle, sealed_rx, &tuning, source, &demux.abort).await;
+        let packed = pack::run(self, cycle, sealed_rx, &tuning, &demux.abort).await;
         if packed.is_err() {
             demux.abort.store(true, Ordering::Relaxed);
         }
@@ -330,12 +334,7 @@ const SPLIT_PAGES: u32 = 8192;
 /// One unit per table for a full cycle, large tables split into page ranges so that every reader
 /// has work; one unit per tenant and table when tenants were named or when row-level security
 /// requires the tenant setting.
-fn work_units(
-    cycle: &Cycle,
-    opts: &BackupOptions,
-    pages: &[Option<u32>],
-    workers: usize,
-) -> VecDeque<Unit> {
+fn work_units(cycle: &Cycle, opts: &BackupOptions, workers: usize) -> VecDeque<Unit> {
     let mut units = VecDeque::new();
     for (table, t) in cycle.plan.tables.iter().enumerate() {
         if opts.tenants.is_some() || t.rls {
@@ -346,7 +345,7 @@ fn work_units(
             }));
             continue;
         }
-        match pages[table] {
+        match cycle.pages[table] {
             Some(n)
                 if n >= SPLIT_PAGES && workers > 1 && matches!(t.owner, Owner::Column { .. }) =>
             {
@@ -374,7 +373,7 @@ fn work_units(
         std::cmp::Reverse(if u.pages.is_some() {
             SPLIT_PAGES
         } else {
-            pages[u.table].unwrap_or(0)
+            cycle.pages[u.table].unwrap_or(0)
         })
     });
     v.into()
@@ -383,7 +382,7 @@ fn work_units(
 fn summarize_leftovers(
     cycle: &Cycle,
     leftovers: Vec<(usize, Leftovers)>,
-) -> (Vec<CountedName>, Vec<CountedName>) {
+) -> (Vec<UnregisteredTenant>, Vec<UnownedRows>) {
     let mut unregistered: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut unowned: HashMap<usize, u64> = HashMap::new();
     for (i, l) in leftovers.into_iter() {
@@ -394,22 +393,22 @@ fn summarize_leftovers(
             *unowned.entry(i).or_default() += l.unowned;
         }
     }
-    let mut unregistered: Vec<CountedName> = unregistered
+    let mut unregistered: Vec<UnregisteredTenant> = unregistered
         .into_iter()
-        .map(|(k, rows)| CountedName {
-            name: copytext::display(&k),
+        .map(|(k, rows)| UnregisteredTenant {
+            tenant: copytext::display(&k),
             rows,
         })
         .collect();
-    unregistered.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut unowned: Vec<CountedName> = unowned
+    unregistered.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    let mut unowned: Vec<UnownedRows> = unowned
         .into_iter()
-        .map(|(t, rows)| CountedName {
-            name: cycle.table_names[t].clone(),
+        .map(|(t, rows)| UnownedRows {
+            table: cycle.table_names[t].clone(),
             rows,
         })
         .collect();
-    unowned.sort_by(|a, b| a.name.cmp(&b.name));
+    unowned.sort_by(|a, b| a.table.cmp(&b.table));
     (unregistered, unowned)
 }
 

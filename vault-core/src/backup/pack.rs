@@ -4,9 +4,7 @@
 use super::stages::Sealed;
 use super::{Cycle, TenantSummary};
 use crate::archive::block::{self, Checksum};
-use crate::archive::manifest::{
-    BlockRef, SourceInfo, TableManifest, TenantManifest, FORMAT_VERSION,
-};
+use crate::archive::manifest::{BlockRef, TableManifest, TenantManifest, FORMAT_VERSION};
 use crate::config::BackupTuning;
 use crate::error::{Error, Result, StoreContext};
 use crate::inventory::SnapshotEntry;
@@ -15,7 +13,6 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -78,7 +75,6 @@ pub(super) async fn run(
     cycle: &Arc<Cycle>,
     mut rx: mpsc::Receiver<Sealed>,
     tuning: &BackupTuning,
-    source: &SourceInfo,
     abort: &AtomicBool,
 ) -> Result<Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>> {
     let mut accs: Vec<TenantAcc> = (0..cycle.tenants.len())
@@ -158,7 +154,8 @@ pub(super) async fn run(
         return Err(Error::Aborted("another part of the backup failed".into()));
     }
 
-    let now = OffsetDateTime::now_utc();
+    // A snapshot is dated by when it was taken (the start of the cycle).
+    let now = cycle.started;
     let mut out = Vec::with_capacity(accs.len());
     for (t, acc) in accs.into_iter().enumerate() {
         let tenant = &cycle.tenants[t];
@@ -185,7 +182,7 @@ pub(super) async fn run(
             tenant: tenant.id.clone(),
             tenant_path: tenant.path.clone(),
             created: now,
-            source: source.clone(),
+            source: cycle.source.clone(),
             data_recipient: tenant.data_recipient.clone(),
             tables,
         };

@@ -128,13 +128,17 @@ impl Inventory {
         Ok(())
     }
 
-    /// Snapshots of a tenant, oldest first.
+    /// Snapshots of a tenant, oldest first (by the time they were taken: two cycles may start
+    /// in the same second, and ids only resolve seconds).
     pub fn snapshots(&self, tenant_path: &str) -> Result<Vec<SnapshotEntry>> {
-        self.snapshots
+        let mut list = self
+            .snapshots
             .scan_prefix(prefix(tenant_path))
             .values()
             .map(|v| parse(&v?, "snapshot"))
-            .collect()
+            .collect::<Result<Vec<SnapshotEntry>>>()?;
+        list.sort_by(|a, b| (a.time, &a.snapshot).cmp(&(b.time, &b.snapshot)));
+        Ok(list)
     }
 
     pub fn block(&self, tenant_path: &str, block_id: &str) -> Result<Option<BlockRef>> {

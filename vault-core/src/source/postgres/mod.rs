@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod extract;
+pub mod load;
 pub mod query;
 
 use crate::error::{DbContext, Result};

@@ -1,0 +1,391 @@
+//! The `tvault` binary: build once, run with a vault directory, parse its JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::{repo_root, TestDb, Value};
+
+/// Path to a fresh `tvault` binary (built once per test process).
+pub fn tvault_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(b) = std::env::var("TVAULT_BIN") {
+            return PathBuf::from(b);
+        }
+        // <target>/<profile>/deps/e2e-xxxx
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test exe in <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("<target>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(repo_root())
+            .args([
+                "build",
+                "-p",
+                "vault-cli",
+                "--bin",
+                "tvault",
+                "--target-dir",
+            ])
+            .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("could not run `{cargo} build -p vault-cli`: {e}"));
+        if !out.status.success() {
+            panic!(
+                "`{cargo} build -p vault-cli --bin tvault` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let bin = profile_dir.join(format!("tvault{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            bin.exists(),
+            "built tvault but {} does not exist",
+            bin.display()
+        );
+        bin
+    })
+}
+
+/// Result of one `tvault` run.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    #[track_caller]
+    pub fn assert_code(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "{what}: expected exit {code}, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A vault directory + the binary.
+#[derive(Clone)]
+pub struct Tvault {
+    pub vault: PathBuf,
+    pub envs: Vec<(String, String)>,
+}
+
+/// An age identity file and its public recipient.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub identity: PathBuf,
+    pub recipient: String,
+}
+
+impl Key {
+    pub fn identity_str(&self) -> &str {
+        self.identity.to_str().unwrap()
+    }
+}
+
+impl Tvault {
+    pub fn new(vault_dir: impl Into<PathBuf>) -> Tvault {
+        Tvault {
+            vault: vault_dir.into(),
+            envs: Vec::new(),
+        }
+    }
+
+    /// `tvault --vault <dir> <args>` as a Command (env cleaned of TVAULT_* variables).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tvault_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TVAULT_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.arg("--vault")
+            .arg(&self.vault)
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Start in the background, output discarded (so a full pipe can never block it).
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tvault")
+    }
+
+    /// Run to completion. A run longer than `TVAULT_TEST_CMD_TIMEOUT` seconds (default 600)
+    /// is killed and fails the test, so a hang can never stall the suite.
+    pub fn run(&self, args: &[&str]) -> Output {
+        use std::io::Read;
+        let limit = std::env::var("TVAULT_TEST_CMD_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(600u64);
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tvault");
+        let mut so = child.stdout.take().unwrap();
+        let mut se = child.stderr.take().unwrap();
+        let t_out = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = so.read_to_end(&mut b);
+            b
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = se.read_to_end(&mut b);
+            b
+        });
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait tvault") {
+                break st;
+            }
+            if start.elapsed().as_secs() >= limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+                panic!(
+                    "`tvault {}` still running after {limit} s: killed (hang?)\nstderr:\n{err}",
+                    args.join(" ")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        Output {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned(),
+            stderr: String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned(),
+        }
+    }
+
+    /// Run with `--json`, assert exit 0 and parse stdout as one JSON document.
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a: Vec<&str> = args.to_vec();
+        a.push("--json");
+        let out = self.run(&a);
+        assert_eq!(
+            out.code,
+            0,
+            "`tvault {}` failed with exit {}\nstdout:\n{}\nstderr:\n{}",
+            a.join(" "),
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "`tvault {}` printed invalid JSON ({e}):\n{}\nstderr:\n{}",
+                a.join(" "),
+                out.stdout,
+                out.stderr
+            )
+        })
+    }
+
+    /// Run and assert exit 0.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        out.assert_code(0, &format!("tvault {}", args.join(" ")));
+        out
+    }
+
+    /// `tvault keygen -o FILE --json` -> (identity file, recipient).
+    #[track_caller]
+    pub fn keygen(&self, file: &Path) -> Key {
+        let v = self.json(&["keygen", "-o", file.to_str().unwrap()]);
+        let recipient = v["recipient"]
+            .as_str()
+            .unwrap_or_else(|| panic!("keygen --json has no \"recipient\" string: {v}"))
+            .to_string();
+        assert!(
+            recipient.starts_with("age1"),
+            "keygen recipient is not an age1 key: {recipient}"
+        );
+        assert!(file.exists(), "keygen -o {} wrote no file", file.display());
+        Key {
+            identity: file.to_path_buf(),
+            recipient,
+        }
+    }
+
+    /// `tvault init --source <url> [extra...]`.
+    #[track_caller]
+    pub fn init(&self, source: &str, extra: &[&str]) {
+        let mut a = vec!["init", "--source", source];
+        a.extend_from_slice(extra);
+        self.ok(&a);
+    }
+
+    #[track_caller]
+    pub fn tenant_add(&self, tenant: &str, key: &Key) {
+        self.ok(&["tenant", "add", tenant, "--recipient", &key.recipient]);
+    }
+
+    /// `backup --all --json`, returns the snapshot id.
+    #[track_caller]
+    pub fn backup_all(&self) -> String {
+        let v = self.json(&["backup", "--all"]);
+        snapshot_id(&v)
+    }
+
+    #[track_caller]
+    pub fn restore(&self, tenant: &str, snapshot: &str, key: &Key, target: Option<&str>) -> Value {
+        let mut a = vec![
+            "restore",
+            tenant,
+            "--snapshot",
+            snapshot,
+            "--identity",
+            key.identity_str(),
+        ];
+        if let Some(t) = target {
+            a.extend_from_slice(&["--target", t]);
+        }
+        let v = self.json(&a);
+        assert_eq!(
+            v["ok"],
+            Value::Bool(true),
+            "restore {tenant} reported ok != true: {v:#}"
+        );
+        v
+    }
+
+    /// `snapshots --json` (array).
+    #[track_caller]
+    pub fn snapshots(&self) -> Vec<Value> {
+        let v = self.json(&["snapshots"]);
+        v.as_array()
+            .unwrap_or_else(|| panic!("snapshots --json is not an array: {v}"))
+            .clone()
+    }
+}
+
+#[track_caller]
+pub fn snapshot_id(backup_json: &Value) -> String {
+    match &backup_json["snapshot"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("backup --json has no snapshot id (got {other}): {backup_json:#}"),
+    }
+}
+
+/// Snapshot ids (as strings) of a `snapshots --json` array.
+pub fn snapshot_ids(list: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = list
+        .iter()
+        .map(|s| match &s["snapshot"] {
+            Value::String(x) => x.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Normalise a table name as printed by tvault (`"public"."t"` / `public.t`) to `public.t`.
+pub fn norm_table(s: &str) -> String {
+    s.replace('"', "")
+}
+
+/// One test's world: database, temp dir (vault in `<tmp>/vault`), tvault handle.
+pub struct Env {
+    pub db: TestDb,
+    pub dir: tempfile::TempDir,
+    pub tv: Tvault,
+}
+
+impl Env {
+    /// New database with the given fixture files applied; vault dir not yet initialised.
+    pub fn new(test_name: &str, fixtures: &[&str]) -> Env {
+        let db = TestDb::with_fixture(test_name, fixtures);
+        let dir = tempfile::Builder::new()
+            .prefix("tvault-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let tv = Tvault::new(dir.path().join("vault"));
+        Env { db, dir, tv }
+    }
+
+    /// New env, `init --source <db>`, one key, and the given tenants registered with it.
+    pub fn with_tenants(test_name: &str, fixtures: &[&str], tenants: &[&str]) -> (Env, Key) {
+        let env = Env::new(test_name, fixtures);
+        env.tv.init(&env.db.url, &[]);
+        let key = env.keygen("key.txt");
+        for t in tenants {
+            env.tv.tenant_add(t, &key);
+        }
+        (env, key)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    #[track_caller]
+    pub fn keygen(&self, name: &str) -> Key {
+        self.tv.keygen(&self.path(name))
+    }
+
+    /// Empty database with the schema of `schema_fixtures` (for `restore --target`).
+    pub fn scratch_db(&self, suffix: &str, schema_fixtures: &[&str]) -> TestDb {
+        TestDb::with_fixture(suffix, schema_fixtures)
+    }
+}
+
+/// Every file/dir under `root` (relative paths).
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Files under `<vault>/store` having a path component equal to `component`
+/// (e.g. "packs", "manifests", "snapshots").
+pub fn store_files_under(vault: &Path, component: &str) -> Vec<PathBuf> {
+    let store = vault.join("store");
+    walk(&store)
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == component))
+        .map(|p| store.join(p))
+        .filter(|p| p.is_file())
+        .collect()
+}
