@@ -17,13 +17,16 @@
 //! ```
 
 pub mod archive;
+pub mod audit;
 pub mod backup;
 pub mod config;
 pub mod copytext;
 pub mod error;
 pub mod inventory;
 pub mod layout;
+pub mod records;
 pub mod restore;
+pub mod retention;
 pub mod source;
 pub mod sql;
 pub mod tenant;

@@ -26,6 +26,15 @@ pub async fn literal(client: &tokio_postgres::Client, value: &str) -> Result<Str
     Ok(row.get(0))
 }
 
+/// [`literal`] inside a transaction.
+pub async fn literal_tx(tx: &tokio_postgres::Transaction<'_>, value: &str) -> Result<String> {
+    let row = tx
+        .query_one("SELECT quote_literal($1::text)", &[&value])
+        .await
+        .db(|| "quoting a value".into())?;
+    Ok(row.get(0))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

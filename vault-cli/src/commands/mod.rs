@@ -2,7 +2,9 @@
 
 mod backup;
 mod init;
+mod inventory;
 mod keygen;
+mod records;
 mod restore;
 mod snapshots;
 mod tables;
@@ -54,6 +56,12 @@ enum Cmd {
     Snapshots(snapshots::Snapshots),
     Restore(restore::Restore),
     Verify(verify::Verify),
+    Find(records::Find),
+    Show(records::Show),
+    Diff(records::Diff),
+    RestoreRecords(records::RestoreRecords),
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCmd),
 }
 
 impl Cli {
@@ -68,6 +76,11 @@ impl Cli {
             Cmd::Snapshots(c) => c.run(g).await,
             Cmd::Restore(c) => c.run(g).await,
             Cmd::Verify(c) => c.run(g).await,
+            Cmd::Find(c) => c.run(g).await,
+            Cmd::Show(c) => c.run(g).await,
+            Cmd::Diff(c) => c.run(g).await,
+            Cmd::RestoreRecords(c) => c.run(g).await,
+            Cmd::Inventory(c) => c.run(g).await,
         }
     }
 }

@@ -96,74 +96,82 @@ fn encode_field(out: &mut Vec<u8>, field: &[u8], kind: Kind) {
     }
 }
 
-/// Keys of one block, appended without a heap allocation per key.
+/// Keys of one block with a short keyed hash of each row, appended without a heap allocation
+/// per key. The row hash lets `find` tell a changed row from an unchanged one from the inventory
+/// alone; being keyed per tenant, it reveals nothing about the row.
 #[derive(Default)]
 pub struct KeyList {
     bytes: Vec<u8>,
     ends: Vec<u32>,
+    hashes: Vec<u64>,
 }
 
 impl KeyList {
-    pub fn push_row(&mut self, codec: &KeyCodec, row: &[u8]) {
+    pub fn push_row(&mut self, codec: &KeyCodec, row: &[u8], row_hash: u128) {
         codec.row_key_into(row, &mut self.bytes);
         self.ends.push(self.bytes.len() as u32);
+        self.hashes.push(row_hash as u64);
     }
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(self.ends.iter().copied())
-            .map(|(a, b)| &self.bytes[a as usize..b as usize])
+            .zip(self.hashes.iter().copied())
+            .map(|((a, b), h)| (&self.bytes[a as usize..b as usize], h))
     }
 }
 
-/// Sorts, deduplicates and compresses a block's keys; returns (min, max, set).
+/// A decoded key set: keys sorted, each with its row hash.
+pub type KeySet = Vec<(Vec<u8>, u64)>;
+
+/// Sorts and compresses a block's keys; returns (min key, max key, encoded set).
 pub fn encode_list(list: &KeyList) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let mut keys: Vec<&[u8]> = list.iter().collect();
+    let mut keys: Vec<(&[u8], u64)> = list.iter().collect();
     keys.sort_unstable();
-    keys.dedup();
-    let min = keys.first().map(|k| k.to_vec()).unwrap_or_default();
-    let max = keys.last().map(|k| k.to_vec()).unwrap_or_default();
-    (min, max, compress_sorted(&keys))
-}
-
-/// Sorts, deduplicates and compresses a block's keys.
-pub fn encode_set(mut keys: Vec<Vec<u8>>) -> Vec<u8> {
-    keys.sort_unstable();
-    keys.dedup();
-    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-    compress_sorted(&refs)
-}
-
-fn compress_sorted(keys: &[&[u8]]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(keys.iter().map(|k| k.len() + 4).sum());
-    for k in keys {
+    keys.dedup_by(|a, b| a.0 == b.0);
+    let min = keys.first().map(|k| k.0.to_vec()).unwrap_or_default();
+    let max = keys.last().map(|k| k.0.to_vec()).unwrap_or_default();
+    let mut raw = Vec::with_capacity(keys.iter().map(|k| k.0.len() + 12).sum());
+    for (k, h) in keys {
         raw.extend_from_slice(&(k.len() as u32).to_le_bytes());
         raw.extend_from_slice(k);
+        raw.extend_from_slice(&h.to_le_bytes());
     }
-    zstd::bulk::compress(&raw, 3).unwrap_or_default()
+    (min, max, zstd::bulk::compress(&raw, 3).unwrap_or_default())
 }
 
-/// Decodes a key set made by [`encode_set`]; keys come back sorted.
-pub fn decode_set(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+/// Decodes a key set made by [`encode_list`].
+pub fn decode_set(bytes: &[u8]) -> Result<KeySet> {
     let raw = zstd::stream::decode_all(bytes)
         .map_err(|e| Error::corrupt("key set", format!("does not decompress: {e}")))?;
     let mut keys = vec![];
     let mut i = 0;
-    while i + 4 <= raw.len() {
-        let n = u32::from_le_bytes(raw[i..i + 4].try_into().unwrap_or_default()) as usize;
-        let end = i + 4 + n;
-        if end > raw.len() {
-            return Err(Error::corrupt("key set", "truncated"));
-        }
-        keys.push(raw[i + 4..end].to_vec());
-        i = end;
+    while i < raw.len() {
+        let len = raw
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+            .ok_or_else(|| Error::corrupt("key set", "truncated"))?;
+        let (k, h) = (i + 4, i + 4 + len);
+        let hash = raw
+            .get(h..h + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .ok_or_else(|| Error::corrupt("key set", "truncated"))?;
+        keys.push((raw[k..h].to_vec(), hash));
+        i = h + 8;
     }
     Ok(keys)
+}
+
+/// The row hash of `key` in a decoded set, if the block holds it.
+pub fn lookup(set: &KeySet, key: &[u8]) -> Option<u64> {
+    set.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+        .ok()
+        .map(|i| set[i].1)
 }
 
 #[cfg(test)]
@@ -183,10 +191,22 @@ mod tests {
 
     #[test]
     fn key_sets_round_trip() {
-        let keys = vec![b"b".to_vec(), b"a".to_vec(), b"b".to_vec()];
-        assert_eq!(
-            decode_set(&encode_set(keys)).unwrap(),
-            vec![b"a".to_vec(), b"b".to_vec()]
-        );
+        let def: TableDef = serde_json::from_value(serde_json::json!({
+            "schema": "s", "name": "t",
+            "columns": [{"name": "id", "type": "bigint"}, {"name": "v", "type": "text"}],
+            "primary_key": ["id"], "owner": {"kind": "column", "column": "tenant_id"}
+        }))
+        .unwrap();
+        let codec = KeyCodec::for_table(&def).unwrap();
+        let mut list = KeyList::default();
+        list.push_row(&codec, b"10\tx", 7);
+        list.push_row(&codec, b"9\ty", 8);
+        let (min, max, set) = encode_list(&list);
+        let set = decode_set(&set).unwrap();
+        let key = |v: &str| codec.key_of(&[("id".into(), v.into())]).unwrap();
+        assert_eq!((min, max), (key("9"), key("10")));
+        assert_eq!(lookup(&set, &key("10")), Some(7));
+        assert_eq!(lookup(&set, &key("9")), Some(8));
+        assert_eq!(lookup(&set, &key("11")), None);
     }
 }

@@ -13,7 +13,7 @@ mod stages;
 
 use stages::{reader, seal_stage, Sealed, Unit};
 
-use crate::archive::manifest::{BlockRef, SnapshotRecord, SourceInfo, FORMAT_VERSION};
+use crate::archive::manifest::{SnapshotRecord, SourceInfo, FORMAT_VERSION};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres as pg;
@@ -159,7 +159,7 @@ impl Vault {
         });
         tracing::info!(snapshot = %snapshot, tenants = cycle.tenants.len(), tables = cycle.plan.tables.len(), "backup started");
 
-        let (mut summaries, leftovers) = self
+        let (committed, leftovers) = self
             .run_pipeline(&cycle, coordinator, &snapshot_name, &opts, &progress)
             .await?;
         progress(Progress::Finishing);
@@ -177,9 +177,10 @@ impl Vault {
         )
         .await?;
         self.delete(&pending).await?;
-        for (t, s) in cycle.tenants.iter().zip(summaries.iter_mut()) {
-            self.inventory().put_blocks(&t.path, s.1.iter())?;
-            self.inventory().put_snapshot(&t.path, &s.2)?;
+        for (t, c) in cycle.tenants.iter().zip(&committed) {
+            self.inventory().put_blocks(&t.path, c.new_blocks.iter())?;
+            self.inventory()
+                .put_snapshot(&t.path, &c.entry, &c.tables)?;
         }
         self.inventory().flush().await?;
         tracing::info!(snapshot = %snapshot, "backup committed");
@@ -187,7 +188,7 @@ impl Vault {
         let (unregistered, unowned) = leftovers;
         Ok(BackupReport {
             snapshot,
-            tenants: summaries.into_iter().map(|s| s.0).collect(),
+            tenants: committed.into_iter().map(|c| c.summary).collect(),
             unregistered_tenants: unregistered,
             global_tables: cycle.plan.global.clone(),
             unowned_rows: unowned,
@@ -220,7 +221,7 @@ impl Vault {
         opts: &BackupOptions,
         progress: &ProgressFn,
     ) -> Result<(
-        Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>,
+        Vec<pack::Committed>,
         (Vec<UnregisteredTenant>, Vec<UnownedRows>),
     )> {
         let tuning = self.config().backup.clone();
@@ -475,7 +476,17 @@ impl Vault {
                 .map(|b| b.length)
                 .sum(),
         };
-        self.inventory().put_snapshot(&record.path, &entry)
+        let tables: Vec<(TableDef, Vec<String>)> = m
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    t.def.clone(),
+                    t.blocks.iter().map(|b| b.id.clone()).collect(),
+                )
+            })
+            .collect();
+        self.inventory().put_snapshot(&record.path, &entry, &tables)
     }
 
     /// Deletes what interrupted cycles left behind (their pending marker names their tenants).

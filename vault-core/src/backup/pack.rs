@@ -8,6 +8,7 @@ use crate::archive::manifest::{BlockRef, TableManifest, TenantManifest, FORMAT_V
 use crate::config::BackupTuning;
 use crate::error::{Error, Result, StoreContext};
 use crate::inventory::SnapshotEntry;
+use crate::source::postgres::catalog::TableDef;
 use crate::{layout, Vault};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::HashMap;
@@ -15,6 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+/// What the inventory learns of one tenant once the cycle commits.
+pub(super) struct Committed {
+    pub summary: TenantSummary,
+    pub new_blocks: Vec<BlockRef>,
+    pub entry: SnapshotEntry,
+    /// Per table (`schema.table`), the ids of the blocks the snapshot references.
+    pub tables: Vec<(TableDef, Vec<String>)>,
+}
 
 /// Uploads running at once.
 const PARALLEL_PUTS: usize = 4;
@@ -76,7 +86,7 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Sealed>,
     tuning: &BackupTuning,
     abort: &AtomicBool,
-) -> Result<Vec<(TenantSummary, Vec<BlockRef>, SnapshotEntry)>> {
+) -> Result<Vec<Committed>> {
     let mut accs: Vec<TenantAcc> = (0..cycle.tenants.len())
         .map(|_| TenantAcc {
             tables: vec![Default::default(); cycle.plan.tables.len()],
@@ -211,7 +221,22 @@ pub(super) async fn run(
             rows: manifest.rows(),
             bytes,
         };
-        out.push((summary, acc.new_blocks, entry));
+        let tables = manifest
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    t.def.clone(),
+                    t.blocks.iter().map(|b| b.id.clone()).collect(),
+                )
+            })
+            .collect();
+        out.push(Committed {
+            summary,
+            new_blocks: acc.new_blocks,
+            entry,
+            tables,
+        });
     }
     up.finish().await?;
     Ok(out)

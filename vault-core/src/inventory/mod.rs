@@ -6,6 +6,8 @@
 //! - `snapshots`: tenant path, 0, snapshot id -> [`SnapshotEntry`] (JSON)
 //! - `blocks`:    tenant path, 0, block id -> [`BlockRef`] (JSON): where a stored block lives
 //! - `key_sets`:  tenant path, 0, block id -> min key, max key, compressed key set
+//! - `snapshot_tables`: tenant path, 0, snapshot, 0, table -> table definition id and block ids
+//! - `table_defs`: definition id -> table definition JSON (shared by tenants and snapshots)
 //!
 //! One entry per block, never per row: a record lookup narrows blocks by their key range and
 //! then searches the block's key set. No row data is stored beyond primary keys.
@@ -13,9 +15,13 @@
 use crate::archive::block::IdKey;
 use crate::archive::manifest::BlockRef;
 use crate::error::{Error, Result};
+use crate::source::postgres::catalog::TableDef;
 use crate::tenant::TenantRecord;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+mod rebuild;
+pub use rebuild::RebuildReport;
 use time::OffsetDateTime;
 
 /// What the inventory knows of one tenant snapshot (enough to list it without the store).
@@ -31,6 +37,15 @@ pub struct SnapshotEntry {
     pub bytes: u64,
 }
 
+/// A block's smallest key, largest key and encoded key set.
+pub type BlockKeys = (Vec<u8>, Vec<u8>, sled::IVec);
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotTable {
+    def: String,
+    blocks: Vec<String>,
+}
+
 #[derive(Clone)]
 pub struct Inventory {
     db: sled::Db,
@@ -39,6 +54,8 @@ pub struct Inventory {
     snapshots: sled::Tree,
     blocks: sled::Tree,
     key_sets: sled::Tree,
+    snapshot_tables: sled::Tree,
+    table_defs: sled::Tree,
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -46,6 +63,13 @@ fn key2(a: &str, b: &str) -> Vec<u8> {
     k.extend_from_slice(a.as_bytes());
     k.push(0);
     k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn key3(a: &str, b: &str, c: &str) -> Vec<u8> {
+    let mut k = key2(a, b);
+    k.push(0);
+    k.extend_from_slice(c.as_bytes());
     k
 }
 
@@ -84,12 +108,39 @@ impl Inventory {
             snapshots: db.open_tree("snapshots")?,
             blocks: db.open_tree("blocks")?,
             key_sets: db.open_tree("key_sets")?,
+            snapshot_tables: db.open_tree("snapshot_tables")?,
+            table_defs: db.open_tree("table_defs")?,
             db,
         })
     }
 
     pub async fn flush(&self) -> Result<()> {
         self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Empties every tree (before a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        for tree in [
+            &self.tenants,
+            &self.id_keys,
+            &self.snapshots,
+            &self.blocks,
+            &self.key_sets,
+            &self.snapshot_tables,
+            &self.table_defs,
+        ] {
+            tree.clear()?;
+        }
+        Ok(())
+    }
+
+    /// Records a tenant; its id key only when known (a rebuild without the tenant's identity).
+    pub fn put_tenant_record(&self, t: &TenantRecord, id_key: Option<&IdKey>) -> Result<()> {
+        self.tenants.insert(t.id.as_bytes(), json(t))?;
+        if let Some(k) = id_key {
+            self.id_keys.insert(t.path.as_bytes(), &k.as_bytes()[..])?;
+        }
         Ok(())
     }
 
@@ -122,10 +173,82 @@ impl Inventory {
         }))
     }
 
-    pub fn put_snapshot(&self, tenant_path: &str, e: &SnapshotEntry) -> Result<()> {
+    /// Records a committed tenant snapshot and, per table, the ids of the blocks it references
+    /// (what `find` walks instead of reading manifests).
+    pub fn put_snapshot(
+        &self,
+        tenant_path: &str,
+        e: &SnapshotEntry,
+        tables: &[(TableDef, Vec<String>)],
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (def, ids) in tables {
+            // Table definitions repeat across tenants and snapshots: store each once.
+            let def_json = json(def);
+            let def_id = blake3::hash(&def_json).to_hex()[..32].to_string();
+            self.table_defs.insert(def_id.as_bytes(), def_json)?;
+            let entry = SnapshotTable {
+                def: def_id,
+                blocks: ids.clone(),
+            };
+            batch.insert(
+                key3(tenant_path, &e.snapshot, &def.display_name()),
+                json(&entry),
+            );
+        }
+        self.snapshot_tables.apply_batch(batch)?;
         self.snapshots
             .insert(key2(tenant_path, &e.snapshot), json(e))?;
         Ok(())
+    }
+
+    /// Block ids of `table` (`schema.table`) in a tenant snapshot.
+    pub fn snapshot_blocks(
+        &self,
+        tenant_path: &str,
+        snapshot: &str,
+        table: &str,
+    ) -> Result<Option<(TableDef, Vec<String>)>> {
+        let Some(v) = self
+            .snapshot_tables
+            .get(key3(tenant_path, snapshot, table))?
+        else {
+            return Ok(None);
+        };
+        let entry: SnapshotTable = parse(&v, "snapshot table")?;
+        let def = self.table_defs.get(entry.def.as_bytes())?.ok_or_else(|| {
+            Error::corrupt(
+                "inventory",
+                format!("table definition {} is missing", entry.def),
+            )
+        })?;
+        Ok(Some((parse(&def, "table definition")?, entry.blocks)))
+    }
+
+    /// A block's key range and decoded key set, if indexed.
+    pub fn key_set(
+        &self,
+        tenant_path: &str,
+        block_id: &str,
+    ) -> Result<Option<BlockKeys>> {
+        let Some(v) = self.key_sets.get(key2(tenant_path, block_id))? else {
+            return Ok(None);
+        };
+        let bad = || Error::corrupt("inventory key set", "truncated");
+        let mut parts = vec![];
+        let mut i = 0;
+        for _ in 0..2 {
+            let n = v
+                .get(i..i + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+                .ok_or_else(bad)?;
+            parts.push(v.get(i + 4..i + 4 + n).ok_or_else(bad)?.to_vec());
+            i += 4 + n;
+        }
+        let set = v.subslice(i, v.len() - i);
+        let max = parts.pop().unwrap_or_default();
+        let min = parts.pop().unwrap_or_default();
+        Ok(Some((min, max, set)))
     }
 
     /// Snapshots of a tenant, oldest first (by the time they were taken: two cycles may start

@@ -123,7 +123,7 @@ pub async fn read_table(
             buf.data.push(b'\n');
             buf.checksum.add_hash(hash);
             if let Some(c) = codec {
-                buf.keys.push_row(c, row);
+                buf.keys.push_row(c, row, hash);
             }
             buffered += row.len() + 1;
             if cut_here(buf.data.len(), row.len() + 1, hash, demux.block_size) {

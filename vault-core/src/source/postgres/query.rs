@@ -43,13 +43,23 @@ pub type Pages = (u32, Option<u32>);
 /// `SELECT <tenant>, <archived columns> FROM …` optionally restricted to one tenant literal
 /// (a literal quoted by the server, see [`crate::sql::literal`]) and to a range of pages.
 pub fn select(t: &TableDef, tenant_literal: Option<&str>, pages: Option<Pages>) -> String {
+    select_where(t, tenant_literal, pages, &[])
+}
+
+/// [`select`] with extra conditions (already-quoted SQL over `t0`).
+pub fn select_where(
+    t: &TableDef,
+    tenant_literal: Option<&str>,
+    pages: Option<Pages>,
+    extra: &[String],
+) -> String {
     let (from, owner) = from_and_owner(t);
     let cols: Vec<String> = t
         .archived_columns()
         .map(|c| format!("t0.{}", ident(&c.name)))
         .collect();
     let mut sql = format!("SELECT {owner}, {} FROM {from}", cols.join(", "));
-    let mut conditions = vec![];
+    let mut conditions = extra.to_vec();
     if let Some(lit) = tenant_literal {
         conditions.push(format!("{owner} = {lit}"));
     }

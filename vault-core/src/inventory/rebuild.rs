@@ -1,0 +1,142 @@
+//! Rebuilding the inventory from the object store (the source of truth).
+//!
+//! Without any key, the operational part comes back: tenants, committed snapshots, block
+//! locations, per-snapshot block lists. With a tenant's identity (or the escrow identity), that
+//! tenant's id key and record key sets come back too, which record lookups and further backups of
+//! the tenant need.
+
+use crate::error::{Error, Result};
+use crate::tenant::TenantRecord;
+use crate::{layout, Vault};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Debug, Default, Serialize)]
+pub struct RebuildReport {
+    pub tenants: u64,
+    pub snapshots: u64,
+    pub key_sets: u64,
+    /// Tenants whose id key and key sets need their identity (`--identity`).
+    pub tenants_without_keys: Vec<String>,
+}
+
+impl Vault {
+    /// Clears the inventory and rebuilds it from the store; `identities` unlock the record-level
+    /// part for the tenants they belong to.
+    pub async fn rebuild_inventory(
+        &self,
+        identities: &BTreeMap<String, keys::TenantIdentities>,
+    ) -> Result<RebuildReport> {
+        let mut report = RebuildReport::default();
+        let committed: HashSet<String> = self
+            .list(&layout::snapshots_prefix())
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .filter(|s| layout::is_snapshot_id(s))
+            .collect();
+        let mut records = vec![];
+        for meta in self.list(&layout::tenants_prefix()).await? {
+            if meta.location.filename() != Some("tenant.json") {
+                continue;
+            }
+            let bytes = self.get(&meta.location).await?;
+            let r: TenantRecord =
+                serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&meta.location, e))?;
+            if r.path != self.tenant_path(&r.id) {
+                return Err(Error::corrupt(
+                    &meta.location,
+                    "the tenant record is not in its tenant's directory",
+                ));
+            }
+            records.push(r);
+        }
+        if let Some(id) = identities
+            .keys()
+            .find(|id| !records.iter().any(|r| &r.id == *id))
+        {
+            return Err(Error::not_found(
+                format!("tenant {id:?} in the store"),
+                None,
+            ));
+        }
+        self.inventory().clear()?;
+        for r in &records {
+            report.tenants += 1;
+            let unlocked = match identities.get(&r.id) {
+                Some(ids) => Some(self.unlock(r, ids).await?),
+                None => None,
+            };
+            self.inventory()
+                .put_tenant_record(r, unlocked.as_ref().map(|u| &u.id_key))?;
+            let mut snaps: Vec<String> = self
+                .list(&layout::Path::from(format!("tenants/{}/manifests", r.path)))
+                .await?
+                .into_iter()
+                .filter_map(|m| {
+                    m.location
+                        .filename()?
+                        .strip_suffix(".json")
+                        .map(str::to_string)
+                })
+                .filter(|s| committed.contains(s))
+                .collect();
+            snaps.sort();
+            for snap in &snaps {
+                self.index_snapshot(r, snap).await?;
+                report.snapshots += 1;
+                if let Some(u) = &unlocked {
+                    report.key_sets += self.index_key_sets(r, u, snap).await?;
+                }
+            }
+            if unlocked.is_none() {
+                report.tenants_without_keys.push(r.id.clone());
+            }
+        }
+        self.inventory().flush().await?;
+        Ok(report)
+    }
+
+    /// Loads a snapshot's sealed key index into the inventory; returns the number of key sets.
+    async fn index_key_sets(
+        &self,
+        r: &TenantRecord,
+        u: &crate::tenant::Unlocked,
+        snapshot: &str,
+    ) -> Result<u64> {
+        let path = layout::key_index(&r.path, snapshot);
+        let sealed = match self.get(&path).await {
+            Ok(b) => b,
+            Err(Error::NotFound { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let raw = keys::open(&u.data_key, &sealed).map_err(|e| Error::corrupt(&path, e))?;
+        let mut i = 0;
+        let mut n = 0;
+        let take = |i: &mut usize| -> Result<Vec<u8>> {
+            let len = raw
+                .get(*i..*i + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+                .ok_or_else(|| Error::corrupt(&path, "truncated key index"))?;
+            let v = raw
+                .get(*i + 4..*i + 4 + len)
+                .ok_or_else(|| Error::corrupt(&path, "truncated key index"))?
+                .to_vec();
+            *i += 4 + len;
+            Ok(v)
+        };
+        while i < raw.len() {
+            let id = String::from_utf8(take(&mut i)?).map_err(|e| Error::corrupt(&path, e))?;
+            let (min, max, set) = (take(&mut i)?, take(&mut i)?, take(&mut i)?);
+            self.inventory()
+                .put_key_set(&r.path, &id, &min, &max, &set)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,525 @@
+//! restore-records: upsert a few records (and, on request, their related rows) from a snapshot.
+//!
+//! Rows are gathered from the snapshot (the requested ones by key through the inventory; related
+//! ones by following the foreign keys in the manifest), compared with the live rows, and written
+//! in one transaction, parents first: missing rows inserted, changed rows updated, identical rows
+//! left alone. Nothing is written for a row whose live twin belongs to another tenant, nor when
+//! the live schema lost a column that holds a value.
+
+use super::lookup::live_row;
+use super::{codec, display_key, encode_key, fields, KeyValues};
+use crate::archive::block;
+use crate::archive::manifest::{TableManifest, TenantManifest};
+use crate::copytext;
+use crate::error::{DbContext, Error, Result};
+use crate::source::postgres::catalog::{Owner, TableDef};
+use crate::source::postgres::{self as pg, load};
+use crate::sql::{self, ident, qualified};
+use crate::tenant::{TenantRecord, Unlocked};
+use crate::Vault;
+use bytes::Bytes;
+use futures::SinkExt;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+#[derive(Clone, Default)]
+pub struct RecordRestoreOptions {
+    pub tenant: String,
+    /// `schema.table` of the requested records.
+    pub table: String,
+    pub keys: Vec<KeyValues>,
+    pub snapshot: String,
+    pub with_related: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlannedRow {
+    pub table: String,
+    pub key: String,
+    /// `insert`, `update` or `unchanged`.
+    pub action: &'static str,
+    /// Why the row is part of the restore: `requested`, `child of …`, `parent of …`.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecordRestoreReport {
+    pub tenant: String,
+    pub snapshot: String,
+    pub dry_run: bool,
+    pub rows: Vec<PlannedRow>,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// Rows gathered for the restore, per table index of the manifest, keyed by encoded key.
+type Gathered = BTreeMap<usize, BTreeMap<Vec<u8>, (Vec<u8>, String)>>;
+
+impl Vault {
+    pub async fn restore_records(
+        &self,
+        opts: &RecordRestoreOptions,
+        identity: &keys::TenantIdentities,
+    ) -> Result<RecordRestoreReport> {
+        let record = self.tenant(&opts.tenant)?;
+        let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
+        let manifest = self.manifest(&record, &snapshot).await?;
+        let keys = self.unlock(&record, identity).await?;
+        let client = pg::connect(&self.config().source).await?;
+        let mut reader = BlockCache {
+            vault: self,
+            record: &record,
+            keys: &keys,
+            manifest: &manifest,
+            cache: HashMap::new(),
+        };
+        let root = manifest
+            .tables
+            .iter()
+            .position(|t| t.def.display_name() == opts.table)
+            .ok_or_else(|| {
+                Error::not_found(format!("table {} in snapshot {snapshot}", opts.table), None)
+            })?;
+        let mut rows: Gathered = BTreeMap::new();
+        let mut queue = vec![];
+        for key in &opts.keys {
+            let view = self
+                .read_record(&record, &keys, &opts.table, key, &snapshot)
+                .await?;
+            let k = encode_key(&manifest.tables[root].def, &record.id, key)?;
+            if add(&mut rows, root, k, &view.row, "requested".into()) {
+                queue.push((root, view.row));
+            }
+        }
+        if opts.with_related {
+            gather_related(&mut reader, &client, &record, &mut rows, queue).await?;
+        }
+        let mut report = RecordRestoreReport {
+            tenant: record.id.clone(),
+            snapshot: snapshot.clone(),
+            dry_run: opts.dry_run,
+            rows: vec![],
+            inserted: 0,
+            updated: 0,
+            unchanged: 0,
+        };
+        let mut writes: Vec<(usize, Vec<Vec<u8>>)> = vec![];
+        for (&t, table_rows) in &rows {
+            let def = &manifest.tables[t].def;
+            let mut to_write = vec![];
+            for (row, reason) in table_rows.values() {
+                check_owner(&client, def, &record.id, row).await?;
+                let action = match live_row(&client, def, &record.id, row).await? {
+                    None => "insert",
+                    Some(live) if live == *row => "unchanged",
+                    Some(_) => "update",
+                };
+                match action {
+                    "insert" => report.inserted += 1,
+                    "update" => report.updated += 1,
+                    _ => report.unchanged += 1,
+                }
+                if action != "unchanged" {
+                    to_write.push(row.clone());
+                }
+                report.rows.push(PlannedRow {
+                    table: def.display_name(),
+                    key: display_key(def, row),
+                    action,
+                    reason: reason.clone(),
+                });
+            }
+            writes.push((t, to_write));
+        }
+        if opts.dry_run {
+            return Ok(report);
+        }
+        let mut client = client;
+        let tx = client
+            .transaction()
+            .await
+            .db(|| "starting the record restore".into())?;
+        for (t, to_write) in &writes {
+            if !to_write.is_empty() {
+                upsert(&tx, &manifest.tables[*t], &record.id, to_write).await?;
+            }
+        }
+        tx.commit()
+            .await
+            .db(|| "committing the record restore".into())?;
+        tracing::info!(tenant = %record.id, snapshot = %snapshot, inserted = report.inserted, updated = report.updated, "records restored");
+        Ok(report)
+    }
+}
+
+/// Decoded blocks of one snapshot, read once each.
+struct BlockCache<'a> {
+    vault: &'a Vault,
+    record: &'a TenantRecord,
+    keys: &'a Unlocked,
+    manifest: &'a TenantManifest,
+    cache: HashMap<String, std::sync::Arc<Vec<u8>>>,
+}
+
+impl BlockCache<'_> {
+    /// Every row of table `t` in the snapshot (scans the tenant's blocks of that table).
+    async fn rows(&mut self, t: usize) -> Result<Vec<Vec<u8>>> {
+        let table = &self.manifest.tables[t];
+        let mut out = vec![];
+        for b in &table.blocks {
+            let plain = match self.cache.get(&b.id) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = std::sync::Arc::new(
+                        self.vault
+                            .read_block(self.record, self.keys, &table.def.display_name(), b)
+                            .await?,
+                    );
+                    self.cache.insert(b.id.clone(), p.clone());
+                    p
+                }
+            };
+            out.extend(block::rows(&plain).map(|r| r.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// Follows foreign keys from the gathered rows: children that reference them (recursively) and
+/// parents they need that the live database lacks.
+async fn gather_related(
+    cache: &mut BlockCache<'_>,
+    client: &tokio_postgres::Client,
+    record: &TenantRecord,
+    rows: &mut Gathered,
+    mut queue: Vec<(usize, Vec<u8>)>,
+) -> Result<()> {
+    let tables = &cache.manifest.tables;
+    let index: HashMap<(String, String), usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ((t.def.schema.clone(), t.def.name.clone()), i))
+        .collect();
+    let mut seen: HashSet<(usize, Vec<u8>)> = HashSet::new();
+    while let Some((t, row)) = queue.pop() {
+        if !seen.insert((t, row.clone())) {
+            continue;
+        }
+        let def = &tables[t].def;
+        let f = fields(def, &row);
+        let value_of = |cols: &[String]| -> Vec<Vec<u8>> {
+            cols.iter()
+                .map(|c| {
+                    f.iter()
+                        .find(|(n, _)| n == c)
+                        .map(|(_, v)| v.to_vec())
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        // Children: rows of any table whose foreign key points at this row.
+        for (ci, child) in tables.iter().enumerate() {
+            for fk in child
+                .def
+                .foreign_keys
+                .iter()
+                .filter(|fk| fk.ref_schema == def.schema && fk.ref_table == def.name)
+            {
+                let wanted = value_of(&fk.ref_columns);
+                for crow in cache.rows(ci).await? {
+                    let cf = fields(&child.def, &crow);
+                    let got: Vec<Vec<u8>> = fk
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            cf.iter()
+                                .find(|(n, _)| n == c)
+                                .map(|(_, v)| v.to_vec())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    if got == wanted && KeyRef::of(&child.def, &crow).is_some() {
+                        let k = codec(&child.def)?.row_key(&crow);
+                        let reason =
+                            format!("child of {} {}", def.display_name(), display_key(def, &row));
+                        if add(rows, ci, k, &crow, reason) {
+                            queue.push((ci, crow));
+                        }
+                    }
+                }
+            }
+        }
+        // Parents: referenced rows missing from the live database.
+        for fk in &def.foreign_keys {
+            let Some(&pi) = index.get(&(fk.ref_schema.clone(), fk.ref_table.clone())) else {
+                continue;
+            };
+            let wanted = value_of(&fk.columns);
+            if wanted.iter().any(|v| v.as_slice() == copytext::NULL) {
+                continue;
+            }
+            let pdef = &tables[pi].def;
+            for prow in cache.rows(pi).await? {
+                let pf = fields(pdef, &prow);
+                let got: Vec<Vec<u8>> = fk
+                    .ref_columns
+                    .iter()
+                    .map(|c| {
+                        pf.iter()
+                            .find(|(n, _)| n == c)
+                            .map(|(_, v)| v.to_vec())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                if got != wanted || KeyRef::of(pdef, &prow).is_none() {
+                    continue;
+                }
+                if live_row(client, pdef, &record.id, &prow).await?.is_none() {
+                    let k = codec(pdef)?.row_key(&prow);
+                    let reason = format!(
+                        "parent of {} {}",
+                        def.display_name(),
+                        display_key(def, &row)
+                    );
+                    if add(rows, pi, k, &prow, reason) {
+                        queue.push((pi, prow));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds a row unless it is already gathered (the first reason wins); true when added.
+fn add(rows: &mut Gathered, table: usize, key: Vec<u8>, row: &[u8], reason: String) -> bool {
+    match rows.entry(table).or_default().entry(key) {
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert((row.to_vec(), reason));
+            true
+        }
+        std::collections::btree_map::Entry::Occupied(_) => false,
+    }
+}
+
+/// Marker for "this table has a primary key" (rows of tables without one cannot be upserted).
+struct KeyRef;
+
+impl KeyRef {
+    fn of(def: &TableDef, _row: &[u8]) -> Option<KeyRef> {
+        (!def.primary_key.is_empty()).then_some(KeyRef)
+    }
+}
+
+/// Refuses when a live row with this primary key exists but belongs to another tenant.
+async fn check_owner(
+    client: &tokio_postgres::Client,
+    def: &TableDef,
+    tenant: &str,
+    row: &[u8],
+) -> Result<()> {
+    let f = fields(def, row);
+    let mut conditions = vec![];
+    for k in &def.primary_key {
+        let raw = f
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| *v)
+            .unwrap_or_default();
+        let value = copytext::unescape(raw)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        conditions.push(format!(
+            "t0.{} = {}",
+            ident(k),
+            sql::literal(client, &value).await?
+        ));
+    }
+    let table = qualified(&def.schema, &def.name);
+    let exists: bool = client
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {table} AS t0 WHERE {})",
+                conditions.join(" AND ")
+            ),
+            &[],
+        )
+        .await
+        .db(|| format!("checking {}", def.display_name()))?
+        .get(0);
+    if !exists {
+        return Ok(());
+    }
+    if live_row(client, def, tenant, row).await?.is_none() {
+        return Err(Error::Conflict(format!(
+            "{} {} exists in the live database but does not belong to tenant {tenant:?}: refusing to overwrite it",
+            def.display_name(),
+            display_key(def, row)
+        )));
+    }
+    Ok(())
+}
+
+/// Writes rows through a temporary table: insert the missing, update the changed. Columns are
+/// matched by name; a value in a column the live table lost, or whose type changed, refuses.
+async fn upsert(
+    tx: &tokio_postgres::Transaction<'_>,
+    t: &TableManifest,
+    tenant: &str,
+    rows: &[Vec<u8>],
+) -> Result<()> {
+    let def = &t.def;
+    let live = tx
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''",
+            &[&qualified(&def.schema, &def.name)],
+        )
+        .await
+        .db(|| format!("reading the columns of {}", def.display_name()))?;
+    let live: HashMap<String, String> = live.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let archived: Vec<_> = def.archived_columns().collect();
+    let mut keep = vec![];
+    for (i, c) in archived.iter().enumerate() {
+        match live.get(&c.name) {
+            Some(ty) if *ty == c.type_name => keep.push(i),
+            other => {
+                let has_value = rows.iter().any(|r| {
+                    copytext::fields(r)
+                        .nth(i)
+                        .is_some_and(|v| v != copytext::NULL)
+                });
+                if has_value || def.primary_key.contains(&c.name) {
+                    return Err(Error::SchemaMismatch {
+                        table: def.display_name(),
+                        reason: match other {
+                            None => format!(
+                                "column {} no longer exists; restoring would lose its values",
+                                c.name
+                            ),
+                            Some(ty) => format!(
+                                "column {} was {} and is {ty} now; refusing to guess a conversion",
+                                c.name, c.type_name
+                            ),
+                        },
+                    });
+                }
+            }
+        }
+    }
+    if let Owner::Column { column } = &def.owner {
+        let ti = archived.iter().position(|c| &c.name == column);
+        let tenant_escaped = copytext::escape(tenant.as_bytes());
+        if rows
+            .iter()
+            .any(|r| ti.and_then(|i| copytext::fields(r).nth(i)) != Some(tenant_escaped.as_slice()))
+        {
+            return Err(Error::Conflict(format!(
+                "a row of {} names another tenant; nothing was written",
+                def.display_name()
+            )));
+        }
+    }
+    let triggers = load::disable_user_triggers(tx, t).await?;
+    let cols: Vec<String> = keep.iter().map(|&i| ident(&archived[i].name)).collect();
+    let typed: Vec<String> = keep
+        .iter()
+        .map(|&i| format!("{} {}", ident(&archived[i].name), archived[i].type_name))
+        .collect();
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE tv_records ({}) ON COMMIT DROP",
+        typed.join(", ")
+    ))
+    .await
+    .db(|| format!("staging rows of {}", def.display_name()))?;
+    let sink = tx
+        .copy_in::<_, Bytes>(&format!("COPY tv_records ({}) FROM STDIN", cols.join(", ")))
+        .await
+        .db(|| format!("staging rows of {}", def.display_name()))?;
+    futures::pin_mut!(sink);
+    let mut buf = vec![];
+    for r in rows {
+        let f: Vec<&[u8]> = copytext::fields(r).collect();
+        let picked: Vec<&[u8]> = keep
+            .iter()
+            .map(|&i| f.get(i).copied().unwrap_or(copytext::NULL))
+            .collect();
+        buf.extend_from_slice(&picked.join(&b'\t'));
+        buf.push(b'\n');
+    }
+    sink.send(Bytes::from(buf))
+        .await
+        .db(|| "staging rows".into())?;
+    sink.finish().await.db(|| "staging rows".into())?;
+    let pk: Vec<String> = def.primary_key.iter().map(|c| ident(c)).collect();
+    let set: Vec<String> = cols
+        .iter()
+        .filter(|c| !pk.contains(c))
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let action = if set.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("DO UPDATE SET {}", set.join(", "))
+    };
+    tx.batch_execute(&format!(
+        "INSERT INTO {} ({cols}) SELECT {cols} FROM tv_records ON CONFLICT ({}) {action}; DROP TABLE tv_records",
+        qualified(&def.schema, &def.name),
+        pk.join(", "),
+        cols = cols.join(", ")
+    ))
+    .await
+    .db(|| format!("writing rows of {}", def.display_name()))?;
+    load::enable_triggers(tx, t, &triggers).await?;
+    load::advance_sequences(tx, t).await?;
+    if let Owner::Parent { .. } = &def.owner {
+        // A child row belongs to whoever owns its parent: check that every written row reaches
+        // this tenant through its foreign keys, or write nothing.
+        let tenant_lit = sql::literal_tx(tx, tenant).await?;
+        for r in rows {
+            let f = fields(def, r);
+            let mut conditions = vec![];
+            for k in &def.primary_key {
+                let raw = f
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| *v)
+                    .unwrap_or_default();
+                let value = copytext::unescape(raw)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                conditions.push(format!(
+                    "t0.{} = {}",
+                    ident(k),
+                    sql::literal_tx(tx, &value).await?
+                ));
+            }
+            let q = crate::source::postgres::query::select_where(
+                def,
+                Some(&tenant_lit),
+                None,
+                &conditions,
+            );
+            let n: i64 = tx
+                .query_one(&format!("SELECT count(*) FROM ({q}) x"), &[])
+                .await
+                .db(|| {
+                    format!(
+                        "checking the owner of restored rows of {}",
+                        def.display_name()
+                    )
+                })?
+                .get(0);
+            if n != 1 {
+                return Err(Error::Conflict(format!(
+                    "{} {} would not belong to tenant {tenant:?} after the restore; nothing was written",
+                    def.display_name(),
+                    display_key(def, r)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
