@@ -48,7 +48,7 @@ pub mod actions {
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
     pub seq: u64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "utc_micros")]
     pub time: OffsetDateTime,
     pub actor: String,
     pub tenant: Option<String>,
@@ -69,7 +69,7 @@ pub struct AuditEntry {
 #[derive(Serialize)]
 struct Canonical<'a> {
     seq: u64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "utc_micros")]
     time: OffsetDateTime,
     actor: &'a str,
     tenant: Option<&'a str>,
@@ -98,6 +98,33 @@ impl AuditEntry {
         // only make the hash wrong, which verify reports.
         let bytes = serde_json::to_vec(&c).unwrap_or_default();
         blake3::hash(&bytes).to_hex().to_string()
+    }
+}
+
+/// Entry times in one fixed RFC 3339 form, `2026-01-01T02:03:04.000005Z` (UTC, always six
+/// fraction digits), so the hashed text never depends on how a library version renders times.
+mod utc_micros {
+    use serde::{de::Error as _, ser::Error as _, Deserialize, Deserializer, Serializer};
+    use time::format_description::BorrowedFormatItem;
+    use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+    const FORMAT: &[BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        let text = t
+            .to_offset(UtcOffset::UTC)
+            .format(FORMAT)
+            .map_err(S::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        PrimitiveDateTime::parse(&text, FORMAT)
+            .map(PrimitiveDateTime::assume_utc)
+            .map_err(D::Error::custom)
     }
 }
 
@@ -274,7 +301,7 @@ impl AuditLog {
         };
         let mut entry = AuditEntry {
             seq,
-            time: OffsetDateTime::now_utc(),
+            time: now_micros(),
             actor: draft.actor,
             tenant: draft.tenant,
             action: draft.action,
@@ -601,6 +628,12 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Now, cut to the microsecond the log records.
+fn now_micros() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_microsecond(now.microsecond()).unwrap_or(now)
+}
+
 /// Name of the anchor object in the store.
 pub fn anchor_path() -> ObjPath {
     ObjPath::from("audit/head.json")
@@ -847,6 +880,8 @@ mod tests {
             .expect("append");
         assert_eq!((e.seq, e.prev.as_str()), (6, hashes[4].as_str()));
         assert_eq!(e.outcome, "refused: legal hold");
+        // What append returns is exactly what the file holds.
+        assert_eq!(log.entries(None).expect("entries").last(), Some(&e));
         assert!(AuditLog::verify(&path).expect("verify").is_ok());
         let acme = log.entries(Some("acme")).expect("entries");
         assert_eq!(
@@ -883,7 +918,7 @@ mod tests {
             hash: "ignored".into(),
         };
         let expected = format!(
-            "{{\"seq\":1,\"time\":\"2026-01-01T00:00:00Z\",\"actor\":\"a\",\"tenant\":null,\
+            "{{\"seq\":1,\"time\":\"2026-01-01T00:00:00.000000Z\",\"actor\":\"a\",\"tenant\":null,\
              \"action\":\"backup\",\"objects\":[],\"outcome\":\"ok\",\
              \"details\":{{\"a\":[{{\"c\":2,\"d\":1}}],\"b\":1}},\"prev\":\"{GENESIS}\"}}"
         );

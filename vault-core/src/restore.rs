@@ -164,6 +164,7 @@ impl Vault {
                 });
             }
         };
+        self.count_read(sealed.len() as u64);
         if sealed.len() as u64 != b.length {
             return Err(Error::corrupt(
                 &path,

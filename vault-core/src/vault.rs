@@ -24,7 +24,15 @@ struct Descriptor {
     created: time::OffsetDateTime,
 }
 
+/// Blocks and bytes fetched from the store by this handle (what a record lookup costs).
+#[derive(Default, Debug)]
+pub struct ReadStats {
+    pub blocks: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+}
+
 pub struct Vault {
+    reads: ReadStats,
     dir: PathBuf,
     config: VaultConfig,
     store: Arc<dyn ObjectStore>,
@@ -126,12 +134,25 @@ impl Vault {
             .ok_or_else(|| Error::corrupt("vault.json", "bad salt"))?;
         let inventory = Inventory::open(&dir.join("inventory"))?;
         Ok(Vault {
+            reads: ReadStats::default(),
             dir: dir.to_path_buf(),
             config,
             store,
             inventory,
             salt,
         })
+    }
+
+    /// Blocks and bytes read from the store so far.
+    pub fn reads(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.reads.blocks.load(Relaxed), self.reads.bytes.load(Relaxed))
+    }
+
+    pub(crate) fn count_read(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.reads.blocks.fetch_add(1, Relaxed);
+        self.reads.bytes.fetch_add(bytes, Relaxed);
     }
 
     pub fn dir(&self) -> &Path {

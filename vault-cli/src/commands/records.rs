@@ -155,8 +155,11 @@ impl RestoreRecords {
             dry_run: self.dry_run,
         };
         let report = vault.restore_records(&opts, &identity).await?;
+        let (blocks, bytes) = vault.reads();
         if g.json {
-            output::json(&report)?;
+            let mut v = serde_json::to_value(&report)?;
+            v["store_reads"] = serde_json::json!({ "blocks": blocks, "bytes": bytes });
+            output::json(&v)?;
         } else {
             for r in &report.rows {
                 println!("{:<9} {} {}  ({})", r.action, r.table, r.key, r.reason);
@@ -178,6 +181,7 @@ impl RestoreRecords {
                 report.unchanged,
                 report.snapshot
             );
+            println!("read {blocks} block(s), {} from the store", output::human_bytes(bytes));
         }
         Ok(ExitCode::SUCCESS)
     }
