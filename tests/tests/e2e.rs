@@ -39,6 +39,12 @@ mod no_pk;
 mod options;
 #[path = "e2e/output.rs"]
 mod output;
+#[path = "e2e/records.rs"]
+mod records;
+#[path = "e2e/records_inventory.rs"]
+mod records_inventory;
+#[path = "e2e/records_related.rs"]
+mod records_related;
 #[path = "e2e/rls.rs"]
 mod rls;
 #[path = "e2e/schema.rs"]

@@ -180,8 +180,30 @@ impl Vault {
         Ok(sealed)
     }
 
-    /// Restores one tenant from a snapshot; see the module docs for the guarantees.
+    /// Restores one tenant from a snapshot (see the module docs) and records it in the audit trail.
     pub async fn restore(
+        &self,
+        opts: &RestoreOptions,
+        identity: &keys::TenantIdentities,
+    ) -> Result<RestoreReport> {
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::RESTORE)
+            .tenant(opts.tenant.clone())
+            .details(serde_json::json!({
+                "snapshot": opts.snapshot,
+                "target": opts.target.as_deref().map(crate::config::redact_url).unwrap_or_else(|| "live".into()),
+            }));
+        let result = self.restore_tenant(opts, identity).await;
+        let draft = match &result {
+            Ok(r) => draft.details(serde_json::json!({
+                "snapshot": r.snapshot, "target": r.target,
+                "rows": r.tables.iter().map(|t| t.rows_restored).sum::<u64>(),
+            })),
+            Err(_) => draft,
+        };
+        self.audited(draft, result).await
+    }
+
+    async fn restore_tenant(
         &self,
         opts: &RestoreOptions,
         identity: &keys::TenantIdentities,

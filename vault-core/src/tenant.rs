@@ -80,6 +80,11 @@ impl Vault {
         )
         .await?;
         self.inventory().put_tenant(&record, &id_key)?;
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::KEY_CHANGE)
+            .tenant(id)
+            .object(layout::wrapped_data_key(&record.path).to_string())
+            .details(serde_json::json!({ "event": "tenant registered", "recipients": record.recipients, "escrow": allow_escrow }));
+        self.audit(draft).await?;
         tracing::info!(tenant = id, "tenant registered");
         Ok(record)
     }
@@ -107,6 +112,13 @@ impl Vault {
         )
         .await?;
         self.inventory().put_tenant(&record, &unlocked.id_key)?;
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::KEY_CHANGE)
+            .tenant(id)
+            .object(layout::wrapped_data_key(&record.path).to_string())
+            .details(
+                serde_json::json!({ "event": "key rotated", "recipients": record.recipients }),
+            );
+        self.audit(draft).await?;
         tracing::info!(tenant = id, "tenant key rotated");
         Ok(record)
     }

@@ -33,6 +33,8 @@ pub struct ReadStats {
 
 pub struct Vault {
     reads: ReadStats,
+    /// The audit trail; one process holds the vault (the inventory lock), so a mutex suffices.
+    audit: std::sync::Mutex<crate::audit::AuditLog>,
     dir: PathBuf,
     config: VaultConfig,
     store: Arc<dyn ObjectStore>,
@@ -133,8 +135,10 @@ impl Vault {
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| Error::corrupt("vault.json", "bad salt"))?;
         let inventory = Inventory::open(&dir.join("inventory"))?;
+        let audit = crate::audit::AuditLog::open(&dir.join("audit.log"))?;
         Ok(Vault {
             reads: ReadStats::default(),
+            audit: std::sync::Mutex::new(audit),
             dir: dir.to_path_buf(),
             config,
             store,
@@ -146,7 +150,10 @@ impl Vault {
     /// Blocks and bytes read from the store so far.
     pub fn reads(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        (self.reads.blocks.load(Relaxed), self.reads.bytes.load(Relaxed))
+        (
+            self.reads.blocks.load(Relaxed),
+            self.reads.bytes.load(Relaxed),
+        )
     }
 
     pub(crate) fn count_read(&self, bytes: u64) {
@@ -174,6 +181,56 @@ impl Vault {
     /// Store directory name of a tenant.
     pub fn tenant_path(&self, tenant: &str) -> String {
         layout::tenant_path(&self.salt, tenant)
+    }
+
+    /// Appends an audit entry and anchors the new chain head in the store.
+    pub async fn audit(&self, draft: crate::audit::AuditDraft) -> Result<crate::audit::AuditEntry> {
+        let entry = {
+            let mut log = self
+                .audit
+                .lock()
+                .map_err(|_| Error::Conflict("the audit log lock is poisoned".into()))?;
+            log.append(draft)?
+        };
+        crate::audit::write_anchor(&*self.store, entry.seq, &entry.hash).await?;
+        Ok(entry)
+    }
+
+    /// Records the outcome of an operation: `ok`, or `failed: <error>`; returns the result.
+    pub(crate) async fn audited<T>(
+        &self,
+        draft: crate::audit::AuditDraft,
+        result: Result<T>,
+    ) -> Result<T> {
+        let draft = match &result {
+            Ok(_) => draft,
+            Err(e) => draft.failed(e),
+        };
+        match (self.audit(draft).await, result) {
+            (Ok(_), r) => r,
+            // A failed operation stays the error the user sees; a lost audit entry of a
+            // successful one is an error of its own (the trail must be complete).
+            (Err(_), Err(e)) => Err(e),
+            (Err(a), Ok(_)) => Err(a),
+        }
+    }
+
+    /// Entries of the audit trail (of one tenant, or all).
+    pub fn audit_entries(&self, tenant: Option<&str>) -> Result<Vec<crate::audit::AuditEntry>> {
+        let log = self
+            .audit
+            .lock()
+            .map_err(|_| Error::Conflict("the audit log lock is poisoned".into()))?;
+        log.entries(tenant)
+    }
+
+    /// Checks the audit trail's chain against the head anchored in the store.
+    pub async fn verify_audit(&self) -> Result<crate::audit::VerifyOutcome> {
+        let anchor = crate::audit::read_anchor(&*self.store).await?;
+        crate::audit::AuditLog::verify_with_anchor(
+            &self.dir.join("audit.log"),
+            anchor.map(|a| a.head()),
+        )
     }
 
     pub(crate) async fn put(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<()> {

@@ -1,5 +1,6 @@
 //! One file per subcommand; each holds its `Args` and a `run`.
 
+mod audit;
 mod backup;
 mod init;
 mod inventory;
@@ -62,6 +63,7 @@ enum Cmd {
     RestoreRecords(records::RestoreRecords),
     #[command(subcommand)]
     Inventory(inventory::InventoryCmd),
+    Audit(audit::Audit),
 }
 
 impl Cli {
@@ -81,6 +83,7 @@ impl Cli {
             Cmd::Diff(c) => c.run(g).await,
             Cmd::RestoreRecords(c) => c.run(g).await,
             Cmd::Inventory(c) => c.run(g).await,
+            Cmd::Audit(c) => c.run(g).await,
         }
     }
 }

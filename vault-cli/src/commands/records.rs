@@ -181,7 +181,10 @@ impl RestoreRecords {
                 report.unchanged,
                 report.snapshot
             );
-            println!("read {blocks} block(s), {} from the store", output::human_bytes(bytes));
+            println!(
+                "read {blocks} block(s), {} from the store",
+                output::human_bytes(bytes)
+            );
         }
         Ok(ExitCode::SUCCESS)
     }

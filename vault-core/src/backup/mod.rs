@@ -14,6 +14,7 @@ mod stages;
 use stages::{reader, seal_stage, Sealed, Unit};
 
 use crate::archive::manifest::{SnapshotRecord, SourceInfo, FORMAT_VERSION};
+use crate::audit::{actions, AuditDraft};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres as pg;
@@ -109,8 +110,24 @@ struct Cycle {
 }
 
 impl Vault {
-    /// Runs one backup cycle.
+    /// Runs one backup cycle and records it in the audit trail.
     pub async fn backup(&self, opts: BackupOptions) -> Result<BackupReport> {
+        let mut draft = AuditDraft::new(actions::BACKUP);
+        if let Some([one]) = opts.tenants.as_deref() {
+            draft = draft.tenant(one.clone());
+        }
+        let result = self.backup_cycle(opts).await;
+        if let Ok(r) = &result {
+            let rows: u64 = r.tenants.iter().map(|t| t.rows).sum();
+            let bytes: u64 = r.tenants.iter().map(|t| t.bytes_stored).sum();
+            draft = draft.object(layout::snapshot_record(&r.snapshot).to_string()).details(
+                serde_json::json!({ "snapshot": r.snapshot, "tenants": r.tenants.len(), "rows": rows, "bytes_stored": bytes }),
+            );
+        }
+        self.audited(draft, result).await
+    }
+
+    async fn backup_cycle(&self, opts: BackupOptions) -> Result<BackupReport> {
         let started = OffsetDateTime::now_utc();
         let clock = std::time::Instant::now();
         self.clean_interrupted().await?;

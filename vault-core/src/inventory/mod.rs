@@ -226,11 +226,7 @@ impl Inventory {
     }
 
     /// A block's key range and decoded key set, if indexed.
-    pub fn key_set(
-        &self,
-        tenant_path: &str,
-        block_id: &str,
-    ) -> Result<Option<BlockKeys>> {
+    pub fn key_set(&self, tenant_path: &str, block_id: &str) -> Result<Option<BlockKeys>> {
         let Some(v) = self.key_sets.get(key2(tenant_path, block_id))? else {
             return Ok(None);
         };

@@ -7,7 +7,7 @@
 //! the live schema lost a column that holds a value.
 
 use super::lookup::live_row;
-use super::{codec, display_key, encode_key, fields, KeyValues};
+use super::{codec, display_key, encode_key, fields, KeyValues, Projection};
 use crate::archive::block;
 use crate::archive::manifest::{TableManifest, TenantManifest};
 use crate::copytext;
@@ -58,7 +58,40 @@ pub struct RecordRestoreReport {
 type Gathered = BTreeMap<usize, BTreeMap<Vec<u8>, (Vec<u8>, String)>>;
 
 impl Vault {
+    /// Restores records (see the module docs); real runs are recorded in the audit trail with
+    /// the table, keys, snapshot and rows changed.
     pub async fn restore_records(
+        &self,
+        opts: &RecordRestoreOptions,
+        identity: &keys::TenantIdentities,
+    ) -> Result<RecordRestoreReport> {
+        let result = self.restore_records_inner(opts, identity).await;
+        if opts.dry_run {
+            return result;
+        }
+        let keys: Vec<String> = opts
+            .keys
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .map(|(c, v)| format!("{c}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        let mut details = serde_json::json!({ "table": opts.table, "keys": keys, "snapshot": opts.snapshot, "with_related": opts.with_related });
+        if let Ok(r) = &result {
+            details["snapshot"] = r.snapshot.clone().into();
+            details["inserted"] = r.inserted.into();
+            details["updated"] = r.updated.into();
+        }
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::RECORD_RESTORE)
+            .tenant(opts.tenant.clone())
+            .details(details);
+        self.audited(draft, result).await
+    }
+
+    async fn restore_records_inner(
         &self,
         opts: &RecordRestoreOptions,
         identity: &keys::TenantIdentities,
@@ -108,14 +141,24 @@ impl Vault {
         let mut writes: Vec<(usize, Vec<Vec<u8>>)> = vec![];
         for (&t, table_rows) in &rows {
             let def = &manifest.tables[t].def;
+            // Before reading anything live: the live table must still hold every value.
+            let projection = Projection::of(&client, def).await?;
+            projection.check(
+                &table_rows
+                    .values()
+                    .map(|(r, _)| r.as_slice())
+                    .collect::<Vec<_>>(),
+            )?;
             let mut to_write = vec![];
             for (row, reason) in table_rows.values() {
-                check_owner(&client, def, &record.id, row).await?;
-                let action = match live_row(&client, def, &record.id, row).await? {
-                    None => "insert",
-                    Some(live) if live == *row => "unchanged",
-                    Some(_) => "update",
-                };
+                let live_view = projection.row(row);
+                check_owner(&client, &projection.def, &record.id, &live_view).await?;
+                let action =
+                    match live_row(&client, &projection.def, &record.id, &live_view).await? {
+                        None => "insert",
+                        Some(live) if live == live_view => "unchanged",
+                        Some(_) => "update",
+                    };
                 match action {
                     "insert" => report.inserted += 1,
                     "update" => report.updated += 1,
@@ -276,7 +319,11 @@ async fn gather_related(
                 if got != wanted || KeyRef::of(pdef, &prow).is_none() {
                     continue;
                 }
-                if live_row(client, pdef, &record.id, &prow).await?.is_none() {
+                let projection = Projection::of(client, pdef).await?;
+                if live_row(client, &projection.def, &record.id, &projection.row(&prow))
+                    .await?
+                    .is_none()
+                {
                     let k = codec(pdef)?.row_key(&prow);
                     let reason = format!(
                         "parent of {} {}",
@@ -371,44 +418,10 @@ async fn upsert(
     rows: &[Vec<u8>],
 ) -> Result<()> {
     let def = &t.def;
-    let live = tx
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
-             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''",
-            &[&qualified(&def.schema, &def.name)],
-        )
-        .await
-        .db(|| format!("reading the columns of {}", def.display_name()))?;
-    let live: HashMap<String, String> = live.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let projection = Projection::of(tx, def).await?;
+    projection.check(&rows.iter().map(|r| r.as_slice()).collect::<Vec<_>>())?;
+    let keep = &projection.keep;
     let archived: Vec<_> = def.archived_columns().collect();
-    let mut keep = vec![];
-    for (i, c) in archived.iter().enumerate() {
-        match live.get(&c.name) {
-            Some(ty) if *ty == c.type_name => keep.push(i),
-            other => {
-                let has_value = rows.iter().any(|r| {
-                    copytext::fields(r)
-                        .nth(i)
-                        .is_some_and(|v| v != copytext::NULL)
-                });
-                if has_value || def.primary_key.contains(&c.name) {
-                    return Err(Error::SchemaMismatch {
-                        table: def.display_name(),
-                        reason: match other {
-                            None => format!(
-                                "column {} no longer exists; restoring would lose its values",
-                                c.name
-                            ),
-                            Some(ty) => format!(
-                                "column {} was {} and is {ty} now; refusing to guess a conversion",
-                                c.name, c.type_name
-                            ),
-                        },
-                    });
-                }
-            }
-        }
-    }
     if let Owner::Column { column } = &def.owner {
         let ti = archived.iter().position(|c| &c.name == column);
         let tenant_escaped = copytext::escape(tenant.as_bytes());

@@ -51,6 +51,8 @@ pub struct FieldDiff {
     pub column: String,
     pub snapshot: Option<String>,
     pub live: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A snapshot version against the live row.
@@ -222,23 +224,34 @@ impl Vault {
             .clone()
             .ok_or_else(|| Error::Invalid("record without table".into()))?;
         let client = pg::connect(&self.config().source).await?;
-        let live = live_row(&client, &def, tenant, &view.row).await?;
-        let differences = match &live {
-            None => vec![],
-            Some(live) => {
-                let now = to_fields(&def, live);
-                view.fields
-                    .iter()
-                    .zip(now)
-                    .filter(|(a, b)| a.value != b.value)
-                    .map(|(a, b)| FieldDiff {
-                        column: a.column.clone(),
-                        snapshot: a.value.clone(),
-                        live: b.value,
-                    })
-                    .collect()
+        // Compare over the columns the live table still has; report the others.
+        let projection = super::Projection::of(&client, &def).await?;
+        let live = live_row(&client, &projection.def, tenant, &projection.row(&view.row)).await?;
+        let mut differences = vec![];
+        if let Some(live) = &live {
+            let now = to_fields(&projection.def, live);
+            for f in &view.fields {
+                match now.iter().find(|n| n.column == f.column) {
+                    Some(n) if n.value != f.value => differences.push(FieldDiff {
+                        column: f.column.clone(),
+                        snapshot: f.value.clone(),
+                        live: n.value.clone(),
+                        note: None,
+                    }),
+                    Some(_) => {}
+                    None => differences.push(FieldDiff {
+                        column: f.column.clone(),
+                        snapshot: f.value.clone(),
+                        live: None,
+                        note: Some(if projection.dropped.contains(&f.column) {
+                            "column dropped since the snapshot".into()
+                        } else {
+                            "column type changed since the snapshot".into()
+                        }),
+                    }),
+                }
             }
-        };
+        }
         Ok(RecordDiff {
             tenant: view.tenant,
             snapshot: view.snapshot,

@@ -106,6 +106,111 @@ pub(crate) fn display_key(def: &TableDef, row: &[u8]) -> String {
         .join(", ")
 }
 
+/// How a snapshot's table maps onto the live table: the archived columns (by index) the live
+/// table still has with the same type, and the ones it lost or changed.
+pub(crate) struct Projection {
+    /// Archived column names of the snapshot, in order.
+    pub original: Vec<String>,
+    pub keep: Vec<usize>,
+    pub dropped: Vec<String>,
+    pub retyped: Vec<(String, String, String)>,
+    /// The table definition restricted to the kept columns (for reading live rows).
+    pub def: TableDef,
+}
+
+impl Projection {
+    /// Reads the live columns of `def`'s table.
+    pub async fn of(
+        client: &impl tokio_postgres::GenericClient,
+        def: &TableDef,
+    ) -> Result<Projection> {
+        let rows = client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''",
+                &[&crate::sql::qualified(&def.schema, &def.name)],
+            )
+            .await
+            .map_err(|source| Error::Database { context: format!("reading the columns of {}", def.display_name()), source })?;
+        if rows.is_empty() {
+            return Err(Error::SchemaMismatch {
+                table: def.display_name(),
+                reason: "the table does not exist in the live database".into(),
+            });
+        }
+        let live: std::collections::HashMap<String, String> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut p = Projection {
+            original: def.archived_columns().map(|c| c.name.clone()).collect(),
+            keep: vec![],
+            dropped: vec![],
+            retyped: vec![],
+            def: def.clone(),
+        };
+        for (i, c) in def.archived_columns().enumerate() {
+            match live.get(&c.name) {
+                Some(ty) if *ty == c.type_name => p.keep.push(i),
+                Some(ty) => p
+                    .retyped
+                    .push((c.name.clone(), c.type_name.clone(), ty.clone())),
+                None => p.dropped.push(c.name.clone()),
+            }
+        }
+        let kept: std::collections::HashSet<&str> = p
+            .keep
+            .iter()
+            .filter_map(|&i| def.archived_columns().nth(i))
+            .map(|c| c.name.as_str())
+            .collect();
+        p.def
+            .columns
+            .retain(|c| !c.generated && kept.contains(c.name.as_str()));
+        Ok(p)
+    }
+
+    /// The row restricted to the kept columns.
+    pub fn row(&self, row: &[u8]) -> Vec<u8> {
+        let f: Vec<&[u8]> = copytext::fields(row).collect();
+        let picked: Vec<&[u8]> = self
+            .keep
+            .iter()
+            .map(|&i| f.get(i).copied().unwrap_or(copytext::NULL))
+            .collect();
+        picked.join(&b'\t')
+    }
+
+    /// Refuses when restoring `rows` would lose a value (dropped column) or guess a conversion
+    /// (changed type), or when the primary key itself changed.
+    pub fn check(&self, rows: &[&[u8]]) -> Result<()> {
+        if let Some((c, was, now)) = self.retyped.first() {
+            return Err(Error::SchemaMismatch {
+                table: self.def.display_name(),
+                reason: format!(
+                    "column {c} was {was} and is {now} now; refusing to guess a conversion"
+                ),
+            });
+        }
+        for c in &self.dropped {
+            let i = self.index_of(c);
+            let has_value = rows.iter().any(|r| {
+                i.and_then(|i| copytext::fields(r).nth(i))
+                    .is_some_and(|v| v != copytext::NULL)
+            });
+            if has_value || self.def.primary_key.contains(c) {
+                return Err(Error::SchemaMismatch {
+                    table: self.def.display_name(),
+                    reason: format!("column {c} no longer exists; restoring would lose its value"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn index_of(&self, column: &str) -> Option<usize> {
+        self.original.iter().position(|c| c == column)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
