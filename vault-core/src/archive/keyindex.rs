@@ -117,6 +117,20 @@ impl KeyList {
         self.ends.is_empty()
     }
 
+    /// Length of the last key pushed.
+    pub fn last_len(&self) -> usize {
+        match self.ends.len() {
+            0 => 0,
+            1 => self.ends[0] as usize,
+            n => (self.ends[n - 1] - self.ends[n - 2]) as usize,
+        }
+    }
+
+    /// Bytes held (counted against the backup's memory budget).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.len() + self.ends.len() * 4 + self.hashes.len() * 8
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts

@@ -125,16 +125,16 @@ pub async fn read_table(
             if let Some(c) = codec {
                 buf.keys.push_row(c, row, hash);
             }
-            buffered += row.len() + 1;
+            buffered += row.len() + 1 + codec.map_or(0, |_| 12 + buf.keys.last_len());
             if cut_here(buf.data.len(), row.len() + 1, hash, demux.block_size) {
-                buffered -= buf.data.len();
+                buffered -= buf.held();
                 ready.push(take(&mut bufs, tenant, table));
             } else if buffered > demux.budget {
                 if let Some((&largest, _)) = bufs
                     .iter()
                     .max_by_key(|(&t, b)| (b.data.len(), std::cmp::Reverse(t)))
                 {
-                    buffered -= bufs[&largest].data.len();
+                    buffered -= bufs[&largest].held();
                     ready.push(take(&mut bufs, largest, table));
                 }
             }
@@ -174,6 +174,13 @@ pub async fn read_table(
 fn cut_here(len: usize, row_len: usize, hash: u128, block_size: usize) -> bool {
     let half = (block_size / 2).max(1) as u64;
     len >= block_size * 2 || (len as u64 >= half && ((hash >> 64) as u64 % half) < row_len as u64)
+}
+
+impl Buf {
+    /// Bytes this buffer counts against the budget: rows plus their keys.
+    fn held(&self) -> usize {
+        self.data.len() + self.keys.heap_bytes()
+    }
 }
 
 fn take(bufs: &mut HashMap<usize, Buf>, tenant: usize, table: usize) -> RawBlock {
