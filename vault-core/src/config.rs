@@ -35,6 +35,25 @@ pub struct VaultConfig {
     pub escrow_recipient: Option<String>,
     #[serde(default)]
     pub backup: BackupTuning,
+    /// Operator retention: the default policy and the bounds tenant policies must stay within.
+    #[serde(default, skip_serializing_if = "RetentionConfig::is_empty")]
+    pub retention: RetentionConfig,
+}
+
+/// `[retention.default]` (the policy of tenants without their own) and `[retention.bounds]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default)]
+    pub default: crate::retention::Policy,
+    #[serde(default)]
+    pub bounds: crate::retention::Bounds,
+}
+
+impl RetentionConfig {
+    fn is_empty(&self) -> bool {
+        *self == RetentionConfig::default()
+    }
 }
 
 /// Knobs of the backup pipeline. Defaults suit a 2-core machine.
@@ -79,6 +98,7 @@ impl VaultConfig {
             rls_tenant_setting: None,
             escrow_recipient: None,
             backup: BackupTuning::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -111,6 +131,7 @@ impl fmt::Debug for VaultConfig {
             .field("rls_tenant_setting", &self.rls_tenant_setting)
             .field("escrow_recipient", &self.escrow_recipient)
             .field("backup", &self.backup)
+            .field("retention", &self.retention)
             .finish()
     }
 }

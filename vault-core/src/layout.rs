@@ -44,6 +44,20 @@ pub fn sealed_id_key(tenant_path: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/keys/id-key.age"))
 }
 
+/// The tenant's retention policy (absent: the operator's default applies).
+pub fn policy(tenant_path: &str) -> Path {
+    Path::from(format!("tenants/{tenant_path}/policy.json"))
+}
+
+/// The tenant's legal hold (absent: none).
+pub fn hold(tenant_path: &str) -> Path {
+    Path::from(format!("tenants/{tenant_path}/hold.json"))
+}
+
+pub fn packs_prefix(tenant_path: &str) -> Path {
+    Path::from(format!("tenants/{tenant_path}/packs"))
+}
+
 pub fn pack(tenant_path: &str, pack: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/packs/{pack}.pack"))
 }

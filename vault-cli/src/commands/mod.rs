@@ -2,11 +2,15 @@
 
 mod audit;
 mod backup;
+mod forget;
+mod hold;
 mod init;
 mod inventory;
 mod keygen;
+mod policy;
 mod records;
 mod restore;
+mod retention;
 mod snapshots;
 mod tables;
 mod tenant;
@@ -64,6 +68,13 @@ enum Cmd {
     #[command(subcommand)]
     Inventory(inventory::InventoryCmd),
     Audit(audit::Audit),
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
+    #[command(subcommand)]
+    Hold(hold::HoldCmd),
+    #[command(subcommand)]
+    Retention(retention::RetentionCmd),
+    ForgetTenant(forget::ForgetTenant),
 }
 
 impl Cli {
@@ -84,6 +95,10 @@ impl Cli {
             Cmd::RestoreRecords(c) => c.run(g).await,
             Cmd::Inventory(c) => c.run(g).await,
             Cmd::Audit(c) => c.run(g).await,
+            Cmd::Policy(c) => c.run(g).await,
+            Cmd::Hold(c) => c.run(g).await,
+            Cmd::Retention(c) => c.run(g).await,
+            Cmd::ForgetTenant(c) => c.run(g).await,
         }
     }
 }

@@ -119,6 +119,56 @@ impl Inventory {
         Ok(())
     }
 
+    /// Forgets one tenant snapshot (its entry and its per-table block lists).
+    pub fn remove_snapshot(&self, tenant_path: &str, snapshot: &str) -> Result<()> {
+        self.snapshots.remove(key2(tenant_path, snapshot))?;
+        let mut prefix = key2(tenant_path, snapshot);
+        prefix.push(0);
+        for k in self.snapshot_tables.scan_prefix(prefix).keys() {
+            self.snapshot_tables.remove(k?)?;
+        }
+        Ok(())
+    }
+
+    /// Every stored block of a tenant.
+    pub fn blocks_of(&self, tenant_path: &str) -> Result<Vec<BlockRef>> {
+        self.blocks
+            .scan_prefix(prefix(tenant_path))
+            .values()
+            .map(|v| parse(&v?, "block"))
+            .collect()
+    }
+
+    /// Forgets blocks (their locations and key sets) once their packs are deleted.
+    pub fn remove_blocks<'a>(
+        &self,
+        tenant_path: &str,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        for id in ids {
+            self.blocks.remove(key2(tenant_path, id))?;
+            self.key_sets.remove(key2(tenant_path, id))?;
+        }
+        Ok(())
+    }
+
+    /// Removes everything the inventory holds about a tenant.
+    pub fn remove_tenant(&self, t: &TenantRecord) -> Result<()> {
+        for tree in [
+            &self.snapshots,
+            &self.blocks,
+            &self.key_sets,
+            &self.snapshot_tables,
+        ] {
+            for k in tree.scan_prefix(prefix(&t.path)).keys() {
+                tree.remove(k?)?;
+            }
+        }
+        self.id_keys.remove(t.path.as_bytes())?;
+        self.tenants.remove(t.id.as_bytes())?;
+        Ok(())
+    }
+
     /// Empties every tree (before a rebuild).
     pub fn clear(&self) -> Result<()> {
         for tree in [
@@ -302,4 +352,27 @@ impl Inventory {
     pub fn has_key_set(&self, tenant_path: &str, block_id: &str) -> Result<bool> {
         Ok(self.key_sets.contains_key(key2(tenant_path, block_id))?)
     }
+}
+
+/// Rewrites the inventory at `dir` into a fresh database and swaps it in, so that removed
+/// entries (a forgotten tenant) do not linger in sled's log segments. The vault must be closed.
+pub fn compact(dir: &Path) -> Result<()> {
+    let fresh = dir.with_extension("compacting");
+    let io = |e: std::io::Error| Error::Io {
+        context: format!("compacting {}", dir.display()),
+        source: e,
+    };
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).map_err(io)?;
+    }
+    {
+        let old = sled::Config::new().path(dir).open()?;
+        let new = sled::Config::new().path(&fresh).open()?;
+        new.import(old.export());
+        new.flush()?;
+    }
+    let retired = dir.with_extension("retired");
+    std::fs::rename(dir, &retired).map_err(io)?;
+    std::fs::rename(&fresh, dir).map_err(io)?;
+    std::fs::remove_dir_all(&retired).map_err(io)
 }
