@@ -54,6 +54,12 @@ pub fn hold(tenant_path: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/hold.json"))
 }
 
+/// The tenant's erasure ledger: keyed hashes of erased records, applied by every later backup,
+/// restore and record restore.
+pub fn erasures(tenant_path: &str) -> Path {
+    Path::from(format!("tenants/{tenant_path}/erasures.json"))
+}
+
 pub fn packs_prefix(tenant_path: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/packs"))
 }

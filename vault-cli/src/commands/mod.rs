@@ -2,6 +2,7 @@
 
 mod audit;
 mod backup;
+mod erase;
 mod forget;
 mod hold;
 mod init;
@@ -75,6 +76,7 @@ enum Cmd {
     #[command(subcommand)]
     Retention(retention::RetentionCmd),
     ForgetTenant(forget::ForgetTenant),
+    Erase(erase::Erase),
 }
 
 impl Cli {
@@ -99,6 +101,7 @@ impl Cli {
             Cmd::Hold(c) => c.run(g).await,
             Cmd::Retention(c) => c.run(g).await,
             Cmd::ForgetTenant(c) => c.run(g).await,
+            Cmd::Erase(c) => c.run(g).await,
         }
     }
 }

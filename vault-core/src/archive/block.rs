@@ -47,6 +47,17 @@ impl IdKey {
         h.finalize().to_hex()[..48].to_string()
     }
 
+    /// Ledger entry of an erased record: keyed hash of the table and its encoded key, so the
+    /// ledger (stored in the clear beside the archives) names no one.
+    pub fn erasure_hash(&self, table: &str, key: &[u8]) -> String {
+        let mut h = blake3::Hasher::new_keyed(&self.row);
+        h.update(b"erased\0");
+        h.update(table.as_bytes());
+        h.update(&[0]);
+        h.update(key);
+        h.finalize().to_hex()[..32].to_string()
+    }
+
     /// Keyed hash of one row (its COPY line without the newline).
     pub fn row_hash(&self, line: &[u8]) -> u128 {
         let h = blake3::keyed_hash(&self.row, line);
@@ -76,6 +87,22 @@ impl Checksum {
     pub fn merge(&mut self, other: Checksum) {
         self.rows += other.rows;
         self.sum = self.sum.wrapping_add(other.sum);
+    }
+
+    /// The checksum without `other`'s rows (rows erased after the manifest was written).
+    pub fn minus(&self, other: Checksum) -> Checksum {
+        Checksum {
+            rows: self.rows - other.rows.min(self.rows),
+            sum: self.sum.wrapping_sub(other.sum),
+        }
+    }
+
+    /// Parses the manifest's rendering back.
+    pub fn from_manifest(rows: u64, hex: &str) -> Option<Checksum> {
+        Some(Checksum {
+            rows,
+            sum: u128::from_str_radix(hex, 16).ok()?,
+        })
     }
 
     pub fn hex(&self) -> String {

@@ -188,6 +188,45 @@ pub fn lookup(set: &KeySet, key: &[u8]) -> Option<u64> {
         .map(|i| set[i].1)
 }
 
+/// One entry of a sealed key index object: block id, min key, max key, key set.
+pub type IndexEntry = (String, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Appends a key index entry: each part as `u32-le length || bytes` (FORMAT.md, key index).
+pub fn append_index_entry(out: &mut Vec<u8>, id: &str, min: &[u8], max: &[u8], set: &[u8]) {
+    for part in [id.as_bytes(), min, max, set] {
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+}
+
+/// Parses the plaintext of a key index object.
+pub fn parse_index(raw: &[u8]) -> Result<Vec<IndexEntry>> {
+    let mut i = 0;
+    let mut take = || -> Result<Vec<u8>> {
+        let len = raw
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+            .ok_or_else(|| Error::corrupt("key index", "truncated"))?;
+        let v = raw
+            .get(i + 4..i + 4 + len)
+            .ok_or_else(|| Error::corrupt("key index", "truncated"))?
+            .to_vec();
+        i += 4 + len;
+        Ok(v)
+    };
+    let mut out = vec![];
+    loop {
+        let id = match take() {
+            Ok(id) => id,
+            Err(_) if i >= raw.len() => break,
+            Err(e) => return Err(e),
+        };
+        let id = String::from_utf8(id).map_err(|e| Error::corrupt("key index", e))?;
+        out.push((id, take()?, take()?, take()?));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,7 +251,11 @@ impl Vault {
                     t.id
                 ))
             })?;
-            id_keys.push(TenantKeys { id_key: key });
+            let erased = self.ledger(t).await?.erased();
+            id_keys.push(TenantKeys {
+                id_key: key,
+                erased,
+            });
         }
         let demux = Arc::new(Demux {
             index: cycle

@@ -130,7 +130,13 @@ pub(super) async fn run(
                 acc.seen.insert(s.id.clone(), r.clone());
                 acc.new_blocks.push(r.clone());
                 if let Some((min, max, set)) = s.key_set {
-                    append_key_entry(&mut acc.key_index, &s.id, &min, &max, &set);
+                    crate::archive::keyindex::append_index_entry(
+                        &mut acc.key_index,
+                        &s.id,
+                        &min,
+                        &max,
+                        &set,
+                    );
                 }
                 r
             }
@@ -240,14 +246,4 @@ pub(super) async fn run(
     }
     up.finish().await?;
     Ok(out)
-}
-
-/// Key index entry: block id, then length-prefixed min key, max key and key set.
-fn append_key_entry(out: &mut Vec<u8>, id: &str, min: &[u8], max: &[u8], set: &[u8]) {
-    out.extend_from_slice(&(id.len() as u32).to_le_bytes());
-    out.extend_from_slice(id.as_bytes());
-    for part in [min, max, set] {
-        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
-        out.extend_from_slice(part);
-    }
 }

@@ -78,15 +78,26 @@ pub async fn reader(
         let sql = query::copy_out(def, literal.as_deref(), pages);
         let codec = KeyCodec::for_table(def);
         tracing::debug!(table = %def.display_name(), tenant = ?tenant.map(|t| &cycle.tenants[t].id), "reading");
-        let left = extract::read_table(&client, &sql, table, codec.as_ref(), demux, out, &on_rows)
-            .await
-            .map_err(|e| match e {
-                Error::Database { context, source } => Error::Database {
-                    context: format!("reading table {}: {context}", def.display_name()),
-                    source,
-                },
-                other => other,
-            })?;
+        let left = extract::read_table(
+            &client,
+            &sql,
+            extract::TableRead {
+                index: table,
+                def,
+                codec: codec.as_ref(),
+            },
+            demux,
+            out,
+            &on_rows,
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Database { context, source } => Error::Database {
+                context: format!("reading table {}: {context}", def.display_name()),
+                source,
+            },
+            other => other,
+        })?;
         leftovers.push((table, left));
     }
     Ok(leftovers)

@@ -116,23 +116,8 @@ impl Vault {
             Err(e) => return Err(e),
         };
         let raw = keys::open(&u.data_key, &sealed).map_err(|e| Error::corrupt(&path, e))?;
-        let mut i = 0;
         let mut n = 0;
-        let take = |i: &mut usize| -> Result<Vec<u8>> {
-            let len = raw
-                .get(*i..*i + 4)
-                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
-                .ok_or_else(|| Error::corrupt(&path, "truncated key index"))?;
-            let v = raw
-                .get(*i + 4..*i + 4 + len)
-                .ok_or_else(|| Error::corrupt(&path, "truncated key index"))?
-                .to_vec();
-            *i += 4 + len;
-            Ok(v)
-        };
-        while i < raw.len() {
-            let id = String::from_utf8(take(&mut i)?).map_err(|e| Error::corrupt(&path, e))?;
-            let (min, max, set) = (take(&mut i)?, take(&mut i)?, take(&mut i)?);
+        for (id, min, max, set) in crate::archive::keyindex::parse_index(&raw)? {
             self.inventory()
                 .put_key_set(&r.path, &id, &min, &max, &set)?;
             n += 1;

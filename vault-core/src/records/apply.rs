@@ -129,6 +129,26 @@ impl Vault {
         if opts.with_related {
             gather_related(&mut reader, &client, &record, &mut rows, queue).await?;
         }
+        // Erased records never come back: refuse them when asked for, skip them when related.
+        let erased = self.ledger(&record).await?.erased();
+        for (&t, table_rows) in rows.iter_mut() {
+            let Some(filter) = erased.for_table(&manifest.tables[t].def) else {
+                continue;
+            };
+            if t == root {
+                if let Some((row, _)) = table_rows
+                    .values()
+                    .find(|(r, _)| filter.is_erased(&keys.id_key, r))
+                {
+                    return Err(Error::Invalid(format!(
+                        "{} {} was erased (see the erasure ledger); it cannot be restored",
+                        opts.table,
+                        display_key(&manifest.tables[t].def, row)
+                    )));
+                }
+            }
+            table_rows.retain(|_, (r, _)| !filter.is_erased(&keys.id_key, r));
+        }
         let mut report = RecordRestoreReport {
             tenant: record.id.clone(),
             snapshot: snapshot.clone(),

@@ -20,6 +20,8 @@ use tokio_postgres::Client;
 /// What the extractor needs to know about each tenant of the cycle.
 pub struct TenantKeys {
     pub id_key: IdKey,
+    /// The tenant's erasure ledger: its rows are dropped even if the live database has them.
+    pub erased: crate::ledger::Erased,
 }
 
 /// Plaintext of one block, not yet sealed.
@@ -39,6 +41,8 @@ pub struct Leftovers {
     pub unregistered: HashMap<Vec<u8>, u64>,
     /// Rows whose owning tenant value is NULL.
     pub unowned: u64,
+    /// Rows dropped because the tenant's erasure ledger names them.
+    pub erased: u64,
 }
 
 /// Shared, read-only state of one cycle's extraction.
@@ -59,6 +63,13 @@ struct Buf {
     keys: KeyList,
 }
 
+/// The table a read is for: its index in the plan, definition and key codec.
+pub struct TableRead<'a> {
+    pub index: usize,
+    pub def: &'a crate::source::postgres::catalog::TableDef,
+    pub codec: Option<&'a KeyCodec>,
+}
+
 /// The receiving side closed: someone downstream failed and will report why.
 pub const DOWNSTREAM_CLOSED: &str = "the sealing pipeline stopped";
 
@@ -67,12 +78,16 @@ pub const DOWNSTREAM_CLOSED: &str = "the sealing pipeline stopped";
 pub async fn read_table(
     client: &Client,
     sql: &str,
-    table: usize,
-    codec: Option<&KeyCodec>,
+    what: TableRead<'_>,
     demux: &Arc<Demux>,
     out: &mpsc::Sender<RawBlock>,
     on_rows: &(dyn Fn(u64) + Sync),
 ) -> Result<Leftovers> {
+    let TableRead {
+        index: table,
+        def,
+        codec,
+    } = what;
     let stream = client
         .copy_out(sql)
         .await
@@ -84,6 +99,7 @@ pub async fn read_table(
     let mut carry: Vec<u8> = vec![];
     let mut ready: Vec<RawBlock> = vec![];
     let mut unreported = 0u64;
+    let mut filters: HashMap<usize, Option<crate::ledger::RowFilter>> = HashMap::new();
     while let Some(chunk) = stream
         .try_next()
         .await
@@ -117,7 +133,20 @@ pub async fn read_table(
                 continue;
             };
             let row = rest.unwrap_or_default();
-            let hash = demux.tenants[tenant].id_key.row_hash(row);
+            let keys = &demux.tenants[tenant];
+            if !keys.erased.is_empty() {
+                let filter = filters
+                    .entry(tenant)
+                    .or_insert_with(|| keys.erased.for_table(def));
+                if filter
+                    .as_ref()
+                    .is_some_and(|f| f.is_erased(&keys.id_key, row))
+                {
+                    left.erased += 1;
+                    continue;
+                }
+            }
+            let hash = keys.id_key.row_hash(row);
             let buf = bufs.entry(tenant).or_default();
             buf.data.extend_from_slice(row);
             buf.data.push(b'\n');

@@ -1,0 +1,453 @@
+//! Erasing one person inside a tenant, in every kept snapshot.
+//!
+//! The blocks holding the person's rows (and, with `cascade`, the rows that reference them
+//! through foreign keys) are rewritten without those rows; every other row stays byte-identical.
+//! Manifests get the new blocks, row counts and checksums (the checksum is a sum of row hashes,
+//! so removing rows is a subtraction). The old blocks' bytes are then overwritten with zeros in
+//! their packs, and the erasure goes into the tenant's ledger, which every later backup, restore
+//! and record restore applies. Needs the tenant's identity: only the data key can reseal blocks.
+
+use crate::archive::block::{self, Checksum};
+use crate::archive::keyindex::{self, KeyCodec, KeyList};
+use crate::archive::manifest::{BlockRef, TenantManifest};
+use crate::audit::{actions, AuditDraft};
+use crate::error::{Error, Result};
+use crate::inventory::SnapshotEntry;
+use crate::ledger::LedgerEntry;
+use crate::records::{encode_key, fields, KeyValues};
+use crate::source::postgres::catalog::TableDef;
+use crate::tenant::{self, TenantRecord, Unlocked};
+use crate::{copytext, layout, Vault};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use time::OffsetDateTime;
+
+#[derive(Clone, Default)]
+pub struct EraseOptions {
+    pub tenant: String,
+    pub table: String,
+    pub keys: Vec<KeyValues>,
+    pub cascade: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotErasure {
+    pub snapshot: String,
+    /// Rows removed per table.
+    pub rows_removed: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EraseReport {
+    pub tenant: String,
+    pub dry_run: bool,
+    pub snapshots: Vec<SnapshotErasure>,
+    pub blocks_rewritten: u64,
+    pub old_blocks_destroyed: u64,
+    pub ledger_entries: u64,
+}
+
+/// A block rewritten without the erased rows.
+struct Rewrite {
+    table: String,
+    plaintext: Vec<u8>,
+    removed: Checksum,
+    new: Option<BlockRef>,
+}
+
+impl Vault {
+    pub async fn erase(
+        &self,
+        opts: &EraseOptions,
+        identity: &keys::TenantIdentities,
+    ) -> Result<EraseReport> {
+        let record = self.tenant(&opts.tenant)?;
+        self.refuse_if_held(&record, actions::ERASURE).await?;
+        let keys = self.unlock(&record, identity).await?;
+        let mut targets: BTreeSet<(String, Vec<u8>)> = BTreeSet::new();
+        let mut rewrites: HashMap<String, Rewrite> = HashMap::new();
+        let mut plans = vec![];
+        for snap in self.inventory().snapshots(&record.path)? {
+            let manifest = self.manifest(&record, &snap.snapshot).await?;
+            let mut cache = HashMap::new();
+            let doomed = self
+                .doomed_rows(&record, &keys, &manifest, opts, &mut cache)
+                .await?;
+            let mut removed: BTreeMap<String, u64> = BTreeMap::new();
+            for (ti, set) in &doomed {
+                let t = &manifest.tables[*ti];
+                let codec = codec(&t.def)?;
+                for b in &t.blocks {
+                    let plain = self
+                        .cached_block(&record, &keys, &t.def, b, &mut cache)
+                        .await?;
+                    let hit = block::rows(&plain)
+                        .filter(|r| set.contains(&codec.row_key(r)))
+                        .count() as u64;
+                    if hit == 0 {
+                        continue;
+                    }
+                    *removed.entry(t.def.display_name()).or_default() += hit;
+                    rewrites.entry(b.id.clone()).or_insert_with(|| {
+                        let mut kept = Vec::with_capacity(plain.len());
+                        let mut gone = Checksum::default();
+                        for r in block::rows(&plain) {
+                            if set.contains(&codec.row_key(r)) {
+                                gone.add_row(&keys.id_key, r);
+                            } else {
+                                kept.extend_from_slice(r);
+                                kept.push(b'\n');
+                            }
+                        }
+                        Rewrite {
+                            table: t.def.display_name(),
+                            plaintext: kept,
+                            removed: gone,
+                            new: None,
+                        }
+                    });
+                }
+                targets.extend(set.iter().map(|k| (t.def.display_name(), k.clone())));
+            }
+            if !removed.is_empty() {
+                plans.push((
+                    manifest,
+                    SnapshotErasure {
+                        snapshot: snap.snapshot.clone(),
+                        rows_removed: removed,
+                    },
+                ));
+            }
+        }
+        let mut report = EraseReport {
+            tenant: record.id.clone(),
+            dry_run: opts.dry_run,
+            snapshots: vec![],
+            blocks_rewritten: rewrites.len() as u64,
+            old_blocks_destroyed: 0,
+            ledger_entries: targets.len() as u64,
+        };
+        if opts.dry_run {
+            report.snapshots = plans.into_iter().map(|(_, s)| s).collect();
+            return Ok(report);
+        }
+        self.write_rewrites(&record, &keys, &mut rewrites).await?;
+        for (manifest, summary) in plans {
+            self.apply_rewrites(&record, &keys, manifest, &rewrites)
+                .await?;
+            report.snapshots.push(summary);
+        }
+        report.old_blocks_destroyed = self.destroy_blocks(&record, rewrites.keys()).await?;
+        let mut ledger = self.ledger(&record).await?;
+        let now = OffsetDateTime::now_utc();
+        let hashes: Vec<String> = targets
+            .iter()
+            .map(|(t, k)| keys.id_key.erasure_hash(t, k))
+            .collect();
+        for ((table, _), key) in targets.iter().zip(&hashes) {
+            ledger.entries.push(LedgerEntry {
+                table: table.clone(),
+                key: key.clone(),
+                time: now,
+            });
+        }
+        ledger.format = 1;
+        self.save_ledger(&record, &ledger).await?;
+        self.inventory().flush().await?;
+        // The audit trail names the erased records only by their keyed hashes.
+        let draft = AuditDraft::new(actions::ERASURE)
+            .tenant(record.id.clone())
+            .details(serde_json::json!({
+                "table": opts.table, "records": hashes, "cascade": opts.cascade,
+                "snapshots": report.snapshots.len(), "blocks_rewritten": report.blocks_rewritten,
+            }));
+        self.audit(draft).await?;
+        Ok(report)
+    }
+
+    /// Keys to remove in one snapshot, per table index: the named records and, with cascade,
+    /// every row that references a removed row (recursively).
+    async fn doomed_rows(
+        &self,
+        record: &TenantRecord,
+        keys: &Unlocked,
+        manifest: &TenantManifest,
+        opts: &EraseOptions,
+        cache: &mut HashMap<String, std::sync::Arc<Vec<u8>>>,
+    ) -> Result<BTreeMap<usize, BTreeSet<Vec<u8>>>> {
+        let root = manifest
+            .tables
+            .iter()
+            .position(|t| t.def.display_name() == opts.table)
+            .ok_or_else(|| {
+                Error::not_found(
+                    format!("table {} in snapshot {}", opts.table, manifest.snapshot),
+                    None,
+                )
+            })?;
+        let mut doomed: BTreeMap<usize, BTreeSet<Vec<u8>>> = BTreeMap::new();
+        for k in &opts.keys {
+            doomed.entry(root).or_default().insert(encode_key(
+                &manifest.tables[root].def,
+                &record.id,
+                k,
+            )?);
+        }
+        if !opts.cascade {
+            return Ok(doomed);
+        }
+        let mut frontier = vec![root];
+        while let Some(pi) = frontier.pop() {
+            let parent = &manifest.tables[pi];
+            let pcodec = codec(&parent.def)?;
+            let mut parent_rows = vec![];
+            for b in &parent.blocks {
+                let plain = self
+                    .cached_block(record, keys, &parent.def, b, cache)
+                    .await?;
+                parent_rows.extend(
+                    block::rows(&plain)
+                        .filter(|r| doomed[&pi].contains(&pcodec.row_key(r)))
+                        .map(|r| r.to_vec()),
+                );
+            }
+            for (ci, child) in manifest.tables.iter().enumerate() {
+                for fk in
+                    child.def.foreign_keys.iter().filter(|f| {
+                        f.ref_schema == parent.def.schema && f.ref_table == parent.def.name
+                    })
+                {
+                    let wanted: Vec<Vec<Vec<u8>>> = parent_rows
+                        .iter()
+                        .map(|r| values(&parent.def, r, &fk.ref_columns))
+                        .collect();
+                    for b in &child.blocks {
+                        let plain = self
+                            .cached_block(record, keys, &child.def, b, cache)
+                            .await?;
+                        for r in block::rows(&plain) {
+                            if !wanted.contains(&values(&child.def, r, &fk.columns)) {
+                                continue;
+                            }
+                            let Some(ccodec) = KeyCodec::for_table(&child.def) else {
+                                return Err(Error::Invalid(format!(
+                                    "rows of {} reference the erased record but the table has no primary key, \
+                                     so the erasure could not be recorded for them; nothing was changed",
+                                    child.def.display_name()
+                                )));
+                            };
+                            if doomed.entry(ci).or_default().insert(ccodec.row_key(r)) {
+                                frontier.push(ci);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(doomed)
+    }
+
+    async fn cached_block(
+        &self,
+        record: &TenantRecord,
+        keys: &Unlocked,
+        def: &TableDef,
+        b: &BlockRef,
+        cache: &mut HashMap<String, std::sync::Arc<Vec<u8>>>,
+    ) -> Result<std::sync::Arc<Vec<u8>>> {
+        if let Some(p) = cache.get(&b.id) {
+            return Ok(p.clone());
+        }
+        let p = std::sync::Arc::new(
+            self.read_block(record, keys, &def.display_name(), b)
+                .await?,
+        );
+        cache.insert(b.id.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Seals the rewritten blocks into one new pack and indexes them.
+    async fn write_rewrites(
+        &self,
+        record: &TenantRecord,
+        keys: &Unlocked,
+        rewrites: &mut HashMap<String, Rewrite>,
+    ) -> Result<()> {
+        let pack_name = format!(
+            "{}-00000",
+            layout::new_snapshot_id(OffsetDateTime::now_utc())
+        );
+        let recipient = tenant::data_recipient(record)?;
+        let mut pack = vec![];
+        for rw in rewrites.values_mut().filter(|r| !r.plaintext.is_empty()) {
+            let id = keys.id_key.block_id(&rw.table, &rw.plaintext);
+            let sealed = block::seal(&recipient, &rw.plaintext)?;
+            rw.new = Some(BlockRef {
+                id,
+                pack: pack_name.clone(),
+                offset: pack.len() as u64,
+                length: sealed.len() as u64,
+                raw_length: rw.plaintext.len() as u64,
+                rows: block::rows(&rw.plaintext).count() as u64,
+                sealed_hash: block::sealed_hash(&sealed),
+            });
+            pack.extend_from_slice(&sealed);
+        }
+        if !pack.is_empty() {
+            self.put(&layout::pack(&record.path, &pack_name), pack)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Points one snapshot's manifest, key index and inventory entries at the rewritten blocks.
+    async fn apply_rewrites(
+        &self,
+        record: &TenantRecord,
+        keys: &Unlocked,
+        mut m: TenantManifest,
+        rewrites: &HashMap<String, Rewrite>,
+    ) -> Result<()> {
+        let mut new_entries = vec![];
+        for t in &mut m.tables {
+            let mut sum = Checksum::from_manifest(t.rows, &t.checksum).ok_or_else(|| {
+                Error::corrupt(
+                    "manifest",
+                    format!("bad checksum of {}", t.def.display_name()),
+                )
+            })?;
+            let mut blocks = vec![];
+            for b in t.blocks.drain(..) {
+                let Some(rw) = rewrites.get(&b.id) else {
+                    blocks.push(b);
+                    continue;
+                };
+                sum = sum.minus(rw.removed);
+                if let Some(n) = &rw.new {
+                    blocks.push(n.clone());
+                    if let Some(codec) = KeyCodec::for_table(&t.def) {
+                        let mut list = KeyList::default();
+                        for r in block::rows(&rw.plaintext) {
+                            list.push_row(&codec, r, keys.id_key.row_hash(r));
+                        }
+                        let (min, max, set) = keyindex::encode_list(&list);
+                        self.inventory()
+                            .put_key_set(&record.path, &n.id, &min, &max, &set)?;
+                        new_entries.push((n.id.clone(), min, max, set));
+                    }
+                }
+            }
+            t.blocks = blocks;
+            t.rows = sum.rows;
+            t.checksum = sum.hex();
+        }
+        // The snapshot's sealed key index: drop the old blocks' entries, add the new ones.
+        let path = layout::key_index(&record.path, &m.snapshot);
+        let mut raw = vec![];
+        if let Ok(sealed) = self.get(&path).await {
+            let plain =
+                keys::open(&keys.data_key, &sealed).map_err(|e| Error::corrupt(&path, e))?;
+            for (id, min, max, set) in keyindex::parse_index(&plain)? {
+                if !rewrites.contains_key(&id) {
+                    keyindex::append_index_entry(&mut raw, &id, &min, &max, &set);
+                }
+            }
+        }
+        for (id, min, max, set) in &new_entries {
+            keyindex::append_index_entry(&mut raw, id, min, max, set);
+        }
+        if !raw.is_empty() {
+            self.put(&path, keys::seal(&tenant::data_recipient(record)?, &raw)?)
+                .await?;
+        }
+        let body = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.put(&layout::manifest(&record.path, &m.snapshot), body)
+            .await?;
+        self.inventory()
+            .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
+        let entry = SnapshotEntry {
+            snapshot: m.snapshot.clone(),
+            tenant: record.id.clone(),
+            time: self
+                .inventory()
+                .snapshots(&record.path)?
+                .into_iter()
+                .find(|s| s.snapshot == m.snapshot)
+                .map_or(m.created, |s| s.time),
+            tables: m.tables.len() as u64,
+            rows: m.rows(),
+            bytes: m
+                .tables
+                .iter()
+                .flat_map(|t| &t.blocks)
+                .map(|b| b.length)
+                .sum(),
+        };
+        let tables: Vec<(TableDef, Vec<String>)> = m
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    t.def.clone(),
+                    t.blocks.iter().map(|b| b.id.clone()).collect(),
+                )
+            })
+            .collect();
+        self.inventory().put_snapshot(&record.path, &entry, &tables)
+    }
+
+    /// Overwrites the old blocks' bytes with zeros in their packs (offsets of the other blocks
+    /// stay valid) and forgets them; returns how many were destroyed.
+    async fn destroy_blocks<'a>(
+        &self,
+        record: &TenantRecord,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> Result<u64> {
+        let mut by_pack: HashMap<String, Vec<BlockRef>> = HashMap::new();
+        for id in ids {
+            if let Some(b) = self.inventory().block(&record.path, id)? {
+                by_pack.entry(b.pack.clone()).or_default().push(b);
+            }
+        }
+        let mut n = 0;
+        for (pack, blocks) in by_pack {
+            let path = layout::pack(&record.path, &pack);
+            let mut bytes = self.get(&path).await?.to_vec();
+            for b in &blocks {
+                let (s, e) = (b.offset as usize, (b.offset + b.length) as usize);
+                if let Some(range) = bytes.get_mut(s..e) {
+                    range.fill(0);
+                    n += 1;
+                }
+            }
+            self.put(&path, bytes).await?;
+            self.inventory()
+                .remove_blocks(&record.path, blocks.iter().map(|b| b.id.as_str()))?;
+        }
+        Ok(n)
+    }
+}
+
+fn codec(def: &TableDef) -> Result<KeyCodec> {
+    KeyCodec::for_table(def).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{} has no primary key: its rows cannot be erased one by one",
+            def.display_name()
+        ))
+    })
+}
+
+/// The raw (escaped) values of `columns` in a row.
+fn values(def: &TableDef, row: &[u8], columns: &[String]) -> Vec<Vec<u8>> {
+    let f = fields(def, row);
+    columns
+        .iter()
+        .map(|c| {
+            f.iter()
+                .find(|(n, _)| n == c)
+                .map(|(_, v)| v.to_vec())
+                .unwrap_or_else(|| copytext::NULL.to_vec())
+        })
+        .collect()
+}
