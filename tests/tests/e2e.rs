@@ -15,6 +15,10 @@ mod consistency;
 mod edge_tables;
 #[path = "e2e/fidelity.rs"]
 mod fidelity;
+#[path = "e2e/forget.rs"]
+mod forget;
+#[path = "e2e/forget_audit.rs"]
+mod forget_audit;
 #[path = "e2e/graph.rs"]
 mod graph;
 #[path = "e2e/harness.rs"]
@@ -45,6 +49,14 @@ mod records;
 mod records_inventory;
 #[path = "e2e/records_related.rs"]
 mod records_related;
+#[path = "e2e/retention.rs"]
+mod retention;
+#[path = "e2e/retention_ages.rs"]
+mod retention_ages;
+#[path = "e2e/retention_blocks.rs"]
+mod retention_blocks;
+#[path = "e2e/retention_hold.rs"]
+mod retention_hold;
 #[path = "e2e/rls.rs"]
 mod rls;
 #[path = "e2e/schema.rs"]

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::retention::{self, Decision};
 use crate::tenant::TenantRecord;
 use crate::{layout, Vault};
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -126,12 +127,17 @@ impl Vault {
             return Ok(out);
         }
         let mut deleted = vec![];
+        let mut freed = 0;
         for snap in &doomed {
             for path in [
                 layout::manifest(&record.path, snap),
                 layout::key_index(&record.path, snap),
             ] {
+                let Ok(meta) = self.store().head(&path).await else {
+                    continue;
+                };
                 self.delete(&path).await?;
+                freed += meta.size;
                 deleted.push(path.to_string());
             }
             self.inventory().remove_snapshot(&record.path, snap)?;
@@ -139,12 +145,12 @@ impl Vault {
         }
         let (packs, bytes) = self.prune_packs(record).await?;
         report.objects_deleted += (deleted.len() + packs.len()) as u64;
-        report.bytes_freed += bytes;
+        report.bytes_freed += bytes + freed;
         deleted.extend(packs);
         let draft = AuditDraft::new(actions::DELETION)
             .tenant(record.id.clone())
             .objects(deleted)
-            .details(serde_json::json!({ "snapshots": doomed, "bytes_freed": bytes }));
+            .details(serde_json::json!({ "snapshots": doomed, "bytes_freed": bytes + freed }));
         self.audit(draft).await?;
         Ok(out)
     }

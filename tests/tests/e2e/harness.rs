@@ -20,6 +20,7 @@ fn every_fixture_loads() {
         &["graph.sql"][..],
         &["triggers.sql"][..],
         &["many_tenants.sql"][..],
+        &["retention_schema.sql", "retention_data.sql"][..],
     ] {
         let db = TestDb::with_fixture("harness_fixture", set);
         assert!(
