@@ -13,6 +13,8 @@ mod concurrent;
 mod consistency;
 #[path = "e2e/edge_tables.rs"]
 mod edge_tables;
+#[path = "e2e/erase.rs"]
+mod erase;
 #[path = "e2e/fidelity.rs"]
 mod fidelity;
 #[path = "e2e/forget.rs"]
