@@ -80,7 +80,7 @@ pub fn files(root: &Path) -> BTreeMap<PathBuf, u64> {
         .into_iter()
         .filter_map(|p| {
             let m = std::fs::metadata(root.join(&p)).ok()?;
-            m.is_file().then(|| (p, m.len()))
+            m.is_file().then_some((p, m.len()))
         })
         .collect()
 }
