@@ -23,6 +23,8 @@ mod forget;
 mod forget_audit;
 #[path = "e2e/graph.rs"]
 mod graph;
+#[path = "e2e/hardening.rs"]
+mod hardening;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/hostile_ids.rs"]

@@ -94,10 +94,15 @@ impl Inventory {
             .cache_capacity(64 << 20)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled wraps the failed file lock in an error of its own kind: match the text.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
                     Error::Conflict(format!(
-                        "the vault inventory at {} is in use by another tvault process",
-                        dir.display()
+                        "the vault at {} is in use by another tvault process (a backup, restore or prune); \
+                         try again when it has finished",
+                        dir.parent().unwrap_or(dir).display()
                     ))
                 }
                 other => Error::Inventory(other),
