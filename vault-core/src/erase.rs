@@ -366,34 +366,14 @@ impl Vault {
             .await?;
         self.inventory()
             .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
-        let entry = SnapshotEntry {
-            snapshot: m.snapshot.clone(),
-            tenant: record.id.clone(),
-            time: self
-                .inventory()
-                .snapshots(&record.path)?
-                .into_iter()
-                .find(|s| s.snapshot == m.snapshot)
-                .map_or(m.created, |s| s.time),
-            tables: m.tables.len() as u64,
-            rows: m.rows(),
-            bytes: m
-                .tables
-                .iter()
-                .flat_map(|t| &t.blocks)
-                .map(|b| b.length)
-                .sum(),
-        };
-        let tables: Vec<(TableDef, Vec<String>)> = m
-            .tables
-            .iter()
-            .map(|t| {
-                (
-                    t.def.clone(),
-                    t.blocks.iter().map(|b| b.id.clone()).collect(),
-                )
-            })
-            .collect();
+        let time = self
+            .inventory()
+            .snapshots(&record.path)?
+            .into_iter()
+            .find(|s| s.snapshot == m.snapshot)
+            .map_or(m.created, |s| s.time);
+        let entry = SnapshotEntry::of(&m, time);
+        let tables = crate::inventory::table_blocks(&m);
         self.inventory().put_snapshot(&record.path, &entry, &tables)
     }
 

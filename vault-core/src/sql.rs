@@ -18,20 +18,11 @@ pub fn qualified(schema: &str, table: &str) -> String {
 
 /// Asks the server to quote `value` as a string literal, so the quoting rules are exactly the
 /// server's (standard_conforming_strings, encoding) rather than a reimplementation of them.
-pub async fn literal(client: &tokio_postgres::Client, value: &str) -> Result<String> {
+pub async fn literal(client: &impl tokio_postgres::GenericClient, value: &str) -> Result<String> {
     let row = client
         .query_one("SELECT quote_literal($1::text)", &[&value])
         .await
         .db(|| "quoting a tenant id".into())?;
-    Ok(row.get(0))
-}
-
-/// [`literal`] inside a transaction.
-pub async fn literal_tx(tx: &tokio_postgres::Transaction<'_>, value: &str) -> Result<String> {
-    let row = tx
-        .query_one("SELECT quote_literal($1::text)", &[&value])
-        .await
-        .db(|| "quoting a value".into())?;
     Ok(row.get(0))
 }
 

@@ -484,29 +484,8 @@ impl Vault {
         let m = self.manifest(record, snapshot).await?;
         self.inventory()
             .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
-        let entry = SnapshotEntry {
-            snapshot: snapshot.to_string(),
-            tenant: record.id.clone(),
-            time: m.created,
-            tables: m.tables.len() as u64,
-            rows: m.rows(),
-            bytes: m
-                .tables
-                .iter()
-                .flat_map(|t| &t.blocks)
-                .map(|b| b.length)
-                .sum(),
-        };
-        let tables: Vec<(TableDef, Vec<String>)> = m
-            .tables
-            .iter()
-            .map(|t| {
-                (
-                    t.def.clone(),
-                    t.blocks.iter().map(|b| b.id.clone()).collect(),
-                )
-            })
-            .collect();
+        let entry = SnapshotEntry::of(&m, m.created);
+        let tables = crate::inventory::table_blocks(&m);
         self.inventory().put_snapshot(&record.path, &entry, &tables)
     }
 

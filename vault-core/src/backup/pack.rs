@@ -202,12 +202,6 @@ pub(super) async fn run(
             data_recipient: tenant.data_recipient.clone(),
             tables,
         };
-        let bytes: u64 = manifest
-            .tables
-            .iter()
-            .flat_map(|t| &t.blocks)
-            .map(|b| b.length)
-            .sum();
         let body = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
         up.put(layout::manifest(&tenant.path, &cycle.snapshot), body)
             .await?;
@@ -219,24 +213,8 @@ pub(super) async fn run(
             blocks_reused: acc.reused,
             bytes_stored: acc.new_blocks.iter().map(|b| b.length).sum(),
         };
-        let entry = SnapshotEntry {
-            snapshot: cycle.snapshot.clone(),
-            tenant: tenant.id.clone(),
-            time: now,
-            tables: manifest.tables.len() as u64,
-            rows: manifest.rows(),
-            bytes,
-        };
-        let tables = manifest
-            .tables
-            .iter()
-            .map(|t| {
-                (
-                    t.def.clone(),
-                    t.blocks.iter().map(|b| b.id.clone()).collect(),
-                )
-            })
-            .collect();
+        let entry = SnapshotEntry::of(&manifest, now);
+        let tables = crate::inventory::table_blocks(&manifest);
         out.push(Committed {
             summary,
             new_blocks: acc.new_blocks,

@@ -46,6 +46,38 @@ struct SnapshotTable {
     blocks: Vec<String>,
 }
 
+impl SnapshotEntry {
+    /// The inventory's summary of a tenant manifest, dated `time` (when it was taken).
+    pub fn of(m: &crate::archive::manifest::TenantManifest, time: OffsetDateTime) -> Self {
+        SnapshotEntry {
+            snapshot: m.snapshot.clone(),
+            tenant: m.tenant.clone(),
+            time,
+            tables: m.tables.len() as u64,
+            rows: m.rows(),
+            bytes: m
+                .tables
+                .iter()
+                .flat_map(|t| &t.blocks)
+                .map(|b| b.length)
+                .sum(),
+        }
+    }
+}
+
+/// Per table of a manifest: its definition and the ids of the blocks it references.
+pub fn table_blocks(m: &crate::archive::manifest::TenantManifest) -> Vec<(TableDef, Vec<String>)> {
+    m.tables
+        .iter()
+        .map(|t| {
+            (
+                t.def.clone(),
+                t.blocks.iter().map(|b| b.id.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
 #[derive(Clone)]
 pub struct Inventory {
     db: sled::Db,

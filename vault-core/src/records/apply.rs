@@ -7,7 +7,7 @@
 //! the live schema lost a column that holds a value.
 
 use super::lookup::live_row;
-use super::{codec, display_key, encode_key, fields, KeyValues, Projection};
+use super::{codec, display_key, encode_key, fields, pk_conditions, KeyValues, Projection};
 use crate::archive::block;
 use crate::archive::manifest::{TableManifest, TenantManifest};
 use crate::copytext;
@@ -387,23 +387,7 @@ async fn check_owner(
     tenant: &str,
     row: &[u8],
 ) -> Result<()> {
-    let f = fields(def, row);
-    let mut conditions = vec![];
-    for k in &def.primary_key {
-        let raw = f
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| *v)
-            .unwrap_or_default();
-        let value = copytext::unescape(raw)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        conditions.push(format!(
-            "t0.{} = {}",
-            ident(k),
-            sql::literal(client, &value).await?
-        ));
-    }
+    let conditions = pk_conditions(client, def, row).await?;
     let table = qualified(&def.schema, &def.name);
     let exists: bool = client
         .query_one(
@@ -510,25 +494,9 @@ async fn upsert(
     if let Owner::Parent { .. } = &def.owner {
         // A child row belongs to whoever owns its parent: check that every written row reaches
         // this tenant through its foreign keys, or write nothing.
-        let tenant_lit = sql::literal_tx(tx, tenant).await?;
+        let tenant_lit = sql::literal(tx, tenant).await?;
         for r in rows {
-            let f = fields(def, r);
-            let mut conditions = vec![];
-            for k in &def.primary_key {
-                let raw = f
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| *v)
-                    .unwrap_or_default();
-                let value = copytext::unescape(raw)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                conditions.push(format!(
-                    "t0.{} = {}",
-                    ident(k),
-                    sql::literal_tx(tx, &value).await?
-                ));
-            }
+            let conditions = pk_conditions(tx, def, r).await?;
             let q = crate::source::postgres::query::select_where(
                 def,
                 Some(&tenant_lit),

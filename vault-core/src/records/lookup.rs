@@ -7,7 +7,7 @@ use crate::copytext;
 use crate::error::{DbContext, Error, Result};
 use crate::source::postgres::catalog::TableDef;
 use crate::source::postgres::{self as pg, query};
-use crate::sql::{self, ident};
+use crate::sql;
 use crate::tenant::{TenantRecord, Unlocked};
 use crate::Vault;
 use futures::TryStreamExt;
@@ -287,23 +287,7 @@ pub(crate) async fn live_row(
     row: &[u8],
 ) -> Result<Option<Vec<u8>>> {
     let tenant_lit = sql::literal(client, tenant).await?;
-    let f = fields(def, row);
-    let mut conditions = vec![];
-    for k in &def.primary_key {
-        let raw = f
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| *v)
-            .unwrap_or_default();
-        let value = copytext::unescape(raw).map(|b| String::from_utf8_lossy(&b).into_owned());
-        let value =
-            value.ok_or_else(|| Error::Invalid(format!("primary key column {k} is NULL")))?;
-        conditions.push(format!(
-            "t0.{} = {}",
-            ident(k),
-            sql::literal(client, &value).await?
-        ));
-    }
+    let conditions = super::pk_conditions(client, def, row).await?;
     let sql = format!(
         "COPY ({}) TO STDOUT",
         query::select_where(def, Some(&tenant_lit), None, &conditions)

@@ -90,6 +90,32 @@ pub(crate) fn fields<'a>(def: &'a TableDef, row: &'a [u8]) -> Vec<(&'a str, &'a 
         .collect()
 }
 
+/// `t0.<pk column> = <literal>` for each primary key column of `row`, quoted by the server.
+pub(crate) async fn pk_conditions(
+    client: &impl tokio_postgres::GenericClient,
+    def: &TableDef,
+    row: &[u8],
+) -> Result<Vec<String>> {
+    let f = fields(def, row);
+    let mut conditions = vec![];
+    for k in &def.primary_key {
+        let raw = f
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| *v)
+            .unwrap_or_default();
+        let value = copytext::unescape(raw)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .ok_or_else(|| Error::Invalid(format!("primary key column {k} is NULL")))?;
+        conditions.push(format!(
+            "t0.{} = {}",
+            crate::sql::ident(k),
+            crate::sql::literal(client, &value).await?
+        ));
+    }
+    Ok(conditions)
+}
+
 /// Human-readable key of a row: `id=42, tenant_id=acme`.
 pub(crate) fn display_key(def: &TableDef, row: &[u8]) -> String {
     let f = fields(def, row);
