@@ -3,7 +3,10 @@ use crate::output;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 
-/// Show the audit trail (every backup, restore, record restore and key change), or check it.
+/// Show the audit trail, or check it.
+///
+/// Every backup, restore, record restore, key change, policy change, hold, deletion and erasure,
+/// hash-chained and anchored in the store.
 #[derive(Args, Debug)]
 pub struct Audit {
     #[command(subcommand)]

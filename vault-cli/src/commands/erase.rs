@@ -10,9 +10,11 @@ fn key(s: &str) -> Result<KeyValues, String> {
     records::parse_key(s).map_err(|e| e.to_string())
 }
 
-/// Erase one person's records from every kept snapshot: only the blocks holding them are
-/// rewritten, the old blocks are destroyed, and a ledger keeps them from coming back in later
-/// backups and restores. Needs the tenant's identity. Refused under a legal hold.
+/// Erase one person's records from every kept snapshot.
+///
+/// Only the blocks holding them are rewritten, the old blocks are destroyed, and a ledger keeps
+/// them from coming back in later backups and restores. Needs the tenant's identity. Refused
+/// under a legal hold.
 #[derive(Args, Debug)]
 pub struct Erase {
     tenant: String,

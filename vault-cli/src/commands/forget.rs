@@ -3,9 +3,11 @@ use crate::output;
 use clap::Args;
 use std::process::ExitCode;
 
-/// Forget a tenant: delete all its archives, manifests, policies and inventory entries and
-/// destroy every copy of its wrapped data key, so copies that cannot be deleted are unreadable.
-/// Prints an erasure certificate. Refused under a legal hold.
+/// Forget a tenant entirely and print an erasure certificate.
+///
+/// Deletes all its archives, manifests, policies and inventory entries and destroys every copy of
+/// its wrapped data key, so copies that cannot be deleted are unreadable. Refused under a legal
+/// hold.
 #[derive(Args, Debug)]
 pub struct ForgetTenant {
     tenant: String,

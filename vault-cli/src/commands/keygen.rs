@@ -6,8 +6,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Generate a tenant key pair (age X25519): the secret identity goes to a file only the tenant
-/// keeps; the public recipient is what `tenant add --recipient` takes.
+/// Generate a tenant key pair (age X25519).
+///
+/// The secret identity goes to a file only the tenant keeps; the public recipient is what
+/// `tenant add --recipient` takes.
 #[derive(Args, Debug)]
 pub struct Keygen {
     /// Write the identity here (mode 0600; refuses to overwrite). Default: stdout.

@@ -24,8 +24,10 @@ pub struct Target {
     key: KeyValues,
 }
 
-/// List every snapshot of the tenant and whether it holds the record (added, changed,
-/// unchanged, deleted), from the inventory alone: no archive is read and no key is needed.
+/// List the snapshots that hold a record and how it changed.
+///
+/// Added, changed, unchanged or deleted against the previous snapshot, from the inventory alone:
+/// no archive is read and no key is needed.
 #[derive(Args, Debug)]
 pub struct Find {
     #[command(flatten)]
@@ -55,9 +57,11 @@ pub struct Diff {
     identity: PathBuf,
 }
 
-/// Put records back from a snapshot: insert the missing, update the changed, leave identical
-/// rows alone, in one transaction. With --with-related, also the rows that reference them
-/// (recursively) and the parents they need that the live database lacks.
+/// Put records back from a snapshot, optionally with their related rows.
+///
+/// Inserts the missing, updates the changed, leaves identical rows alone, in one transaction.
+/// With --with-related, also the rows that reference them (recursively) and the parents they
+/// need that the live database lacks.
 #[derive(Args, Debug)]
 pub struct RestoreRecords {
     tenant: String,

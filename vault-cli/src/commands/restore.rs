@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use vault_core::restore::RestoreOptions;
 
-/// Restore a whole tenant from a snapshot: its rows are replaced in one transaction, checked
-/// against the manifest before commit; other tenants are not touched.
+/// Restore a whole tenant from a snapshot.
+///
+/// Its rows are replaced in one transaction, checked against the manifest before commit; other
+/// tenants are not touched.
 #[derive(Args, Debug)]
 pub struct Restore {
     /// Tenant id.

@@ -5,8 +5,9 @@ use serde_json::json;
 use std::process::ExitCode;
 use vault_core::source::postgres::catalog::Owner;
 
-/// Show the table plan: which tables are archived per tenant (directly or through foreign keys)
-/// and which are global.
+/// Show the table plan: tenant, child and global tables.
+///
+/// Which tables are archived per tenant (directly or through foreign keys) and which are global.
 #[derive(Args, Debug)]
 pub struct Tables {}
 

@@ -4,9 +4,10 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Check stored archives. Without a key: every block present, complete and unmodified. With the
-/// tenant's identity (needs --tenant): every block decrypts and every table's rows and checksums
-/// match the manifest. Exit code 3 when problems are found.
+/// Check stored archives (exit code 3 when problems are found).
+///
+/// Without a key: every block present, complete and unmodified. With the tenant's identity
+/// (needs --tenant): every block decrypts and every table's rows and checksums match the manifest.
 #[derive(Args, Debug)]
 pub struct Verify {
     #[arg(long)]
