@@ -29,6 +29,8 @@ mod hardening;
 mod harness;
 #[path = "e2e/hostile_ids.rs"]
 mod hostile_ids;
+#[path = "e2e/import.rs"]
+mod import;
 #[path = "e2e/integrity.rs"]
 mod integrity;
 #[path = "e2e/interrupted.rs"]

@@ -34,16 +34,23 @@ fn main() -> ExitCode {
 
 /// Exit codes scripts can rely on (see `tvault --help`).
 fn exit_code(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<vault_core::Error>() {
-        Some(v) if v.is_integrity() => 3,
-        Some(v) if v.is_not_found() => 4,
-        Some(vault_core::Error::Invalid(_)) => 2,
-        _ => match e.downcast_ref::<keys::Error>() {
-            Some(keys::Error::WrongKey | keys::Error::Corrupt { .. }) => 3,
-            Some(keys::Error::InvalidRecipient { .. } | keys::Error::InvalidIdentity { .. }) => 2,
+    let of_keys = |k: &keys::Error| match k {
+        keys::Error::WrongKey | keys::Error::Corrupt { .. } => 3,
+        keys::Error::InvalidRecipient { .. }
+        | keys::Error::InvalidIdentity { .. }
+        | keys::Error::NoRecipients => 2,
+        _ => 1,
+    };
+    if let Some(v) = e.downcast_ref::<vault_core::Error>() {
+        return match v {
+            v if v.is_integrity() => 3,
+            v if v.is_not_found() => 4,
+            vault_core::Error::Invalid(_) => 2,
+            vault_core::Error::Keys(k) => of_keys(k),
             _ => 1,
-        },
+        };
     }
+    e.downcast_ref::<keys::Error>().map_or(1, of_keys)
 }
 
 fn init_tracing(verbose: u8) {

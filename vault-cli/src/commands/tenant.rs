@@ -1,5 +1,6 @@
 use crate::context::Global;
 use crate::output;
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 #[derive(Subcommand, Debug)]
 pub enum TenantCmd {
     Add(Add),
+    Import(Import),
     List(List),
     RotateKey(RotateKey),
 }
@@ -25,6 +27,17 @@ pub struct Add {
     /// tenant's key).
     #[arg(long)]
     allow_escrow: bool,
+}
+
+/// Register many tenants at once from a file (one process instead of one per tenant).
+///
+/// One tenant per line: `TENANT<TAB>RECIPIENT[<TAB>RECIPIENT…]`; blank lines and lines starting
+/// with `#` are skipped. Tenants already registered are reported and left as they are; any other
+/// bad line stops the import at that line (the tenants before it stay registered).
+#[derive(Args, Debug)]
+pub struct Import {
+    /// The file (`-` for standard input).
+    file: PathBuf,
 }
 
 /// List registered tenants.
@@ -56,6 +69,46 @@ impl TenantCmd {
                     output::json(&t)?;
                 } else {
                     println!("registered tenant {:?}", t.id);
+                }
+            }
+            TenantCmd::Import(i) => {
+                let text = if i.file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    std::fs::read_to_string(&i.file)
+                        .with_context(|| format!("reading {}", i.file.display()))?
+                };
+                let (mut added, mut existing) = (vec![], vec![]);
+                for (n, line) in text.lines().enumerate() {
+                    let line = line.trim_end_matches('\r');
+                    if line.trim().is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    let mut parts = line.split('\t');
+                    let id = parts.next().unwrap_or_default();
+                    let recipients: Vec<String> = parts.map(str::to_string).collect();
+                    if vault.inventory().tenant(id)?.is_some() {
+                        existing.push(id.to_string());
+                        continue;
+                    }
+                    vault
+                        .add_tenant(id, &recipients, false)
+                        .await
+                        .with_context(|| {
+                            format!("{}:{}: tenant {id:?}", i.file.display(), n + 1)
+                        })?;
+                    added.push(id.to_string());
+                }
+                if g.json {
+                    output::json(
+                        &serde_json::json!({ "added": added, "already_registered": existing }),
+                    )?;
+                } else {
+                    println!(
+                        "registered {} tenant(s); {} were already registered",
+                        added.len(),
+                        existing.len()
+                    );
                 }
             }
             TenantCmd::List(_) => {
