@@ -14,10 +14,10 @@ use crate::audit::{actions, AuditDraft};
 use crate::error::{Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::ledger::LedgerEntry;
-use crate::records::{encode_key, fields, KeyValues};
+use crate::records::{column_values, encode_key, BlockCache, KeyValues};
 use crate::source::postgres::catalog::TableDef;
 use crate::tenant::{self, TenantRecord, Unlocked};
-use crate::{copytext, layout, Vault};
+use crate::{layout, Vault};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
@@ -68,20 +68,17 @@ impl Vault {
         let mut targets: BTreeSet<(String, Vec<u8>)> = BTreeSet::new();
         let mut rewrites: HashMap<String, Rewrite> = HashMap::new();
         let mut plans = vec![];
+        // Snapshots share blocks: each is fetched and decrypted once for all of them.
+        let mut cache = BlockCache::new(self, &record, &keys);
         for snap in self.inventory().snapshots(&record.path)? {
             let manifest = self.manifest(&record, &snap.snapshot).await?;
-            let mut cache = HashMap::new();
-            let doomed = self
-                .doomed_rows(&record, &keys, &manifest, opts, &mut cache)
-                .await?;
+            let doomed = doomed_rows(&record, &manifest, opts, &mut cache).await?;
             let mut removed: BTreeMap<String, u64> = BTreeMap::new();
             for (ti, set) in &doomed {
                 let t = &manifest.tables[*ti];
                 let codec = codec(&t.def)?;
                 for b in &t.blocks {
-                    let plain = self
-                        .cached_block(&record, &keys, &t.def, b, &mut cache)
-                        .await?;
+                    let plain = cache.block(t, b).await?;
                     let hit = block::rows(&plain)
                         .filter(|r| set.contains(&codec.row_key(r)))
                         .count() as u64;
@@ -90,16 +87,9 @@ impl Vault {
                     }
                     *removed.entry(t.def.display_name()).or_default() += hit;
                     rewrites.entry(b.id.clone()).or_insert_with(|| {
-                        let mut kept = Vec::with_capacity(plain.len());
-                        let mut gone = Checksum::default();
-                        for r in block::rows(&plain) {
-                            if set.contains(&codec.row_key(r)) {
-                                gone.add_row(&keys.id_key, r);
-                            } else {
-                                kept.extend_from_slice(r);
-                                kept.push(b'\n');
-                            }
-                        }
+                        let (kept, gone) = block::drop_rows(&plain, &keys.id_key, |r| {
+                            set.contains(&codec.row_key(r))
+                        });
                         Rewrite {
                             table: t.def.display_name(),
                             plaintext: kept,
@@ -165,108 +155,80 @@ impl Vault {
         self.audit(draft).await?;
         Ok(report)
     }
+}
 
-    /// Keys to remove in one snapshot, per table index: the named records and, with cascade,
-    /// every row that references a removed row (recursively).
-    async fn doomed_rows(
-        &self,
-        record: &TenantRecord,
-        keys: &Unlocked,
-        manifest: &TenantManifest,
-        opts: &EraseOptions,
-        cache: &mut HashMap<String, std::sync::Arc<Vec<u8>>>,
-    ) -> Result<BTreeMap<usize, BTreeSet<Vec<u8>>>> {
-        let root = manifest
-            .tables
-            .iter()
-            .position(|t| t.def.display_name() == opts.table)
-            .ok_or_else(|| {
-                Error::not_found(
-                    format!("table {} in snapshot {}", opts.table, manifest.snapshot),
-                    None,
-                )
-            })?;
-        let mut doomed: BTreeMap<usize, BTreeSet<Vec<u8>>> = BTreeMap::new();
-        for k in &opts.keys {
-            doomed.entry(root).or_default().insert(encode_key(
-                &manifest.tables[root].def,
-                &record.id,
-                k,
-            )?);
-        }
-        if !opts.cascade {
-            return Ok(doomed);
-        }
-        let mut frontier = vec![root];
-        while let Some(pi) = frontier.pop() {
-            let parent = &manifest.tables[pi];
-            let pcodec = codec(&parent.def)?;
-            let mut parent_rows = vec![];
-            for b in &parent.blocks {
-                let plain = self
-                    .cached_block(record, keys, &parent.def, b, cache)
-                    .await?;
-                parent_rows.extend(
-                    block::rows(&plain)
-                        .filter(|r| doomed[&pi].contains(&pcodec.row_key(r)))
-                        .map(|r| r.to_vec()),
-                );
-            }
-            for (ci, child) in manifest.tables.iter().enumerate() {
-                for fk in
-                    child.def.foreign_keys.iter().filter(|f| {
-                        f.ref_schema == parent.def.schema && f.ref_table == parent.def.name
-                    })
-                {
-                    let wanted: Vec<Vec<Vec<u8>>> = parent_rows
-                        .iter()
-                        .map(|r| values(&parent.def, r, &fk.ref_columns))
-                        .collect();
-                    for b in &child.blocks {
-                        let plain = self
-                            .cached_block(record, keys, &child.def, b, cache)
-                            .await?;
-                        for r in block::rows(&plain) {
-                            if !wanted.contains(&values(&child.def, r, &fk.columns)) {
-                                continue;
-                            }
-                            let Some(ccodec) = KeyCodec::for_table(&child.def) else {
-                                return Err(Error::Invalid(format!(
+/// Keys to remove in one snapshot, per table index: the named records and, with cascade, every
+/// row that references a removed row (recursively).
+async fn doomed_rows(
+    record: &TenantRecord,
+    manifest: &TenantManifest,
+    opts: &EraseOptions,
+    cache: &mut BlockCache<'_>,
+) -> Result<BTreeMap<usize, BTreeSet<Vec<u8>>>> {
+    let root = manifest
+        .tables
+        .iter()
+        .position(|t| t.def.display_name() == opts.table)
+        .ok_or_else(|| {
+            Error::not_found(
+                format!("table {} in snapshot {}", opts.table, manifest.snapshot),
+                None,
+            )
+        })?;
+    let mut doomed: BTreeMap<usize, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for k in &opts.keys {
+        doomed.entry(root).or_default().insert(encode_key(
+            &manifest.tables[root].def,
+            &record.id,
+            k,
+        )?);
+    }
+    if !opts.cascade {
+        return Ok(doomed);
+    }
+    let mut frontier = vec![root];
+    while let Some(pi) = frontier.pop() {
+        let parent = &manifest.tables[pi];
+        let pcodec = codec(&parent.def)?;
+        let parent_rows: Vec<Vec<u8>> = cache
+            .rows(parent)
+            .await?
+            .into_iter()
+            .filter(|r| doomed[&pi].contains(&pcodec.row_key(r)))
+            .collect();
+        for (ci, child) in manifest.tables.iter().enumerate() {
+            for fk in child
+                .def
+                .foreign_keys
+                .iter()
+                .filter(|f| f.ref_schema == parent.def.schema && f.ref_table == parent.def.name)
+            {
+                let wanted: Vec<Vec<Vec<u8>>> = parent_rows
+                    .iter()
+                    .map(|r| column_values(&parent.def, r, &fk.ref_columns))
+                    .collect();
+                for r in cache.rows(child).await? {
+                    if !wanted.contains(&column_values(&child.def, &r, &fk.columns)) {
+                        continue;
+                    }
+                    let Some(ccodec) = KeyCodec::for_table(&child.def) else {
+                        return Err(Error::Invalid(format!(
                                     "rows of {} reference the erased record but the table has no primary key, \
                                      so the erasure could not be recorded for them; nothing was changed",
                                     child.def.display_name()
                                 )));
-                            };
-                            if doomed.entry(ci).or_default().insert(ccodec.row_key(r)) {
-                                frontier.push(ci);
-                            }
-                        }
+                    };
+                    if doomed.entry(ci).or_default().insert(ccodec.row_key(&r)) {
+                        frontier.push(ci);
                     }
                 }
             }
         }
-        Ok(doomed)
     }
+    Ok(doomed)
+}
 
-    async fn cached_block(
-        &self,
-        record: &TenantRecord,
-        keys: &Unlocked,
-        def: &TableDef,
-        b: &BlockRef,
-        cache: &mut HashMap<String, std::sync::Arc<Vec<u8>>>,
-    ) -> Result<std::sync::Arc<Vec<u8>>> {
-        if let Some(p) = cache.get(&b.id) {
-            return Ok(p.clone());
-        }
-        let p = std::sync::Arc::new(
-            self.read_block(record, keys, &def.display_name(), b)
-                .await?,
-        );
-        cache.insert(b.id.clone(), p.clone());
-        Ok(p)
-    }
-
+impl Vault {
     /// Seals the rewritten blocks into one new pack and indexes them.
     async fn write_rewrites(
         &self,
@@ -416,18 +378,4 @@ fn codec(def: &TableDef) -> Result<KeyCodec> {
             def.display_name()
         ))
     })
-}
-
-/// The raw (escaped) values of `columns` in a row.
-fn values(def: &TableDef, row: &[u8], columns: &[String]) -> Vec<Vec<u8>> {
-    let f = fields(def, row);
-    columns
-        .iter()
-        .map(|c| {
-            f.iter()
-                .find(|(n, _)| n == c)
-                .map(|(_, v)| v.to_vec())
-                .unwrap_or_else(|| copytext::NULL.to_vec())
-        })
-        .collect()
 }

@@ -86,17 +86,7 @@ impl RowFilter {
     /// Drops erased rows from a block's plaintext; returns the kept plaintext and the checksum
     /// of what was dropped.
     pub fn apply(&self, id_key: &IdKey, plaintext: &[u8]) -> (Vec<u8>, Checksum) {
-        let mut kept = Vec::with_capacity(plaintext.len());
-        let mut dropped = Checksum::default();
-        for row in crate::archive::block::rows(plaintext) {
-            if self.is_erased(id_key, row) {
-                dropped.add_row(id_key, row);
-            } else {
-                kept.extend_from_slice(row);
-                kept.push(b'\n');
-            }
-        }
-        (kept, dropped)
+        crate::archive::block::drop_rows(plaintext, id_key, |row| self.is_erased(id_key, row))
     }
 }
 

@@ -34,9 +34,9 @@ pub struct Find {
     target: Target,
 }
 
-/// Show a record as it was in a snapshot (reads the one block that holds it).
+/// A record in one snapshot, read with the tenant's key.
 #[derive(Args, Debug)]
-pub struct Show {
+pub struct AtSnapshot {
     #[command(flatten)]
     target: Target,
     #[arg(long, default_value = "latest")]
@@ -46,15 +46,25 @@ pub struct Show {
     identity: PathBuf,
 }
 
+impl AtSnapshot {
+    fn load(self) -> anyhow::Result<(Self, keys::TenantIdentities)> {
+        let identity = keys::TenantIdentities::from_file(&self.identity)?;
+        Ok((self, identity))
+    }
+}
+
+/// Show a record as it was in a snapshot (reads the one block that holds it).
+#[derive(Args, Debug)]
+pub struct Show {
+    #[command(flatten)]
+    at: AtSnapshot,
+}
+
 /// Compare a record of a snapshot with the live row, field by field.
 #[derive(Args, Debug)]
 pub struct Diff {
     #[command(flatten)]
-    target: Target,
-    #[arg(long, default_value = "latest")]
-    snapshot: String,
-    #[arg(long)]
-    identity: PathBuf,
+    at: AtSnapshot,
 }
 
 /// Put records back from a snapshot, optionally with their related rows.
@@ -104,10 +114,10 @@ impl Find {
 impl Show {
     pub async fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let vault = g.open().await?;
-        let identity = keys::TenantIdentities::from_file(&self.identity)?;
-        let t = &self.target;
+        let (at, identity) = self.at.load()?;
+        let t = &at.target;
         let view = vault
-            .show_record(&t.tenant, &t.table, &t.key, &self.snapshot, &identity)
+            .show_record(&t.tenant, &t.table, &t.key, &at.snapshot, &identity)
             .await?;
         if g.json {
             output::json(&view)?;
@@ -124,10 +134,10 @@ impl Show {
 impl Diff {
     pub async fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let vault = g.open().await?;
-        let identity = keys::TenantIdentities::from_file(&self.identity)?;
-        let t = &self.target;
+        let (at, identity) = self.at.load()?;
+        let t = &at.target;
         let diff = vault
-            .diff_record(&t.tenant, &t.table, &t.key, &self.snapshot, &identity)
+            .diff_record(&t.tenant, &t.table, &t.key, &at.snapshot, &identity)
             .await?;
         if g.json {
             output::json(&diff)?;

@@ -174,6 +174,26 @@ pub fn sealed_hash(sealed: &[u8]) -> String {
     blake3::hash(sealed).to_hex()[..32].to_string()
 }
 
+/// Splits a block's plaintext into the rows to keep and the checksum of the rows `drop` selects
+/// (erasure rewrites and the erasure ledger both remove rows this way).
+pub fn drop_rows(
+    plaintext: &[u8],
+    id_key: &IdKey,
+    mut drop: impl FnMut(&[u8]) -> bool,
+) -> (Vec<u8>, Checksum) {
+    let mut kept = Vec::with_capacity(plaintext.len());
+    let mut dropped = Checksum::default();
+    for row in rows(plaintext) {
+        if drop(row) {
+            dropped.add_row(id_key, row);
+        } else {
+            kept.extend_from_slice(row);
+            kept.push(b'\n');
+        }
+    }
+    (kept, dropped)
+}
+
 /// Iterates the rows (lines without newline) of a block's plaintext.
 pub fn rows(plaintext: &[u8]) -> impl Iterator<Item = &[u8]> {
     plaintext.split(|&b| b == b'\n').filter(|l| !l.is_empty())

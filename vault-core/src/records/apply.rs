@@ -7,15 +7,16 @@
 //! the live schema lost a column that holds a value.
 
 use super::lookup::live_row;
-use super::{codec, display_key, encode_key, fields, pk_conditions, KeyValues, Projection};
-use crate::archive::block;
+use super::{
+    codec, column_values, display_key, encode_key, pk_conditions, BlockCache, KeyValues, Projection,
+};
 use crate::archive::manifest::{TableManifest, TenantManifest};
 use crate::copytext;
 use crate::error::{DbContext, Error, Result};
 use crate::source::postgres::catalog::{Owner, TableDef};
 use crate::source::postgres::{self as pg, load};
 use crate::sql::{self, ident, qualified};
-use crate::tenant::{TenantRecord, Unlocked};
+use crate::tenant::TenantRecord;
 use crate::Vault;
 use bytes::Bytes;
 use futures::SinkExt;
@@ -101,13 +102,7 @@ impl Vault {
         let manifest = self.manifest(&record, &snapshot).await?;
         let keys = self.unlock(&record, identity).await?;
         let client = pg::connect(&self.config().source).await?;
-        let mut reader = BlockCache {
-            vault: self,
-            record: &record,
-            keys: &keys,
-            manifest: &manifest,
-            cache: HashMap::new(),
-        };
+        let mut cache = BlockCache::new(self, &record, &keys);
         let root = manifest
             .tables
             .iter()
@@ -127,7 +122,7 @@ impl Vault {
             }
         }
         if opts.with_related {
-            gather_related(&mut reader, &client, &record, &mut rows, queue).await?;
+            gather_related(&mut cache, &manifest, &client, &record, &mut rows, queue).await?;
         }
         // Erased records never come back: refuse them when asked for, skip them when related.
         let erased = self.ledger(&record).await?.erased();
@@ -217,49 +212,17 @@ impl Vault {
     }
 }
 
-/// Decoded blocks of one snapshot, read once each.
-struct BlockCache<'a> {
-    vault: &'a Vault,
-    record: &'a TenantRecord,
-    keys: &'a Unlocked,
-    manifest: &'a TenantManifest,
-    cache: HashMap<String, std::sync::Arc<Vec<u8>>>,
-}
-
-impl BlockCache<'_> {
-    /// Every row of table `t` in the snapshot (scans the tenant's blocks of that table).
-    async fn rows(&mut self, t: usize) -> Result<Vec<Vec<u8>>> {
-        let table = &self.manifest.tables[t];
-        let mut out = vec![];
-        for b in &table.blocks {
-            let plain = match self.cache.get(&b.id) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = std::sync::Arc::new(
-                        self.vault
-                            .read_block(self.record, self.keys, &table.def.display_name(), b)
-                            .await?,
-                    );
-                    self.cache.insert(b.id.clone(), p.clone());
-                    p
-                }
-            };
-            out.extend(block::rows(&plain).map(|r| r.to_vec()));
-        }
-        Ok(out)
-    }
-}
-
 /// Follows foreign keys from the gathered rows: children that reference them (recursively) and
 /// parents they need that the live database lacks.
 async fn gather_related(
     cache: &mut BlockCache<'_>,
+    manifest: &TenantManifest,
     client: &tokio_postgres::Client,
     record: &TenantRecord,
     rows: &mut Gathered,
     mut queue: Vec<(usize, Vec<u8>)>,
 ) -> Result<()> {
-    let tables = &cache.manifest.tables;
+    let tables = &manifest.tables;
     let index: HashMap<(String, String), usize> = tables
         .iter()
         .enumerate()
@@ -271,17 +234,6 @@ async fn gather_related(
             continue;
         }
         let def = &tables[t].def;
-        let f = fields(def, &row);
-        let value_of = |cols: &[String]| -> Vec<Vec<u8>> {
-            cols.iter()
-                .map(|c| {
-                    f.iter()
-                        .find(|(n, _)| n == c)
-                        .map(|(_, v)| v.to_vec())
-                        .unwrap_or_default()
-                })
-                .collect()
-        };
         // Children: rows of any table whose foreign key points at this row.
         for (ci, child) in tables.iter().enumerate() {
             for fk in child
@@ -290,20 +242,13 @@ async fn gather_related(
                 .iter()
                 .filter(|fk| fk.ref_schema == def.schema && fk.ref_table == def.name)
             {
-                let wanted = value_of(&fk.ref_columns);
-                for crow in cache.rows(ci).await? {
-                    let cf = fields(&child.def, &crow);
-                    let got: Vec<Vec<u8>> = fk
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            cf.iter()
-                                .find(|(n, _)| n == c)
-                                .map(|(_, v)| v.to_vec())
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    if got == wanted && KeyRef::of(&child.def, &crow).is_some() {
+                let wanted = column_values(def, &row, &fk.ref_columns);
+                for crow in cache.rows(child).await? {
+                    // Rows of tables without a primary key cannot be upserted: they come back
+                    // only with a whole-tenant restore.
+                    if column_values(&child.def, &crow, &fk.columns) == wanted
+                        && !child.def.primary_key.is_empty()
+                    {
                         let k = codec(&child.def)?.row_key(&crow);
                         let reason =
                             format!("child of {} {}", def.display_name(), display_key(def, &row));
@@ -319,27 +264,19 @@ async fn gather_related(
             let Some(&pi) = index.get(&(fk.ref_schema.clone(), fk.ref_table.clone())) else {
                 continue;
             };
-            let wanted = value_of(&fk.columns);
+            let wanted = column_values(def, &row, &fk.columns);
             if wanted.iter().any(|v| v.as_slice() == copytext::NULL) {
                 continue;
             }
             let pdef = &tables[pi].def;
-            for prow in cache.rows(pi).await? {
-                let pf = fields(pdef, &prow);
-                let got: Vec<Vec<u8>> = fk
-                    .ref_columns
-                    .iter()
-                    .map(|c| {
-                        pf.iter()
-                            .find(|(n, _)| n == c)
-                            .map(|(_, v)| v.to_vec())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                if got != wanted || KeyRef::of(pdef, &prow).is_none() {
+            if pdef.primary_key.is_empty() {
+                continue;
+            }
+            let projection = Projection::of(client, pdef).await?;
+            for prow in cache.rows(&tables[pi]).await? {
+                if column_values(pdef, &prow, &fk.ref_columns) != wanted {
                     continue;
                 }
-                let projection = Projection::of(client, pdef).await?;
                 if live_row(client, &projection.def, &record.id, &projection.row(&prow))
                     .await?
                     .is_none()
@@ -368,15 +305,6 @@ fn add(rows: &mut Gathered, table: usize, key: Vec<u8>, row: &[u8], reason: Stri
             true
         }
         std::collections::btree_map::Entry::Occupied(_) => false,
-    }
-}
-
-/// Marker for "this table has a primary key" (rows of tables without one cannot be upserted).
-struct KeyRef;
-
-impl KeyRef {
-    fn of(def: &TableDef, _row: &[u8]) -> Option<KeyRef> {
-        (!def.primary_key.is_empty()).then_some(KeyRef)
     }
 }
 
@@ -458,12 +386,7 @@ async fn upsert(
     futures::pin_mut!(sink);
     let mut buf = vec![];
     for r in rows {
-        let f: Vec<&[u8]> = copytext::fields(r).collect();
-        let picked: Vec<&[u8]> = keep
-            .iter()
-            .map(|&i| f.get(i).copied().unwrap_or(copytext::NULL))
-            .collect();
-        buf.extend_from_slice(&picked.join(&b'\t'));
+        buf.extend_from_slice(&projection.row(r));
         buf.push(b'\n');
     }
     sink.send(Bytes::from(buf))

@@ -12,6 +12,7 @@ use crate::tenant::{TenantRecord, Unlocked};
 use crate::Vault;
 use futures::TryStreamExt;
 use serde::Serialize;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 /// One snapshot's view of a record.
@@ -72,6 +73,8 @@ impl Vault {
         let record = self.tenant(tenant)?;
         let mut out: Vec<Version> = vec![];
         let mut prev: Option<u64> = None;
+        let mut seen = HashMap::new();
+        let mut last_key: Option<Vec<u8>> = None;
         let mut seen_table = false;
         for snap in self.inventory().snapshots(&record.path)? {
             let found =
@@ -83,7 +86,12 @@ impl Vault {
                     Some((def, blocks)) => {
                         seen_table = true;
                         let k = encode_key(&def, &record.id, key)?;
-                        self.locate(&record, &blocks, &k)?
+                        // A table definition change can change the key's encoding.
+                        if last_key.as_ref() != Some(&k) {
+                            seen.clear();
+                            last_key = Some(k.clone());
+                        }
+                        self.locate(&record, &blocks, &k, &mut seen)?
                     }
                 };
             let hash = found.as_ref().map(|f| f.1);
@@ -113,23 +121,37 @@ impl Vault {
     }
 
     /// The block among `blocks` that holds `key`, and the row's hash, using key ranges first.
+    /// `seen` remembers each block's answer for this key (`None`: not indexed), so that walking
+    /// many snapshots that share blocks decodes each key set once.
     pub(crate) fn locate(
         &self,
         record: &TenantRecord,
         blocks: &[String],
         key: &[u8],
+        seen: &mut HashMap<String, Option<Option<u64>>>,
     ) -> Result<Option<(String, u64)>> {
         let mut unindexed = 0;
         for id in blocks {
-            let Some((min, max, set)) = self.inventory().key_set(&record.path, id)? else {
-                unindexed += 1;
-                continue;
+            let answer = match seen.get(id) {
+                Some(a) => *a,
+                None => {
+                    let a = match self.inventory().key_set(&record.path, id)? {
+                        None => None,
+                        Some((min, max, _)) if key < min.as_slice() || key > max.as_slice() => {
+                            Some(None)
+                        }
+                        Some((_, _, set)) => {
+                            Some(keyindex::lookup(&keyindex::decode_set(&set)?, key))
+                        }
+                    };
+                    seen.insert(id.clone(), a);
+                    a
+                }
             };
-            if key < min.as_slice() || key > max.as_slice() {
-                continue;
-            }
-            if let Some(h) = keyindex::lookup(&keyindex::decode_set(&set)?, key) {
-                return Ok(Some((id.clone(), h)));
+            match answer {
+                None => unindexed += 1,
+                Some(Some(h)) => return Ok(Some((id.clone(), h))),
+                Some(None) => {}
             }
         }
         if unindexed > 0 {
@@ -185,7 +207,9 @@ impl Vault {
                 Some("`tvault find` lists the snapshots that hold it".into()),
             )
         };
-        let (block_id, _) = self.locate(record, &blocks, &k)?.ok_or_else(missing)?;
+        let (block_id, _) = self
+            .locate(record, &blocks, &k, &mut HashMap::new())?
+            .ok_or_else(missing)?;
         let bref = self
             .inventory()
             .block(&record.path, &block_id)?

@@ -116,6 +116,74 @@ pub(crate) async fn pk_conditions(
     Ok(conditions)
 }
 
+/// The raw (escaped) values of `columns` in a row; a column the row lacks reads as NULL.
+pub(crate) fn column_values(def: &TableDef, row: &[u8], columns: &[String]) -> Vec<Vec<u8>> {
+    let f = fields(def, row);
+    columns
+        .iter()
+        .map(|c| {
+            f.iter()
+                .find(|(n, _)| n == c)
+                .map_or_else(|| copytext::NULL.to_vec(), |(_, v)| v.to_vec())
+        })
+        .collect()
+}
+
+/// Decrypted blocks of one tenant, each fetched and opened once. Block ids are content
+/// addressed, so one cache serves every snapshot that shares a block.
+pub(crate) struct BlockCache<'a> {
+    vault: &'a crate::Vault,
+    record: &'a crate::tenant::TenantRecord,
+    keys: &'a crate::tenant::Unlocked,
+    blocks: std::collections::HashMap<String, std::sync::Arc<Vec<u8>>>,
+}
+
+impl<'a> BlockCache<'a> {
+    pub fn new(
+        vault: &'a crate::Vault,
+        record: &'a crate::tenant::TenantRecord,
+        keys: &'a crate::tenant::Unlocked,
+    ) -> Self {
+        BlockCache {
+            vault,
+            record,
+            keys,
+            blocks: Default::default(),
+        }
+    }
+
+    /// One block's plaintext.
+    pub async fn block(
+        &mut self,
+        table: &crate::archive::manifest::TableManifest,
+        b: &crate::archive::manifest::BlockRef,
+    ) -> Result<std::sync::Arc<Vec<u8>>> {
+        if let Some(p) = self.blocks.get(&b.id) {
+            return Ok(p.clone());
+        }
+        let plain = self
+            .vault
+            .read_block(self.record, self.keys, &table.def.display_name(), b)
+            .await?;
+        let p = std::sync::Arc::new(plain);
+        self.blocks.insert(b.id.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Every row of a table in the snapshot (scans the tenant's blocks of that table).
+    pub async fn rows(
+        &mut self,
+        table: &crate::archive::manifest::TableManifest,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut out = vec![];
+        for b in &table.blocks {
+            let plain = self.block(table, b).await?;
+            out.extend(crate::archive::block::rows(&plain).map(<[u8]>::to_vec));
+        }
+        Ok(out)
+    }
+}
+
 /// Human-readable key of a row: `id=42, tenant_id=acme`.
 pub(crate) fn display_key(def: &TableDef, row: &[u8]) -> String {
     let f = fields(def, row);
