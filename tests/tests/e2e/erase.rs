@@ -22,6 +22,22 @@ fn tree_rows(c: &mut Client) -> usize {
         .sum()
 }
 
+/// Whether each snapshot holds acme's customer 2 (`find --json`, oldest first).
+fn presence(env: &Env) -> Vec<bool> {
+    let v = env
+        .tv
+        .json(&["find", A, "--table", "crm.customers", "--key", "id=2"]);
+    v.as_array()
+        .unwrap_or_else(|| panic!("find --json is not an array: {v}"))
+        .iter()
+        .map(|s| {
+            s["present"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("present is not a bool: {s}"))
+        })
+        .collect()
+}
+
 fn erase(env: &Env, key: &Key, extra: &[&str]) -> Output {
     let mut a = vec![
         "erase",
@@ -75,30 +91,12 @@ fn erased_person_never_comes_back_and_everything_else_restores_exactly() {
         store_before,
         "dry run wrote to the store"
     );
-    let found = env
-        .tv
-        .json(&["find", A, "--table", "crm.customers", "--key", "id=2"]);
-    assert!(
-        found
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v["present"] == true),
-        "dry run erased: {found:#}"
-    );
+    let found = presence(&env);
+    assert!(found.iter().all(|p| *p), "dry run erased: {found:?}");
 
     erase(&env, &key, &[]).assert_code(0, "erase");
-    let found = env
-        .tv
-        .json(&["find", A, "--table", "crm.customers", "--key", "id=2"]);
-    assert!(
-        found
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v["present"] == false),
-        "still found: {found:#}"
-    );
+    let found = presence(&env);
+    assert!(found.iter().all(|p| !*p), "still found: {found:?}");
     let v = env
         .tv
         .json(&["verify", "--tenant", A, "--identity", key.identity_str()]);
@@ -176,15 +174,6 @@ fn erase_is_refused_under_legal_hold() {
         "stderr names the hold: {}",
         out.stderr
     );
-    let found = env
-        .tv
-        .json(&["find", A, "--table", "crm.customers", "--key", "id=2"]);
-    assert!(
-        found
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v["present"] == true),
-        "erased under hold: {found:#}"
-    );
+    let found = presence(&env);
+    assert!(found.iter().all(|p| *p), "erased under hold: {found:?}");
 }
