@@ -8,14 +8,20 @@ use vault_core::{Vault, VaultConfig};
 /// Options shared by every subcommand.
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Vault directory: config, inventory, local key copies and (by default) the object store.
+    /// The vault: a directory (config, inventory, local key copies and, by default, the object
+    /// store), or a store URL such as s3://bucket/prefix, whose local state then lives in
+    /// --state-dir.
     #[arg(
         long,
         global = true,
         env = "TVAULT_VAULT",
         default_value = "./vault-data"
     )]
-    pub vault: PathBuf,
+    pub vault: String,
+    /// Local state (config, inventory, audit log, key copies) of a vault given by URL.
+    /// Default: $XDG_STATE_HOME/tvault/<bucket and prefix> (~/.local/state/tvault/...).
+    #[arg(long, global = true, env = "TVAULT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Config file to use instead of <vault>/config.toml.
     #[arg(long, global = true, env = "TVAULT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -34,6 +40,37 @@ pub struct Global {
 }
 
 impl Global {
+    /// The store URL, when `--vault` is one (`file://` URLs are directories).
+    pub fn store_url(&self) -> Option<&str> {
+        (self.vault.contains("://") && !self.vault.starts_with("file://"))
+            .then_some(self.vault.as_str())
+    }
+
+    /// The vault's local directory.
+    pub fn dir(&self) -> PathBuf {
+        if let Some(url) = self.store_url() {
+            if let Some(d) = &self.state_dir {
+                return d.clone();
+            }
+            let base = std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+                .unwrap_or_else(|| PathBuf::from("."));
+            let name: String = url
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            return base.join("tvault").join(name);
+        }
+        PathBuf::from(self.vault.strip_prefix("file://").unwrap_or(&self.vault))
+    }
+
     /// The config: file, then `TVAULT_*` environment (through clap), then flags.
     pub fn config(&self) -> Result<VaultConfig> {
         let mut config = match &self.config {
@@ -42,17 +79,26 @@ impl Global {
                     .with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
-            None => Vault::load_config(&self.vault)?,
+            None => Vault::load_config(&self.dir())?,
         };
         if let Some(source) = &self.source {
             config.source = source.clone();
+        }
+        if let Some(url) = self.store_url() {
+            if config.store.as_deref() != Some(url) {
+                anyhow::bail!(
+                    "the state directory {} belongs to the vault at {}, not {url}: pass --state-dir",
+                    self.dir().display(),
+                    config.store.as_deref().unwrap_or("its own store/ directory"),
+                );
+            }
         }
         Ok(config)
     }
 
     pub async fn open(&self) -> Result<Vault> {
         let config = self.config()?;
-        Ok(Vault::open(&self.vault, config).await?)
+        Ok(Vault::open(&self.dir(), config).await?)
     }
 
     pub fn progress(&self) -> bool {

@@ -42,3 +42,17 @@ pub fn bytes_bar(enabled: bool, total: u64) -> ProgressBar {
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
+
+/// Prints the object versions S3 object lock kept from deletion (text output).
+pub fn deferred(locked: &[vault_core::store::LockedVersion]) {
+    if locked.is_empty() {
+        return;
+    }
+    println!(
+        "{} object version(s) are under object lock and stay until it ends; `tvault retention apply` deletes them then:",
+        locked.len()
+    );
+    for l in locked {
+        println!("  {} ({})", l.object, l.why());
+    }
+}

@@ -38,6 +38,63 @@ pub struct VaultConfig {
     /// Operator retention: the default policy and the bounds tenant policies must stay within.
     #[serde(default, skip_serializing_if = "RetentionConfig::is_empty")]
     pub retention: RetentionConfig,
+    /// `[s3]`: how an `s3://` store is reached and locked.
+    #[serde(default, skip_serializing_if = "S3Config::is_default")]
+    pub s3: S3Config,
+}
+
+/// `[s3]`. Region, endpoint and credentials come from the standard AWS sources (`AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `~/.aws/config`, instance roles)
+/// unless set here; the values here win.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (`http://` is allowed only when named here or in
+    /// `AWS_ENDPOINT_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`); default: on when an endpoint is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Retries of a failed request (5xx, throttling, dropped connections), with backoff.
+    pub max_retries: usize,
+    /// Give up retrying one request after this many seconds.
+    pub retry_timeout_secs: u64,
+    /// Object lock mode for archive objects when the bucket has object lock enabled.
+    pub lock_mode: LockMode,
+    /// Set to false to write no retention dates even on a lock-enabled bucket.
+    pub lock: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            region: None,
+            endpoint: None,
+            path_style: None,
+            max_retries: 10,
+            retry_timeout_secs: 180,
+            lock_mode: LockMode::Governance,
+            lock: true,
+        }
+    }
+}
+
+impl S3Config {
+    fn is_default(&self) -> bool {
+        *self == S3Config::default()
+    }
+}
+
+/// S3 object lock retention mode. Governance can be lifted by a principal with
+/// `s3:BypassGovernanceRetention`; compliance cannot be lifted by anyone, root included.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    Governance,
+    Compliance,
 }
 
 /// `[retention.default]` (the policy of tenants without their own) and `[retention.bounds]`.
@@ -99,6 +156,7 @@ impl VaultConfig {
             escrow_recipient: None,
             backup: BackupTuning::default(),
             retention: RetentionConfig::default(),
+            s3: S3Config::default(),
         }
     }
 }
@@ -132,6 +190,7 @@ impl fmt::Debug for VaultConfig {
             .field("escrow_recipient", &self.escrow_recipient)
             .field("backup", &self.backup)
             .field("retention", &self.retention)
+            .field("s3", &self.s3)
             .finish()
     }
 }

@@ -16,6 +16,7 @@ use crate::inventory::SnapshotEntry;
 use crate::ledger::LedgerEntry;
 use crate::records::{column_values, encode_key, BlockCache, KeyValues};
 use crate::source::postgres::catalog::TableDef;
+use crate::store::{Lock, LockedVersion};
 use crate::tenant::{self, TenantRecord, Unlocked};
 use crate::{layout, Vault};
 use serde::Serialize;
@@ -46,6 +47,9 @@ pub struct EraseReport {
     pub blocks_rewritten: u64,
     pub old_blocks_destroyed: u64,
     pub ledger_entries: u64,
+    /// Overwritten object versions S3 object lock keeps until their retention ends (the erased
+    /// rows are in them, encrypted): recorded, and deleted by a later `retention apply`.
+    pub deferred: Vec<LockedVersion>,
 }
 
 /// A block rewritten without the erased rows.
@@ -117,18 +121,28 @@ impl Vault {
             blocks_rewritten: rewrites.len() as u64,
             old_blocks_destroyed: 0,
             ledger_entries: targets.len() as u64,
+            deferred: vec![],
         };
         if opts.dry_run {
             report.snapshots = plans.into_iter().map(|(_, s)| s).collect();
             return Ok(report);
         }
-        self.write_rewrites(&record, &keys, &mut rewrites).await?;
+        // Rewritten objects are locked from now: never shorter than what they replace.
+        let lock = self
+            .archive_lock(&record, OffsetDateTime::now_utc())
+            .await?;
+        self.write_rewrites(&record, &keys, &mut rewrites, &lock)
+            .await?;
         for (manifest, summary) in plans {
-            self.apply_rewrites(&record, &keys, manifest, &rewrites)
+            let old = self
+                .apply_rewrites(&record, &keys, manifest, &rewrites, &lock)
                 .await?;
+            report.deferred.extend(old);
             report.snapshots.push(summary);
         }
-        report.old_blocks_destroyed = self.destroy_blocks(&record, rewrites.keys()).await?;
+        let (destroyed, old) = self.destroy_blocks(&record, rewrites.keys(), &lock).await?;
+        report.old_blocks_destroyed = destroyed;
+        report.deferred.extend(old);
         let mut ledger = self.ledger(&record).await?;
         let now = OffsetDateTime::now_utc();
         let hashes: Vec<String> = targets
@@ -235,6 +249,7 @@ impl Vault {
         record: &TenantRecord,
         keys: &Unlocked,
         rewrites: &mut HashMap<String, Rewrite>,
+        lock: &Lock,
     ) -> Result<()> {
         let pack_name = format!(
             "{}-00000",
@@ -257,20 +272,22 @@ impl Vault {
             pack.extend_from_slice(&sealed);
         }
         if !pack.is_empty() {
-            self.put(&layout::pack(&record.path, &pack_name), pack)
+            self.put_archive(&layout::pack(&record.path, &pack_name), pack, lock)
                 .await?;
         }
         Ok(())
     }
 
-    /// Points one snapshot's manifest, key index and inventory entries at the rewritten blocks.
+    /// Points one snapshot's manifest, key index and inventory entries at the rewritten blocks;
+    /// returns the old versions object lock keeps.
     async fn apply_rewrites(
         &self,
         record: &TenantRecord,
         keys: &Unlocked,
         mut m: TenantManifest,
         rewrites: &HashMap<String, Rewrite>,
-    ) -> Result<()> {
+        lock: &Lock,
+    ) -> Result<Vec<LockedVersion>> {
         let mut new_entries = vec![];
         for t in &mut m.tables {
             let mut sum = Checksum::from_manifest(t.rows, &t.checksum).ok_or_else(|| {
@@ -319,13 +336,16 @@ impl Vault {
         for (id, min, max, set) in &new_entries {
             keyindex::append_index_entry(&mut raw, id, min, max, set);
         }
+        let mut old = vec![];
         if !raw.is_empty() {
-            self.put(&path, keys::seal(&tenant::data_recipient(record)?, &raw)?)
-                .await?;
+            let sealed = keys::seal(&tenant::data_recipient(record)?, &raw)?;
+            self.put_archive(&path, sealed, lock).await?;
+            old.extend(self.delete_old_versions(&path, "erase").await?);
         }
         let body = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
-        self.put(&layout::manifest(&record.path, &m.snapshot), body)
-            .await?;
+        let manifest = layout::manifest(&record.path, &m.snapshot);
+        self.put_archive(&manifest, body, lock).await?;
+        old.extend(self.delete_old_versions(&manifest, "erase").await?);
         self.inventory()
             .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
         let time = self
@@ -336,23 +356,27 @@ impl Vault {
             .map_or(m.created, |s| s.time);
         let entry = SnapshotEntry::of(&m, time);
         let tables = crate::inventory::table_blocks(&m);
-        self.inventory().put_snapshot(&record.path, &entry, &tables)
+        self.inventory()
+            .put_snapshot(&record.path, &entry, &tables)?;
+        Ok(old)
     }
 
     /// Overwrites the old blocks' bytes with zeros in their packs (offsets of the other blocks
-    /// stay valid) and forgets them; returns how many were destroyed.
+    /// stay valid) and forgets them; on a versioned bucket the versions holding the old bytes
+    /// are deleted too. Returns how many blocks were destroyed and the versions lock keeps.
     async fn destroy_blocks<'a>(
         &self,
         record: &TenantRecord,
         ids: impl Iterator<Item = &'a String>,
-    ) -> Result<u64> {
+        lock: &Lock,
+    ) -> Result<(u64, Vec<LockedVersion>)> {
         let mut by_pack: HashMap<String, Vec<BlockRef>> = HashMap::new();
         for id in ids {
             if let Some(b) = self.inventory().block(&record.path, id)? {
                 by_pack.entry(b.pack.clone()).or_default().push(b);
             }
         }
-        let mut n = 0;
+        let (mut n, mut old) = (0, vec![]);
         for (pack, blocks) in by_pack {
             let path = layout::pack(&record.path, &pack);
             let mut bytes = self.get(&path).await?.to_vec();
@@ -363,11 +387,12 @@ impl Vault {
                     n += 1;
                 }
             }
-            self.put(&path, bytes).await?;
+            self.put_archive(&path, bytes, lock).await?;
+            old.extend(self.delete_old_versions(&path, "erase").await?);
             self.inventory()
                 .remove_blocks(&record.path, blocks.iter().map(|b| b.id.as_str()))?;
         }
-        Ok(n)
+        Ok((n, old))
     }
 }
 

@@ -76,6 +76,15 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// The S3 control plane (object lock, versions, bucket configuration) reported an error.
+    #[error("S3: {context}: {message}")]
+    S3 { context: String, message: String },
+
+    /// An object is under S3 object lock (a retention date or a legal hold) and cannot be
+    /// deleted yet.
+    #[error("{object} is locked ({why}): it cannot be deleted yet")]
+    Locked { object: String, why: String },
+
     /// The local inventory reported an error.
     #[error("inventory: {0}")]
     Inventory(#[from] sled::Error),

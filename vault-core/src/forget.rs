@@ -7,6 +7,7 @@
 
 use crate::audit::{actions, AuditDraft};
 use crate::error::{Error, IoContext, Result};
+use crate::store::LockedVersion;
 use crate::{layout, Vault};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -31,6 +32,9 @@ pub struct ErasureCertificate {
     pub time: OffsetDateTime,
     pub objects_deleted: Vec<DeletedObject>,
     pub keys_destroyed: Vec<String>,
+    /// Archive object versions S3 object lock keeps until their retention ends: unreadable
+    /// without the destroyed keys, recorded, and deleted by a later `retention apply`.
+    pub deferred: Vec<LockedVersion>,
     /// The audit entry that records this erasure.
     pub audit_head: AuditHead,
 }
@@ -46,8 +50,18 @@ impl Vault {
         objects.sort_by_key(|o| !is_key(o));
         let mut deleted = vec![];
         let mut keys_destroyed = vec![];
+        let mut deferred: Vec<LockedVersion> = vec![];
         for o in &objects {
-            self.delete(&o.location).await?;
+            if layout::is_archive(&o.location) {
+                let locked = self.delete_archive(&o.location, "forget").await?;
+                if !locked.is_empty() {
+                    deferred.extend(locked);
+                    continue;
+                }
+            } else {
+                // Keys, policy, hold, ledger: never locked, so this cannot be deferred.
+                self.delete(&o.location).await?;
+            }
             if is_key(o) {
                 keys_destroyed.push(o.location.to_string());
             }
@@ -62,7 +76,8 @@ impl Vault {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).io(|| format!("deleting {}", local.display())),
         }
-        let left = self.list(&layout::tenant_dir(&record.path)).await?;
+        let mut left = self.list(&layout::tenant_dir(&record.path)).await?;
+        left.retain(|o| !deferred.iter().any(|d| d.object == o.location.as_ref()));
         if !left.is_empty() {
             return Err(Error::Conflict(format!(
                 "{} object(s) of tenant {tenant:?} could not be deleted (first: {}); its keys are destroyed, so they \
@@ -82,6 +97,7 @@ impl Vault {
                         "event": "tenant forgotten",
                         "objects_deleted": deleted.len(),
                         "bytes_deleted": deleted.iter().map(|d| d.size).sum::<u64>(),
+                        "deferred_by_object_lock": deferred.len(),
                     })),
             )
             .await?;
@@ -90,6 +106,7 @@ impl Vault {
             time: entry.time,
             objects_deleted: deleted,
             keys_destroyed,
+            deferred,
             audit_head: AuditHead {
                 seq: entry.seq,
                 hash: entry.hash,

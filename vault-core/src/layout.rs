@@ -72,6 +72,16 @@ pub fn manifest(tenant_path: &str, snapshot: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/manifests/{snapshot}.json"))
 }
 
+/// True for archive objects (packs, manifests, key indexes): the objects written under object
+/// lock. Keys, policies, holds, ledgers and the audit anchor never are.
+pub fn is_archive(path: &Path) -> bool {
+    let mut parts = path.parts();
+    parts.next().is_some_and(|p| p.as_ref() == "tenants")
+        && parts
+            .nth(1)
+            .is_some_and(|p| matches!(p.as_ref(), "packs" | "manifests"))
+}
+
 /// The sealed record-key index of a tenant snapshot.
 pub fn key_index(tenant_path: &str, snapshot: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/manifests/{snapshot}.keys"))

@@ -34,6 +34,7 @@ pub mod restore;
 pub mod retention;
 pub mod source;
 pub mod sql;
+pub mod store;
 pub mod tenant;
 pub mod vault;
 pub mod verify;

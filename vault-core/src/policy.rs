@@ -4,6 +4,7 @@
 use crate::audit::{actions, AuditDraft};
 use crate::error::{Error, Result};
 use crate::retention::{Hold, Policy};
+use crate::store::Lock;
 use crate::tenant::TenantRecord;
 use crate::{layout, Vault};
 use time::OffsetDateTime;
@@ -52,6 +53,33 @@ impl Vault {
         Ok(policy)
     }
 
+    /// The lock of the tenant's archive objects written at `time`, on a bucket with object lock:
+    /// retained until `time + min_age`, rounded up to the next UTC midnight (so an object
+    /// shared by a day's snapshots is extended at most once a day), and under legal hold while
+    /// the tenant is. Elsewhere, no lock.
+    pub(crate) async fn archive_lock(
+        &self,
+        record: &TenantRecord,
+        time: OffsetDateTime,
+    ) -> Result<Lock> {
+        if !self.store().locks().await? {
+            return Ok(Lock::default());
+        }
+        let until = self.effective_policy(record).await?.min_age.map(|age| {
+            let t = time + age;
+            let midnight = t.replace_time(time::Time::MIDNIGHT);
+            if midnight == t {
+                t
+            } else {
+                midnight + time::Duration::DAY
+            }
+        });
+        Ok(Lock {
+            until,
+            legal_hold: self.hold(record).await?.is_some(),
+        })
+    }
+
     /// The tenant's legal hold, if any.
     pub async fn hold(&self, record: &TenantRecord) -> Result<Option<Hold>> {
         self.get_json(&layout::hold(&record.path)).await
@@ -69,10 +97,15 @@ impl Vault {
         };
         let body = serde_json::to_vec_pretty(&hold).map_err(|e| Error::Invalid(e.to_string()))?;
         self.put(&layout::hold(&record.path), body).await?;
+        // On a bucket with object lock, the hold is also S3 legal hold on every archive version.
+        let versions = self
+            .store()
+            .set_legal_hold(&layout::tenant_dir(&record.path), true)
+            .await?;
         self.audit(
             AuditDraft::new(actions::HOLD)
                 .tenant(tenant)
-                .details(serde_json::json!({ "reason": reason })),
+                .details(serde_json::json!({ "reason": reason, "s3_legal_holds": versions })),
         )
         .await?;
         Ok(hold)
@@ -82,11 +115,16 @@ impl Vault {
         let record = self.tenant(tenant)?;
         let hold = self.hold(&record).await?;
         if let Some(h) = &hold {
+            // S3 legal holds first: should that fail, the hold stays recorded and in force.
+            let versions = self
+                .store()
+                .set_legal_hold(&layout::tenant_dir(&record.path), false)
+                .await?;
             self.delete(&layout::hold(&record.path)).await?;
             self.audit(
                 AuditDraft::new(actions::HOLD_RELEASE)
                     .tenant(tenant)
-                    .details(serde_json::json!({ "reason": h.reason })),
+                    .details(serde_json::json!({ "reason": h.reason, "s3_legal_holds": versions })),
             )
             .await?;
         }

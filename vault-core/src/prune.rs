@@ -10,6 +10,7 @@
 use crate::audit::{actions, AuditDraft};
 use crate::error::Result;
 use crate::retention::{self, Decision};
+use crate::store::LockedVersion;
 use crate::tenant::TenantRecord;
 use crate::{layout, Vault};
 use object_store::ObjectStoreExt;
@@ -32,6 +33,10 @@ pub struct RetentionReport {
     pub tenants: Vec<TenantRetention>,
     pub objects_deleted: u64,
     pub bytes_freed: u64,
+    /// Object versions S3 object lock keeps for now: recorded, and retried by the next run.
+    pub deferred: Vec<LockedVersion>,
+    /// Earlier deferred deletions this run completed.
+    pub deferred_deleted: u64,
 }
 
 impl Vault {
@@ -54,7 +59,12 @@ impl Vault {
             tenants: vec![],
             objects_deleted: 0,
             bytes_freed: 0,
+            deferred: vec![],
+            deferred_deleted: 0,
         };
+        if !dry_run {
+            self.retry_deferred(real_now, &mut report).await?;
+        }
         for record in tenants {
             let t = self
                 .retain_tenant(&record, dry_run, now, real_now, &mut report)
@@ -133,17 +143,19 @@ impl Vault {
                 layout::manifest(&record.path, snap),
                 layout::key_index(&record.path, snap),
             ] {
-                let Ok(meta) = self.store().head(&path).await else {
+                let Ok(meta) = self.store().objects().head(&path).await else {
                     continue;
                 };
-                self.delete(&path).await?;
+                report
+                    .deferred
+                    .extend(self.delete_archive(&path, "retention").await?);
                 freed += meta.size;
                 deleted.push(path.to_string());
             }
             self.inventory().remove_snapshot(&record.path, snap)?;
             out.deleted_snapshots += 1;
         }
-        let (packs, bytes) = self.prune_packs(record).await?;
+        let (packs, bytes) = self.prune_packs(record, report).await?;
         report.objects_deleted += (deleted.len() + packs.len()) as u64;
         report.bytes_freed += bytes + freed;
         deleted.extend(packs);
@@ -157,7 +169,11 @@ impl Vault {
 
     /// Deletes the tenant's packs that no remaining snapshot references; returns them and the
     /// bytes freed.
-    async fn prune_packs(&self, record: &TenantRecord) -> Result<(Vec<String>, u64)> {
+    async fn prune_packs(
+        &self,
+        record: &TenantRecord,
+        report: &mut RetentionReport,
+    ) -> Result<(Vec<String>, u64)> {
         let mut referenced: HashSet<String> = HashSet::new();
         for snap in self.inventory().snapshots(&record.path)? {
             for t in self.manifest(record, &snap.snapshot).await?.tables {
@@ -188,10 +204,57 @@ impl Vault {
                     .remove_blocks(&record.path, ids.iter().map(String::as_str))?;
             }
             self.inventory().flush().await?;
-            self.delete(&meta.location).await?;
+            report
+                .deferred
+                .extend(self.delete_archive(&meta.location, "retention").await?);
             bytes += meta.size;
             deleted.push(meta.location.to_string());
         }
         Ok((deleted, bytes))
+    }
+}
+
+impl Vault {
+    /// Retries the deletions object lock deferred: those whose lock has run out are deleted
+    /// (and audited); the rest stay recorded and are reported again.
+    async fn retry_deferred(
+        &self,
+        now: OffsetDateTime,
+        report: &mut RetentionReport,
+    ) -> Result<()> {
+        let mut done = vec![];
+        for d in self.inventory().deferred()? {
+            let l = &d.locked;
+            // A retention date still ahead cannot have been lifted (a legal hold can).
+            if !l.legal_hold && l.until.is_some_and(|u| u > now) {
+                report.deferred.push(l.clone());
+                continue;
+            }
+            let path = layout::Path::from(l.object.as_str());
+            match self
+                .store()
+                .delete_version(&path, l.version.as_deref())
+                .await?
+            {
+                Some(still) => {
+                    self.inventory().put_deferred(&still, &d.reason)?;
+                    report.deferred.push(still);
+                }
+                None => {
+                    self.inventory()
+                        .remove_deferred(&l.object, l.version.as_deref())?;
+                    done.push(l.object.clone());
+                }
+            }
+        }
+        if !done.is_empty() {
+            report.deferred_deleted = done.len() as u64;
+            report.objects_deleted += done.len() as u64;
+            let draft = AuditDraft::new(actions::DELETION)
+                .objects(done)
+                .details(serde_json::json!({ "deferred_by_object_lock": true }));
+            self.audit(draft).await?;
+        }
+        Ok(())
     }
 }

@@ -140,14 +140,14 @@ impl Vault {
     pub async fn fetch_sealed(&self, record: &TenantRecord, b: &BlockRef) -> Result<Bytes> {
         let path = layout::pack(&record.path, &b.pack);
         let end = b.offset + b.length;
-        let sealed = match self.store().get_range(&path, b.offset..end).await {
+        let sealed = match self.store().objects().get_range(&path, b.offset..end).await {
             Ok(bytes) => bytes,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(Error::corrupt(&path, "the pack object is missing"))
             }
             Err(e) => {
                 // Tell a truncated pack (permanent damage) from a failing store (retry later).
-                if let Ok(meta) = self.store().head(&path).await {
+                if let Ok(meta) = self.store().objects().head(&path).await {
                     if meta.size < end {
                         return Err(Error::corrupt(
                             &path,

@@ -6,14 +6,13 @@
 
 use crate::error::{Error, IoContext, Result, StoreContext};
 use crate::inventory::Inventory;
+use crate::store::{Lock, LockedVersion, Store};
 use crate::{layout, VaultConfig};
 use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// `vault.json`: identifies the store's format and holds the tenant path salt (not a secret).
 #[derive(Serialize, Deserialize)]
@@ -37,7 +36,7 @@ pub struct Vault {
     audit: std::sync::Mutex<crate::audit::AuditLog>,
     dir: PathBuf,
     config: VaultConfig,
-    store: Arc<dyn ObjectStore>,
+    store: Store,
     inventory: Inventory,
     salt: [u8; 32],
 }
@@ -56,7 +55,8 @@ impl Vault {
         }
         std::fs::create_dir_all(dir).io(|| format!("creating {}", dir.display()))?;
         let text = toml::to_string_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
-        let store = open_store(dir, &config)?;
+        let store = Store::open(dir, &config).await?;
+        let store = store.objects();
         let existing = store.get(&layout::vault_descriptor()).await;
         if let Err(object_store::Error::NotFound { .. }) = existing {
             let mut salt = [0u8; 32];
@@ -112,8 +112,8 @@ impl Vault {
                 path: dir.display().to_string(),
             });
         }
-        let store = open_store(dir, &config)?;
-        let bytes = match store.get(&layout::vault_descriptor()).await {
+        let store = Store::open(dir, &config).await?;
+        let bytes = match store.objects().get(&layout::vault_descriptor()).await {
             Ok(r) => r.bytes().await.store(|| "reading vault.json".into())?,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(Error::NotInitialised {
@@ -170,7 +170,7 @@ impl Vault {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
@@ -192,7 +192,7 @@ impl Vault {
                 .map_err(|_| Error::Conflict("the audit log lock is poisoned".into()))?;
             log.append(draft)?
         };
-        crate::audit::write_anchor(&*self.store, entry.seq, &entry.hash).await?;
+        crate::audit::write_anchor(&**self.store.objects(), entry.seq, &entry.hash).await?;
         Ok(entry)
     }
 
@@ -226,7 +226,7 @@ impl Vault {
 
     /// Checks the audit trail's chain against the head anchored in the store.
     pub async fn verify_audit(&self) -> Result<crate::audit::VerifyOutcome> {
-        let anchor = crate::audit::read_anchor(&*self.store).await?;
+        let anchor = crate::audit::read_anchor(&**self.store.objects()).await?;
         crate::audit::AuditLog::verify_with_anchor(
             &self.dir.join("audit.log"),
             anchor.map(|a| a.head()),
@@ -234,16 +234,23 @@ impl Vault {
     }
 
     pub(crate) async fn put(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<()> {
-        self.store
-            .put(path, PutPayload::from(bytes))
-            .await
-            .store(|| format!("writing {path}"))?;
+        self.store.put(path, bytes).await?;
         Ok(())
     }
 
+    /// Writes an archive object (pack, manifest, key index) under the tenant's lock.
+    pub(crate) async fn put_archive(
+        &self,
+        path: &ObjPath,
+        bytes: Vec<u8>,
+        lock: &Lock,
+    ) -> Result<()> {
+        self.store.put_archive(path, bytes, lock).await
+    }
+
     pub(crate) async fn get(&self, path: &ObjPath) -> Result<bytes::Bytes> {
-        let r = self
-            .store
+        let objects = self.store.objects();
+        let r = objects
             .get(path)
             .await
             .store(|| format!("reading {path}"))?;
@@ -253,42 +260,57 @@ impl Vault {
     /// Every object under `prefix`.
     pub(crate) async fn list(&self, prefix: &ObjPath) -> Result<Vec<object_store::ObjectMeta>> {
         self.store
+            .objects()
             .list(Some(prefix))
             .try_collect()
             .await
             .store(|| format!("listing {prefix}"))
     }
 
-    /// Deletes an object; a missing one is fine.
+    /// Deletes an object that is never locked (markers, keys, policies); a missing one is fine.
+    /// One that a bucket's default retention locked anyway is an error that says so.
     pub(crate) async fn delete(&self, path: &ObjPath) -> Result<()> {
-        match self.store.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).store(|| format!("deleting {path}")),
+        match self.store.delete(path).await?.into_iter().next() {
+            None => Ok(()),
+            Some(l) => Err(Error::Locked {
+                object: path.to_string(),
+                why: format!(
+                    "{}; the bucket's default retention locks every object",
+                    l.why()
+                ),
+            }),
         }
     }
-}
 
-/// Opens the configured object store; the default is `store/` inside the vault directory.
-fn open_store(dir: &Path, config: &VaultConfig) -> Result<Arc<dyn ObjectStore>> {
-    let local = |p: PathBuf| -> Result<Arc<dyn ObjectStore>> {
-        std::fs::create_dir_all(&p).io(|| format!("creating {}", p.display()))?;
-        let fs =
-            LocalFileSystem::new_with_prefix(&p).store(|| format!("opening {}", p.display()))?;
-        Ok(Arc::new(fs))
-    };
-    match config.store.as_deref() {
-        None => local(dir.join("store")),
-        Some(url) if url.starts_with("file://") => local(PathBuf::from(&url["file://".len()..])),
-        Some(url) if !url.contains("://") => local(PathBuf::from(url)),
-        Some(url) => {
-            let parsed = url::Url::parse(url)
-                .map_err(|e| Error::Invalid(format!("store URL {url:?}: {e}")))?;
-            let (store, prefix) = object_store::parse_url_opts(&parsed, std::env::vars())
-                .store(|| format!("opening store {url}"))?;
-            Ok(Arc::new(object_store::prefix::PrefixStore::new(
-                store, prefix,
-            )))
+    /// Deletes an archive object. Versions object lock keeps are recorded in the inventory as
+    /// deferred deletions (retried by `retention apply`) and returned.
+    pub(crate) async fn delete_archive(
+        &self,
+        path: &ObjPath,
+        reason: &str,
+    ) -> Result<Vec<LockedVersion>> {
+        let locked = self.store.delete(path).await?;
+        self.defer(&locked, reason)?;
+        Ok(locked)
+    }
+
+    /// Deletes the versions an overwrite left behind (erasure), deferring locked ones.
+    pub(crate) async fn delete_old_versions(
+        &self,
+        path: &ObjPath,
+        reason: &str,
+    ) -> Result<Vec<LockedVersion>> {
+        let locked = self.store.delete_old_versions(path).await?;
+        self.defer(&locked, reason)?;
+        Ok(locked)
+    }
+
+    fn defer(&self, locked: &[LockedVersion], reason: &str) -> Result<()> {
+        for l in locked {
+            tracing::warn!(object = %l.object, why = %l.why(), "locked: deletion deferred");
+            self.inventory.put_deferred(l, reason)?;
         }
+        Ok(())
     }
 }
 

@@ -70,6 +70,7 @@ impl Erase {
                 report.old_blocks_destroyed,
                 report.ledger_entries
             );
+            output::deferred(&report.deferred);
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -40,6 +40,7 @@ impl ForgetTenant {
                 cert.objects_deleted.len(),
                 cert.keys_destroyed.join(", ")
             );
+            output::deferred(&cert.deferred);
             println!(
                 "certificate (audit entry {}): {}",
                 cert.audit_head.seq,

@@ -40,7 +40,13 @@ impl Init {
             )
         })?;
         let mut config = VaultConfig::new(source);
-        config.store = self.store;
+        config.store = match (g.store_url(), self.store) {
+            (Some(url), Some(other)) if url != other => {
+                anyhow::bail!("--vault {url} and --store {other} name different stores")
+            }
+            (Some(url), _) => Some(url.to_string()),
+            (None, s) => s,
+        };
         config.tenant_column = self.tenant_column;
         config.include_schemas = self.include_schema;
         config.exclude_schemas = self.exclude_schema;
@@ -51,11 +57,13 @@ impl Init {
             keys::TenantRecipient::parse(r)?;
         }
         config.escrow_recipient = self.escrow_recipient;
-        Vault::init(&g.vault, config).await?;
+        let dir = g.dir();
+        let vault = Vault::init(&dir, config).await?;
+        let store = vault.store().location().to_string();
         if g.json {
-            output::json(&serde_json::json!({ "vault": g.vault }))?;
+            output::json(&serde_json::json!({ "vault": dir, "store": store }))?;
         } else {
-            println!("initialised vault at {}", g.vault.display());
+            println!("initialised vault at {} (store: {store})", dir.display());
         }
         Ok(ExitCode::SUCCESS)
     }

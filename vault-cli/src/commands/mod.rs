@@ -2,6 +2,7 @@
 
 mod audit;
 mod backup;
+mod doctor;
 mod erase;
 mod forget;
 mod hold;
@@ -30,8 +31,10 @@ Exit codes:
      or `verify` found problems)
   4  not found (unknown tenant or snapshot, vault not initialised)
 
-Environment: TVAULT_VAULT, TVAULT_CONFIG, TVAULT_SOURCE override the config; TVAULT_LOG sets the
-log filter. Quick start:
+Environment: TVAULT_VAULT, TVAULT_STATE_DIR, TVAULT_CONFIG, TVAULT_SOURCE override the config;
+TVAULT_LOG sets the log filter. An s3:// vault (--vault s3://bucket/prefix) reads region,
+endpoint and credentials from the standard AWS variables and files (AWS_REGION,
+AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) and `[s3]` in config.toml. Quick start:
   tvault init --source postgres://backup@localhost/app
   tvault keygen -o acme.key                       # (the tenant does this and sends the public key)
   tvault tenant add acme --recipient age1...
@@ -62,6 +65,7 @@ enum Cmd {
     Snapshots(snapshots::Snapshots),
     Restore(restore::Restore),
     Verify(verify::Verify),
+    Doctor(doctor::Doctor),
     Find(records::Find),
     Show(records::Show),
     Diff(records::Diff),
@@ -91,6 +95,7 @@ impl Cli {
             Cmd::Snapshots(c) => c.run(g).await,
             Cmd::Restore(c) => c.run(g).await,
             Cmd::Verify(c) => c.run(g).await,
+            Cmd::Doctor(c) => c.run(g).await,
             Cmd::Find(c) => c.run(g).await,
             Cmd::Show(c) => c.run(g).await,
             Cmd::Diff(c) => c.run(g).await,

@@ -66,6 +66,7 @@ impl RetentionCmd {
             report.objects_deleted,
             output::human_bytes(report.bytes_freed)
         );
+        output::deferred(&report.deferred);
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -105,6 +105,8 @@ struct Cycle {
     pages: Vec<Option<u32>>,
     tenants: Vec<TenantRecord>,
     recipients: Vec<keys::DataRecipient>,
+    /// Per tenant, the object lock its archive objects are written with.
+    locks: Vec<crate::store::Lock>,
     plan: Plan,
     table_names: Vec<String>,
 }
@@ -149,7 +151,12 @@ impl Vault {
         let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
 
         let snapshot = layout::new_snapshot_id(started);
+        let mut locks = Vec::with_capacity(tenants.len());
+        for t in &tenants {
+            locks.push(self.archive_lock(t, started).await?);
+        }
         let cycle = Arc::new(Cycle {
+            locks,
             recipients: tenants
                 .iter()
                 .map(tenant::data_recipient)
@@ -503,6 +510,7 @@ impl Vault {
             }
             let committed = self
                 .store()
+                .objects()
                 .head(&layout::snapshot_record(snapshot))
                 .await
                 .is_ok();
@@ -529,7 +537,8 @@ impl Vault {
                                 .filename()
                                 .is_some_and(|f| f.starts_with(snapshot))
                             {
-                                self.delete(&obj.location).await?;
+                                self.delete_archive(&obj.location, "interrupted backup")
+                                    .await?;
                                 removed += 1;
                             }
                         }

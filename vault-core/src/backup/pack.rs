@@ -6,11 +6,11 @@ use super::{Cycle, TenantSummary};
 use crate::archive::block::{self, Checksum};
 use crate::archive::manifest::{BlockRef, TableManifest, TenantManifest, FORMAT_VERSION};
 use crate::config::BackupTuning;
-use crate::error::{Error, Result, StoreContext};
+use crate::error::{Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres::catalog::TableDef;
+use crate::store::{Lock, Store};
 use crate::{layout, Vault};
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,23 +41,19 @@ struct TenantAcc {
 }
 
 struct Uploads {
-    store: Arc<dyn ObjectStore>,
+    store: Store,
     running: JoinSet<Result<()>>,
 }
 
 impl Uploads {
-    async fn put(&mut self, path: object_store::path::Path, bytes: Vec<u8>) -> Result<()> {
+    async fn put(&mut self, path: layout::Path, bytes: Vec<u8>, lock: &Lock) -> Result<()> {
         while self.running.len() >= PARALLEL_PUTS {
             self.join_one().await?;
         }
         let store = self.store.clone();
-        self.running.spawn(async move {
-            store
-                .put(&path, PutPayload::from(bytes))
-                .await
-                .store(|| format!("writing {path}"))?;
-            Ok(())
-        });
+        let lock = lock.clone();
+        self.running
+            .spawn(async move { store.put_archive(&path, bytes, &lock).await });
         Ok(())
     }
 
@@ -74,6 +70,36 @@ impl Uploads {
         }
         Ok(())
     }
+}
+
+/// Makes every pack the snapshot references retained at least as long as the snapshot itself:
+/// packs written by earlier cycles and reused here get their retention date extended. The
+/// inventory remembers the date last set, so each pack is extended at most once a day.
+async fn extend_locks(vault: &Vault, manifest: &TenantManifest, lock: &Lock) -> Result<()> {
+    let Some(until) = lock.until.map(|u| u.unix_timestamp()) else {
+        return Ok(());
+    };
+    let mut packs: Vec<&str> = manifest
+        .tables
+        .iter()
+        .flat_map(|t| t.blocks.iter().map(|b| b.pack.as_str()))
+        .collect();
+    packs.sort_unstable();
+    packs.dedup();
+    for pack in packs {
+        let path = layout::pack(&manifest.tenant_path, pack);
+        let key = path.to_string();
+        let current = vault.inventory().lock_until(&key)?;
+        if current.is_some_and(|c| c >= until) {
+            continue;
+        }
+        // Packs written in this cycle already carry the date.
+        if !pack.starts_with(&manifest.snapshot) {
+            vault.store().extend_lock(&path, lock).await?;
+        }
+        vault.inventory().put_lock_until(&key, until)?;
+    }
+    Ok(())
 }
 
 fn pack_name(snapshot: &str, seq: u32) -> String {
@@ -101,7 +127,7 @@ pub(super) async fn run(
     let flush = |acc: &mut TenantAcc, t: usize| {
         let path = layout::pack(&cycle.tenants[t].path, &pack_name(&cycle.snapshot, acc.seq));
         acc.seq += 1;
-        (path, std::mem::take(&mut acc.pack))
+        (path, std::mem::take(&mut acc.pack), &cycle.locks[t])
     };
     while let Some(s) = rx.recv().await {
         let acc = &mut accs[s.tenant];
@@ -147,22 +173,22 @@ pub(super) async fn run(
         acc.tables[s.table].1.push(r);
         if acc.pack.len() >= tuning.pack_size {
             pending -= acc.pack.len();
-            let (path, bytes) = flush(acc, s.tenant);
-            up.put(path, bytes).await?;
+            let (path, bytes, lock) = flush(acc, s.tenant);
+            up.put(path, bytes, lock).await?;
         }
         while pending > tuning.memory_budget / 2 {
             let Some((t, _)) = accs.iter().enumerate().max_by_key(|(_, a)| a.pack.len()) else {
                 break;
             };
             pending -= accs[t].pack.len();
-            let (path, bytes) = flush(&mut accs[t], t);
-            up.put(path, bytes).await?;
+            let (path, bytes, lock) = flush(&mut accs[t], t);
+            up.put(path, bytes, lock).await?;
         }
     }
     for (t, acc) in accs.iter_mut().enumerate() {
         if !acc.pack.is_empty() {
-            let (path, bytes) = flush(acc, t);
-            up.put(path, bytes).await?;
+            let (path, bytes, lock) = flush(acc, t);
+            up.put(path, bytes, lock).await?;
         }
     }
     up.finish().await?;
@@ -175,10 +201,15 @@ pub(super) async fn run(
     let mut out = Vec::with_capacity(accs.len());
     for (t, acc) in accs.into_iter().enumerate() {
         let tenant = &cycle.tenants[t];
+        let lock = &cycle.locks[t];
         if !acc.key_index.is_empty() {
             let sealed = keys::seal(&cycle.recipients[t], &acc.key_index)?;
-            up.put(layout::key_index(&tenant.path, &cycle.snapshot), sealed)
-                .await?;
+            up.put(
+                layout::key_index(&tenant.path, &cycle.snapshot),
+                sealed,
+                lock,
+            )
+            .await?;
         }
         let tables: Vec<TableManifest> = cycle
             .plan
@@ -203,8 +234,9 @@ pub(super) async fn run(
             tables,
         };
         let body = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
-        up.put(layout::manifest(&tenant.path, &cycle.snapshot), body)
+        up.put(layout::manifest(&tenant.path, &cycle.snapshot), body, lock)
             .await?;
+        extend_locks(vault, &manifest, lock).await?;
         let summary = TenantSummary {
             tenant: tenant.id.clone(),
             tables: manifest.tables.len() as u64,

@@ -88,6 +88,22 @@ pub struct Inventory {
     key_sets: sled::Tree,
     snapshot_tables: sled::Tree,
     table_defs: sled::Tree,
+    /// Object versions object lock kept from deletion: `object \0 version` -> [`Deferred`].
+    /// Not cleared by a rebuild: the store cannot tell hidden locked versions apart.
+    deferred: sled::Tree,
+    /// Retention date last set on an archive object: `object` -> unix seconds (big endian).
+    locks: sled::Tree,
+}
+
+/// A deletion object lock deferred; retried by `retention apply`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Deferred {
+    #[serde(flatten)]
+    pub locked: crate::store::LockedVersion,
+    /// What asked for the deletion (`retention`, `forget`, `erase`).
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -147,6 +163,8 @@ impl Inventory {
             key_sets: db.open_tree("key_sets")?,
             snapshot_tables: db.open_tree("snapshot_tables")?,
             table_defs: db.open_tree("table_defs")?,
+            deferred: db.open_tree("deferred")?,
+            locks: db.open_tree("locks")?,
             db,
         })
     }
@@ -216,9 +234,47 @@ impl Inventory {
             &self.key_sets,
             &self.snapshot_tables,
             &self.table_defs,
+            &self.locks,
         ] {
             tree.clear()?;
         }
+        Ok(())
+    }
+
+    pub fn put_deferred(&self, l: &crate::store::LockedVersion, reason: &str) -> Result<()> {
+        let d = Deferred {
+            locked: l.clone(),
+            reason: reason.to_string(),
+            since: OffsetDateTime::now_utc(),
+        };
+        let key = key2(&l.object, l.version.as_deref().unwrap_or(""));
+        self.deferred.insert(key, json(&d))?;
+        Ok(())
+    }
+
+    pub fn deferred(&self) -> Result<Vec<Deferred>> {
+        self.deferred
+            .iter()
+            .values()
+            .map(|v| parse(&v?, "deferred deletion"))
+            .collect()
+    }
+
+    pub fn remove_deferred(&self, object: &str, version: Option<&str>) -> Result<()> {
+        self.deferred.remove(key2(object, version.unwrap_or("")))?;
+        Ok(())
+    }
+
+    /// The retention date last set on an archive object.
+    pub fn lock_until(&self, object: &str) -> Result<Option<i64>> {
+        Ok(self
+            .locks
+            .get(object.as_bytes())?
+            .and_then(|v| Some(i64::from_be_bytes(v.as_ref().try_into().ok()?))))
+    }
+
+    pub fn put_lock_until(&self, object: &str, until: i64) -> Result<()> {
+        self.locks.insert(object.as_bytes(), &until.to_be_bytes())?;
         Ok(())
     }
 

@@ -1,0 +1,871 @@
+//! The object store behind a vault: a local directory, or an S3 (or S3-compatible) bucket.
+//!
+//! Data moves through `object_store`: large objects in parts, every request retried with
+//! backoff on throttling, 5xx answers and dropped connections. What `object_store` does not
+//! expose goes through `aws-sdk-s3`: object lock retention dates and legal holds, object
+//! versions, and the bucket's versioning and lock configuration. Both clients are built from one
+//! resolved configuration (region, endpoint, addressing style, retries) and share one credential
+//! chain, the SDK's: environment, profile files, web identity, container and instance roles.
+//!
+//! On a versioned bucket a plain DELETE only hides an object behind a delete marker, and object
+//! lock protects versions, not names. So deleting here means deleting every version; a version
+//! under lock stays, and the caller is told which, until when, and records it for a later retry.
+
+use crate::config::{LockMode, S3Config};
+use crate::error::{Error, IoContext, Result, StoreContext};
+use crate::VaultConfig;
+use aws_sdk_s3::config::ProvideCredentials;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+    ObjectLockRetention, ObjectLockRetentionMode,
+};
+use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjPath;
+use object_store::{
+    BackoffConfig, CredentialProvider, ObjectStore, ObjectStoreExt, PutPayload, PutResult,
+    RetryConfig, WriteMultipart,
+};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use time::OffsetDateTime;
+
+/// Objects larger than this are uploaded in parts (S3 needs parts of at least 5 MiB).
+pub const MULTIPART_THRESHOLD: usize = 8 << 20;
+/// Parts of one multipart upload in flight at once.
+const PART_CONCURRENCY: usize = 4;
+
+/// The lock an archive object is written with.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Lock {
+    /// Retain until (object lock retention date); `None`: no retention date.
+    pub until: Option<OffsetDateTime>,
+    /// S3 legal hold.
+    pub legal_hold: bool,
+}
+
+/// One object version that object lock kept from being deleted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LockedVersion {
+    pub object: String,
+    pub version: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub until: Option<OffsetDateTime>,
+    pub legal_hold: bool,
+}
+
+impl LockedVersion {
+    /// "retention until …", "legal hold", or both.
+    pub fn why(&self) -> String {
+        let mut parts = vec![];
+        if let Some(u) = self.until {
+            parts.push(format!("retention until {}", rfc3339(u)));
+        }
+        if self.legal_hold {
+            parts.push("legal hold".to_string());
+        }
+        parts.join(", ")
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// Versioning and object lock configuration of a bucket.
+#[derive(Clone, Debug, Serialize)]
+pub struct BucketState {
+    /// `Enabled`, `Suspended` or `Off`.
+    pub versioning: String,
+    pub object_lock: bool,
+    /// The bucket's default retention (`GOVERNANCE 30 days`), which S3 applies to every new
+    /// object, wrapped keys included.
+    pub default_retention: Option<String>,
+}
+
+/// The object store of a vault (cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    objects: Arc<dyn ObjectStore>,
+    s3: Option<Arc<S3>>,
+    location: String,
+}
+
+impl Store {
+    /// Opens the configured store: `config.store` (a directory, `file://` or `s3://` URL), else
+    /// `store/` inside the vault directory.
+    pub async fn open(dir: &Path, config: &VaultConfig) -> Result<Store> {
+        let local = |p: PathBuf| -> Result<Store> {
+            std::fs::create_dir_all(&p).io(|| format!("creating {}", p.display()))?;
+            let fs = LocalFileSystem::new_with_prefix(&p)
+                .store(|| format!("opening {}", p.display()))?;
+            Ok(Store {
+                objects: Arc::new(fs),
+                s3: None,
+                location: p.display().to_string(),
+            })
+        };
+        match config.store.as_deref() {
+            None => local(dir.join("store")),
+            Some(url) if url.starts_with("file://") => {
+                local(PathBuf::from(&url["file://".len()..]))
+            }
+            Some(url) if !url.contains("://") => local(PathBuf::from(url)),
+            Some(url) if url.starts_with("s3://") => {
+                let (objects, s3) = S3::open(url, &config.s3).await?;
+                Ok(Store {
+                    objects,
+                    s3: Some(Arc::new(s3)),
+                    location: url.to_string(),
+                })
+            }
+            Some(url) => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| Error::Invalid(format!("store URL {url:?}: {e}")))?;
+                let (store, prefix) = object_store::parse_url_opts(&parsed, std::env::vars())
+                    .store(|| format!("opening store {url}"))?;
+                Ok(Store {
+                    objects: Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
+                    s3: None,
+                    location: url.to_string(),
+                })
+            }
+        }
+    }
+
+    /// The data path.
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+
+    /// The S3 control plane, when the store is a bucket.
+    pub fn s3(&self) -> Option<&S3> {
+        self.s3.as_deref()
+    }
+
+    /// True when archive objects are written under object lock.
+    pub async fn locks(&self) -> Result<bool> {
+        match &self.s3 {
+            Some(s3) => s3.locking().await,
+            None => Ok(false),
+        }
+    }
+
+    /// Where the store is (a directory or a URL).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Writes an object; on S3, objects above [`MULTIPART_THRESHOLD`] go up in parts.
+    pub async fn put(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<PutResult> {
+        let ctx = || format!("writing {path}");
+        if self.s3.is_none() || bytes.len() <= MULTIPART_THRESHOLD {
+            return self
+                .objects
+                .put(path, PutPayload::from(bytes))
+                .await
+                .store(ctx);
+        }
+        let upload = self.objects.put_multipart(path).await.store(ctx)?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_THRESHOLD);
+        let bytes = bytes::Bytes::from(bytes);
+        let mut at = 0;
+        while at < bytes.len() {
+            if let Err(e) = w.wait_for_capacity(PART_CONCURRENCY).await {
+                return Err(e).store(ctx);
+            }
+            let end = (at + MULTIPART_THRESHOLD).min(bytes.len());
+            w.put(bytes.slice(at..end));
+            at = end;
+        }
+        // `finish` aborts the upload on failure, so no parts are left behind.
+        w.finish().await.store(ctx)
+    }
+
+    /// Writes an archive object (pack, manifest, key index) and locks it when the bucket has
+    /// object lock and `lock` asks for it.
+    pub async fn put_archive(&self, path: &ObjPath, bytes: Vec<u8>, lock: &Lock) -> Result<()> {
+        let put = self.put(path, bytes).await?;
+        if let Some(s3) = &self.s3 {
+            s3.apply_lock(path, put.version.as_deref(), lock).await?;
+        }
+        Ok(())
+    }
+
+    /// Extends the retention of an existing archive object (its current version).
+    pub async fn extend_lock(&self, path: &ObjPath, lock: &Lock) -> Result<()> {
+        match &self.s3 {
+            Some(s3) => s3.apply_lock(path, None, lock).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes an object, every version of it on a versioned bucket; a missing one is fine.
+    /// Versions under object lock stay and are returned.
+    pub async fn delete(&self, path: &ObjPath) -> Result<Vec<LockedVersion>> {
+        if let Some(s3) = &self.s3 {
+            if s3.bucket_state().await?.versioning != "Off" {
+                return s3.delete_versions(path, false).await;
+            }
+        }
+        match self.objects.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(vec![]),
+            Err(e) => Err(e).store(|| format!("deleting {path}")),
+        }
+    }
+
+    /// Deletes one version of an object (the object itself where versions do not apply); a
+    /// version still under lock is returned.
+    pub async fn delete_version(
+        &self,
+        path: &ObjPath,
+        version: Option<&str>,
+    ) -> Result<Option<LockedVersion>> {
+        match (&self.s3, version) {
+            (Some(s3), Some(v)) => s3.delete_version(path, v, false).await,
+            _ => Ok(self.delete(path).await?.into_iter().next()),
+        }
+    }
+
+    /// Deletes what an overwrite left behind: the noncurrent versions of an object.
+    pub async fn delete_old_versions(&self, path: &ObjPath) -> Result<Vec<LockedVersion>> {
+        match &self.s3 {
+            Some(s3) if s3.bucket_state().await?.versioning != "Off" => {
+                s3.delete_versions(path, true).await
+            }
+            _ => Ok(vec![]),
+        }
+    }
+
+    /// Sets or clears S3 legal hold on every version of the archive objects under `prefix`;
+    /// returns how many versions were changed (0 where the bucket has no object lock).
+    pub async fn set_legal_hold(&self, prefix: &ObjPath, on: bool) -> Result<u64> {
+        let Some(s3) = &self.s3 else { return Ok(0) };
+        if !s3.locking().await? {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for v in s3.versions(&s3.key(prefix)).await? {
+            let is_archive = s3
+                .path(&v.key)
+                .is_some_and(|p| crate::layout::is_archive(&p));
+            if v.delete_marker || !is_archive {
+                continue;
+            }
+            s3.legal_hold(&v.key, Some(&v.version), on).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// S3 control plane of a bucket store.
+pub struct S3 {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Key prefix with its trailing `/`, or empty.
+    prefix: String,
+    mode: LockMode,
+    lock: bool,
+    state: tokio::sync::OnceCell<BucketState>,
+}
+
+/// One entry of a version listing.
+struct Version {
+    key: String,
+    version: String,
+    latest: bool,
+    delete_marker: bool,
+}
+
+impl S3 {
+    async fn open(url: &str, cfg: &S3Config) -> Result<(Arc<dyn ObjectStore>, S3)> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| Error::Invalid(format!("store URL {url:?}: {e}")))?;
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| Error::Invalid(format!("store URL {url:?} names no bucket")))?
+            .to_string();
+        let prefix = parsed.path().trim_matches('/').to_string();
+
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(cfg.max_retries as u32 + 1)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(15)),
+        );
+        if let Some(r) = &cfg.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(e) = &cfg.endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        let sdk = loader.load().await;
+        let endpoint = cfg
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .or_else(|| sdk.endpoint_url().map(str::to_string));
+        let region = match (sdk.region(), &endpoint) {
+            (Some(r), _) => r.to_string(),
+            // S3-compatible stores mostly ignore the region, but requests are signed with one.
+            (None, Some(_)) => "us-east-1".to_string(),
+            (None, None) => {
+                return Err(Error::Invalid(format!(
+                    "no AWS region for {url}: set AWS_REGION, a profile region, or `[s3] region`"
+                )))
+            }
+        };
+        let credentials = sdk.credentials_provider().ok_or_else(|| {
+            Error::Invalid(format!(
+                "no AWS credentials for {url}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, \
+                 AWS_PROFILE, or run where an instance or container role is available"
+            ))
+        })?;
+        let path_style = cfg.path_style.unwrap_or(endpoint.is_some());
+
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&bucket)
+            .with_region(&region)
+            .with_virtual_hosted_style_request(!path_style)
+            .with_credentials(Arc::new(SdkCredentials {
+                provider: credentials,
+                cached: Mutex::new(None),
+            }))
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(15),
+                    base: 2.0,
+                },
+                max_retries: cfg.max_retries,
+                retry_timeout: Duration::from_secs(cfg.retry_timeout_secs),
+            });
+        if let Some(e) = &endpoint {
+            builder = builder
+                .with_endpoint(e)
+                .with_allow_http(e.starts_with("http://"));
+        }
+        let store = builder.build().store(|| format!("opening store {url}"))?;
+        let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(store)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                store,
+                prefix.as_str(),
+            ))
+        };
+        let s3conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .region(aws_config::Region::new(region))
+            .force_path_style(path_style)
+            .build();
+        let s3 = S3 {
+            client: aws_sdk_s3::Client::from_conf(s3conf),
+            bucket,
+            prefix: if prefix.is_empty() {
+                prefix
+            } else {
+                format!("{prefix}/")
+            },
+            mode: cfg.lock_mode,
+            lock: cfg.lock,
+            state: tokio::sync::OnceCell::new(),
+        };
+        Ok((objects, s3))
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn key(&self, path: &ObjPath) -> String {
+        format!("{}{path}", self.prefix)
+    }
+
+    fn path(&self, key: &str) -> Option<ObjPath> {
+        key.strip_prefix(&self.prefix).map(ObjPath::from)
+    }
+
+    /// The bucket's versioning and object lock configuration (read once per process).
+    pub async fn bucket_state(&self) -> Result<&BucketState> {
+        self.state
+            .get_or_try_init(|| async {
+                let v = self
+                    .client
+                    .get_bucket_versioning()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("reading the bucket's versioning", e))?;
+                let versioning = match v.status() {
+                    Some(BucketVersioningStatus::Enabled) => "Enabled",
+                    Some(BucketVersioningStatus::Suspended) => "Suspended",
+                    _ => "Off",
+                }
+                .to_string();
+                let lock = self
+                    .client
+                    .get_object_lock_configuration()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await;
+                let (object_lock, default_retention) = match lock {
+                    Ok(out) => {
+                        let c = out.object_lock_configuration();
+                        let enabled = c.and_then(|c| c.object_lock_enabled())
+                            == Some(&ObjectLockEnabled::Enabled);
+                        let default = c
+                            .and_then(|c| c.rule())
+                            .and_then(|r| r.default_retention())
+                            .map(|d| {
+                                let mode = d.mode().map(|m| m.as_str()).unwrap_or("?");
+                                match (d.days(), d.years()) {
+                                    (Some(days), _) => format!("{mode} {days} days"),
+                                    (_, Some(years)) => format!("{mode} {years} years"),
+                                    _ => mode.to_string(),
+                                }
+                            });
+                        (enabled, default)
+                    }
+                    Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => {
+                        (false, None)
+                    }
+                    Err(e) => {
+                        return Err(sdk_error(
+                            "reading the bucket's object lock configuration",
+                            e,
+                        ))
+                    }
+                };
+                Ok(BucketState {
+                    versioning,
+                    object_lock,
+                    default_retention,
+                })
+            })
+            .await
+    }
+
+    /// True when archive objects get retention dates and legal holds.
+    pub async fn locking(&self) -> Result<bool> {
+        Ok(self.lock && self.bucket_state().await?.object_lock)
+    }
+
+    pub fn mode(&self) -> LockMode {
+        self.mode
+    }
+
+    async fn apply_lock(&self, path: &ObjPath, version: Option<&str>, lock: &Lock) -> Result<()> {
+        if *lock == Lock::default() || !self.locking().await? {
+            return Ok(());
+        }
+        let key = self.key(path);
+        if let Some(until) = lock.until {
+            let mode = match self.mode {
+                LockMode::Governance => ObjectLockRetentionMode::Governance,
+                LockMode::Compliance => ObjectLockRetentionMode::Compliance,
+            };
+            let retention = ObjectLockRetention::builder()
+                .mode(mode)
+                .retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(
+                    until.unix_timestamp(),
+                ))
+                .build();
+            self.client
+                .put_object_retention()
+                .bucket(&self.bucket)
+                .key(&key)
+                .set_version_id(version.map(str::to_string))
+                .retention(retention)
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("locking {path}"), e))?;
+        }
+        if lock.legal_hold {
+            self.legal_hold(&key, version, true).await?;
+        }
+        Ok(())
+    }
+
+    async fn legal_hold(&self, key: &str, version: Option<&str>, on: bool) -> Result<()> {
+        let status = if on {
+            ObjectLockLegalHoldStatus::On
+        } else {
+            ObjectLockLegalHoldStatus::Off
+        };
+        self.client
+            .put_object_legal_hold()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("setting legal hold on {key}"), e))?;
+        Ok(())
+    }
+
+    /// Every version and delete marker of the keys under `prefix`.
+    async fn versions(&self, prefix: &str) -> Result<Vec<Version>> {
+        let mut out = vec![];
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("listing versions of {prefix}"), e))?;
+            for v in page.versions() {
+                out.push(Version {
+                    key: v.key().unwrap_or_default().to_string(),
+                    version: v.version_id().unwrap_or("null").to_string(),
+                    latest: v.is_latest().unwrap_or(false),
+                    delete_marker: false,
+                });
+            }
+            for m in page.delete_markers() {
+                out.push(Version {
+                    key: m.key().unwrap_or_default().to_string(),
+                    version: m.version_id().unwrap_or("null").to_string(),
+                    latest: m.is_latest().unwrap_or(false),
+                    delete_marker: true,
+                });
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(out);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Deletes the versions of one object (all, or only the noncurrent ones); returns those
+    /// object lock kept.
+    async fn delete_versions(&self, path: &ObjPath, old_only: bool) -> Result<Vec<LockedVersion>> {
+        let key = self.key(path);
+        let mut locked = vec![];
+        for v in self.versions(&key).await? {
+            if v.key != key || (old_only && v.latest) {
+                continue;
+            }
+            locked.extend(
+                self.delete_version(path, &v.version, v.delete_marker)
+                    .await?,
+            );
+        }
+        Ok(locked)
+    }
+
+    async fn delete_version(
+        &self,
+        path: &ObjPath,
+        version: &str,
+        delete_marker: bool,
+    ) -> Result<Option<LockedVersion>> {
+        let key = self.key(path);
+        let r = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .version_id(version)
+            .send()
+            .await;
+        let Err(e) = r else { return Ok(None) };
+        if e.code() == Some("NoSuchVersion") || e.code() == Some("NoSuchKey") {
+            return Ok(None);
+        }
+        let state = if e.code() == Some("AccessDenied") && !delete_marker {
+            self.lock_of(&key, version).await?
+        } else {
+            None
+        };
+        match state {
+            Some((until, legal_hold)) => Ok(Some(LockedVersion {
+                object: path.to_string(),
+                version: Some(version.to_string()),
+                until,
+                legal_hold,
+            })),
+            None => Err(sdk_error(&format!("deleting {path}"), e)),
+        }
+    }
+
+    /// The lock on one version, if it has one that is in force now.
+    async fn lock_of(
+        &self,
+        key: &str,
+        version: &str,
+    ) -> Result<Option<(Option<OffsetDateTime>, bool)>> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("reading the lock of {key}"), e))?;
+        let until = head
+            .object_lock_retain_until_date()
+            .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok())
+            .filter(|u| *u > OffsetDateTime::now_utc());
+        let hold = head.object_lock_legal_hold_status() == Some(&ObjectLockLegalHoldStatus::On);
+        Ok((until.is_some() || hold).then_some((until, hold)))
+    }
+
+    /// The lock of the current version of an object (for `doctor` and tests of the lock).
+    pub async fn current_lock(&self, path: &ObjPath) -> Result<Option<LockedVersion>> {
+        let key = self.key(path);
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("reading the lock of {path}"), e))?;
+        let until = head
+            .object_lock_retain_until_date()
+            .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok());
+        let legal_hold =
+            head.object_lock_legal_hold_status() == Some(&ObjectLockLegalHoldStatus::On);
+        Ok((until.is_some() || legal_hold).then(|| LockedVersion {
+            object: path.to_string(),
+            version: head.version_id().map(str::to_string),
+            until,
+            legal_hold,
+        }))
+    }
+}
+
+fn sdk_error<E, R>(context: &str, e: aws_sdk_s3::error::SdkError<E, R>) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    Error::S3 {
+        context: context.to_string(),
+        message: DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// `object_store` signs with credentials from the SDK's chain, cached until near expiry.
+#[derive(Debug)]
+struct SdkCredentials {
+    provider: aws_sdk_s3::config::SharedCredentialsProvider,
+    cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let fresh_until = SystemTime::now() + Duration::from_secs(300);
+        if let Ok(guard) = self.cached.lock() {
+            if let Some((c, expiry)) = guard.as_ref() {
+                if expiry.is_none_or(|e| e > fresh_until) {
+                    return Ok(c.clone());
+                }
+            }
+        }
+        let c = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            }
+        })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: c.access_key_id().to_string(),
+            secret_key: c.secret_access_key().to_string(),
+            token: c.session_token().map(str::to_string),
+        });
+        if let Ok(mut guard) = self.cached.lock() {
+            *guard = Some((credential.clone(), c.expiry()));
+        }
+        Ok(credential)
+    }
+}
+
+/// One finding of [`crate::Vault::doctor`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// `ok`, `warning` or `problem`.
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// What `tvault doctor` found about the store and its protection.
+#[derive(Clone, Debug, Serialize)]
+pub struct DoctorReport {
+    pub store: String,
+    /// `local`, `s3` or `other`.
+    pub kind: &'static str,
+    pub bucket: Option<BucketState>,
+    /// Mode archive objects are locked in, when they are.
+    pub lock_mode: Option<LockMode>,
+    pub tenants: u64,
+    pub tenants_with_min_age: u64,
+    pub deferred_deletions: Vec<crate::inventory::Deferred>,
+    pub findings: Vec<Finding>,
+}
+
+impl DoctorReport {
+    pub fn has_problems(&self) -> bool {
+        self.findings.iter().any(|f| f.level == "problem")
+    }
+}
+
+impl crate::Vault {
+    /// Checks the store's versioning and object lock configuration against what the vault
+    /// needs, and says what it means.
+    pub async fn doctor(&self) -> Result<DoctorReport> {
+        let store = self.store();
+        let mut findings = vec![];
+        let mut note = |level, message: String| findings.push(Finding { level, message });
+        let tenants = self.tenants()?;
+        let mut with_min_age = 0;
+        for t in &tenants {
+            if self.effective_policy(t).await?.min_age.is_some() {
+                with_min_age += 1;
+            }
+        }
+        let (kind, bucket, lock_mode) = match store.s3() {
+            None if store.location().contains("://") => {
+                note(
+                    "warning",
+                    "not an S3 store: object lock and versions are not checked".into(),
+                );
+                ("other", None, None)
+            }
+            None => {
+                note(
+                    "warning",
+                    "local directory store: no versioning and no object lock; anyone who can write \
+                     the directory can delete backups. Copy it off the host, or use an s3:// vault"
+                        .into(),
+                );
+                ("local", None, None)
+            }
+            Some(s3) => {
+                let b = s3.bucket_state().await?.clone();
+                match b.versioning.as_str() {
+                    "Enabled" => note(
+                        "ok",
+                        "versioning is enabled: an overwritten or deleted object keeps its old \
+                         versions; tvault deletes versions explicitly when it deletes or erases"
+                            .into(),
+                    ),
+                    "Suspended" => note(
+                        "warning",
+                        "versioning is suspended: old versions stay, new writes replace each \
+                         other; object lock needs versioning enabled"
+                            .into(),
+                    ),
+                    _ => note(
+                        "warning",
+                        "versioning is off: a deleted or overwritten object is gone at once, and \
+                         object lock is unavailable"
+                            .into(),
+                    ),
+                }
+                let locking = s3.locking().await?;
+                if !b.object_lock {
+                    note(
+                        "warning",
+                        "object lock is not enabled on the bucket: nothing stops a stolen \
+                         credential or a rogue admin from deleting backups. Enable it (bucket \
+                         setting ObjectLockEnabled) to have archives retained for each tenant's \
+                         min-age"
+                            .into(),
+                    );
+                } else if !locking {
+                    note(
+                        "warning",
+                        "the bucket has object lock, but `[s3] lock = false`: archives are \
+                         written without retention dates"
+                            .into(),
+                    );
+                } else {
+                    let mode = match s3.mode() {
+                        LockMode::Governance => {
+                            "governance mode: a principal with s3:BypassGovernanceRetention can \
+                             still delete early"
+                        }
+                        LockMode::Compliance => {
+                            "compliance mode: nobody, the root account included, can delete or \
+                             shorten a retention date before it passes"
+                        }
+                    };
+                    note(
+                        "ok",
+                        format!(
+                            "object lock is enabled: archive objects are retained until snapshot \
+                             time + min-age ({with_min_age} of {} tenants have a min-age; the \
+                             others get no retention date), in {mode}. Legal holds become S3 \
+                             legal holds. Wrapped keys, policies, holds, ledgers and the audit \
+                             anchor are never locked",
+                            tenants.len()
+                        ),
+                    );
+                }
+                if let Some(d) = &b.default_retention {
+                    note(
+                        "problem",
+                        format!(
+                            "the bucket has a default retention ({d}): S3 locks every new object \
+                             with it, wrapped data keys included, so forgetting a tenant could not \
+                             destroy its keys until that retention ends. Remove the default \
+                             retention; tvault sets a retention date per archive object"
+                        ),
+                    );
+                }
+                if b.versioning == "Enabled" {
+                    note(
+                        "ok",
+                        "tip: a lifecycle rule expiring noncurrent versions after a few days \
+                         keeps the versions of rewritten small objects (audit anchor) from \
+                         accumulating; it cannot remove locked versions"
+                            .into(),
+                    );
+                }
+                ("s3", Some(b), locking.then_some(s3.mode()))
+            }
+        };
+        let deferred = self.inventory().deferred()?;
+        if !deferred.is_empty() {
+            note(
+                "warning",
+                format!(
+                    "{} object version(s) wait for their lock to end before deletion; `tvault \
+                     retention apply` retries them",
+                    deferred.len()
+                ),
+            );
+        }
+        Ok(DoctorReport {
+            store: store.location().to_string(),
+            kind,
+            bucket,
+            lock_mode,
+            tenants: tenants.len() as u64,
+            tenants_with_min_age: with_min_age,
+            deferred_deletions: deferred,
+            findings,
+        })
+    }
+}
