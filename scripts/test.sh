@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (README command #2) against a throwaway local PostgreSQL.
+# Runs the whole test suite (README command #2) against a throwaway local PostgreSQL and a local
+# S3-compatible server (moto, on loopback).
 #
 #   scripts/test.sh [extra cargo test args...]     e.g. scripts/test.sh -- --nocapture
 #
@@ -7,9 +8,12 @@
 # Environment:
 #   TVAULT_TEST_PG   set by this script to the cluster's URL (postgres://tvault@127.0.0.1:54329/postgres);
 #                    tests create their own databases there
+#   TVAULT_TEST_S3   set by this script to the S3 server's endpoint (http://127.0.0.1:54330); tests create
+#                    their own buckets there
 #   TVAULT_LINT=1    also run `cargo clippy --all-targets -- -D warnings` and `cargo fmt --check` (CI sets it)
 #   TVAULT_STOP_PG=1 stop the cluster afterwards (by default it is left running for the next run)
-#   TVAULT_PGPORT, TVAULT_PGDATA   passed on to scripts/pg-local.sh
+#   TVAULT_STOP_S3=1 stop the S3 server afterwards
+#   TVAULT_PGPORT, TVAULT_PGDATA   passed on to scripts/pg-local.sh; TVAULT_S3PORT to scripts/s3-local.sh
 # Exit status: cargo's (the first failing step's).
 set -euo pipefail
 
@@ -28,12 +32,20 @@ PATH=$(bash scripts/pg-local.sh bindir):$PATH
 export PATH
 echo "TVAULT_TEST_PG=$TVAULT_TEST_PG" >&2
 
-stop_pg() {
+heading "S3 server (scripts/s3-local.sh start)"
+TVAULT_TEST_S3=$(bash scripts/s3-local.sh start)
+export TVAULT_TEST_S3
+echo "TVAULT_TEST_S3=$TVAULT_TEST_S3" >&2
+
+stop_services() {
     if [[ ${TVAULT_STOP_PG:-0} == 1 ]]; then
         bash scripts/pg-local.sh stop || true
     fi
+    if [[ ${TVAULT_STOP_S3:-0} == 1 ]]; then
+        bash scripts/s3-local.sh stop || true
+    fi
 }
-trap stop_pg EXIT
+trap stop_services EXIT
 
 status=0
 heading "cargo test --workspace --all-targets $*"

@@ -3,6 +3,7 @@
 //! * PostgreSQL: `TVAULT_TEST_PG` (a superuser URL such as
 //!   `postgres://tvault@127.0.0.1:54329/postgres`), or else the URL printed by
 //!   `scripts/pg-local.sh start`. Neither available -> panic (never skip silently).
+//! * S3: `TVAULT_TEST_S3` (an endpoint URL), or else `scripts/s3-local.sh start` (see `s3.rs`).
 //! * Every test gets its own throwaway database ([`TestDb`]) and its own temp dir.
 //! * The binary is (re)built once per test run with `$CARGO build -p vault-cli --bin tvault`
 //!   and taken from `<target>/<profile>/tvault` (override with `TVAULT_BIN`).
@@ -12,12 +13,16 @@ use std::path::{Path, PathBuf};
 pub use postgres::Client;
 pub use serde_json::Value;
 
+mod faultproxy;
 mod fingerprint;
 mod pg;
+mod s3;
 mod tvault;
 
+pub use faultproxy::*;
 pub use fingerprint::*;
 pub use pg::*;
+pub use s3::*;
 pub use tvault::*;
 
 /// Workspace root (`tests/..`).

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::{repo_root, TestDb, Value};
+use crate::{new_bucket, repo_root, s3_admin, s3_endpoint, s3_env, BucketKind, TestDb, Value};
 
 /// Path to a fresh `tvault` binary (built once per test process).
 pub fn tvault_bin() -> &'static Path {
@@ -79,7 +79,10 @@ impl Output {
 /// A vault directory + the binary.
 #[derive(Clone)]
 pub struct Tvault {
+    /// The vault directory; for a vault given by URL, its local state directory.
     pub vault: PathBuf,
+    /// `--vault <url>` (the store) with `--state-dir <vault>`, when set.
+    pub store_url: Option<String>,
     pub envs: Vec<(String, String)>,
 }
 
@@ -100,6 +103,7 @@ impl Tvault {
     pub fn new(vault_dir: impl Into<PathBuf>) -> Tvault {
         Tvault {
             vault: vault_dir.into(),
+            store_url: None,
             envs: Vec::new(),
         }
     }
@@ -116,10 +120,15 @@ impl Tvault {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        cmd.arg("--vault")
-            .arg(&self.vault)
-            .args(args)
-            .stdin(Stdio::null());
+        match &self.store_url {
+            Some(url) => cmd
+                .arg("--vault")
+                .arg(url)
+                .arg("--state-dir")
+                .arg(&self.vault),
+            None => cmd.arg("--vault").arg(&self.vault),
+        };
+        cmd.args(args).stdin(Stdio::null());
         cmd
     }
 
@@ -313,28 +322,71 @@ pub fn norm_table(s: &str) -> String {
     s.replace('"', "")
 }
 
+/// Where a test's vault keeps its objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `store/` inside the vault directory.
+    Local,
+    /// A fresh bucket of the test S3 server, as `--vault s3://<bucket>/vault`.
+    S3(BucketKind),
+}
+
+/// Key prefix of the vault inside an S3 test bucket.
+pub const S3_PREFIX: &str = "vault";
+
 /// One test's world: database, temp dir (vault in `<tmp>/vault`), tvault handle.
 pub struct Env {
     pub db: TestDb,
     pub dir: tempfile::TempDir,
     pub tv: Tvault,
+    /// The bucket of an S3 backend.
+    pub bucket: Option<String>,
 }
 
 impl Env {
     /// New database with the given fixture files applied; vault dir not yet initialised.
     pub fn new(test_name: &str, fixtures: &[&str]) -> Env {
+        Env::on(test_name, fixtures, Backend::Local)
+    }
+
+    /// Like [`Env::new`], with the vault's objects on `backend`.
+    pub fn on(test_name: &str, fixtures: &[&str], backend: Backend) -> Env {
         let db = TestDb::with_fixture(test_name, fixtures);
         let dir = tempfile::Builder::new()
             .prefix("tvault-e2e-")
             .tempdir()
             .expect("tempdir");
-        let tv = Tvault::new(dir.path().join("vault"));
-        Env { db, dir, tv }
+        let mut tv = Tvault::new(dir.path().join("vault"));
+        let bucket = match backend {
+            Backend::Local => None,
+            Backend::S3(kind) => {
+                let bucket = new_bucket(test_name, kind);
+                tv.store_url = Some(format!("s3://{bucket}/{S3_PREFIX}"));
+                tv.envs.extend(s3_env(s3_endpoint()));
+                Some(bucket)
+            }
+        };
+        Env {
+            db,
+            dir,
+            tv,
+            bucket,
+        }
     }
 
     /// New env, `init --source <db>`, one key, and the given tenants registered with it.
     pub fn with_tenants(test_name: &str, fixtures: &[&str], tenants: &[&str]) -> (Env, Key) {
-        let env = Env::new(test_name, fixtures);
+        Env::with_tenants_on(test_name, fixtures, tenants, Backend::Local)
+    }
+
+    /// [`Env::with_tenants`] on `backend`.
+    pub fn with_tenants_on(
+        test_name: &str,
+        fixtures: &[&str],
+        tenants: &[&str],
+        backend: Backend,
+    ) -> (Env, Key) {
+        let env = Env::on(test_name, fixtures, backend);
         env.tv.init(&env.db.url, &[]);
         let key = env.keygen("key.txt");
         for t in tenants {
@@ -350,6 +402,46 @@ impl Env {
     #[track_caller]
     pub fn keygen(&self, name: &str) -> Key {
         self.tv.keygen(&self.path(name))
+    }
+
+    /// Every object of the vault's store (key relative to the store root -> size).
+    pub fn objects(&self) -> std::collections::BTreeMap<String, u64> {
+        match &self.bucket {
+            None => {
+                let store = self.tv.vault.join("store");
+                walk(&store)
+                    .into_iter()
+                    .filter_map(|p| {
+                        let m = std::fs::metadata(store.join(&p)).ok()?;
+                        m.is_file()
+                            .then(|| (p.to_string_lossy().into_owned(), m.len()))
+                    })
+                    .collect()
+            }
+            Some(b) => s3_admin()
+                .list(b, &format!("{S3_PREFIX}/"))
+                .into_iter()
+                .map(|(k, n)| (k[S3_PREFIX.len() + 1..].to_string(), n as u64))
+                .collect(),
+        }
+    }
+
+    /// The bytes of one store object.
+    pub fn read_object(&self, key: &str) -> Vec<u8> {
+        match &self.bucket {
+            None => std::fs::read(self.tv.vault.join("store").join(key))
+                .unwrap_or_else(|e| panic!("read {key}: {e}")),
+            Some(b) => s3_admin().get(b, &format!("{S3_PREFIX}/{key}")),
+        }
+    }
+
+    /// Overwrites one store object behind tvault's back (to damage it).
+    pub fn write_object(&self, key: &str, bytes: Vec<u8>) {
+        match &self.bucket {
+            None => std::fs::write(self.tv.vault.join("store").join(key), bytes)
+                .unwrap_or_else(|e| panic!("write {key}: {e}")),
+            Some(b) => s3_admin().put(b, &format!("{S3_PREFIX}/{key}"), bytes),
+        }
     }
 
     /// Empty database with the schema of `schema_fixtures` (for `restore --target`).

@@ -9,6 +9,8 @@ mod child_tables;
 mod cli;
 #[path = "e2e/concurrent.rs"]
 mod concurrent;
+#[path = "e2e/conformance.rs"]
+mod conformance;
 #[path = "e2e/consistency.rs"]
 mod consistency;
 #[path = "e2e/edge_tables.rs"]

@@ -1,0 +1,312 @@
+//! One suite, every store: backup, restore, record restore, retention, forget, erase and verify
+//! behave the same on the local filesystem vault and on an S3 vault (`--vault s3://bucket/vault`,
+//! over HTTP to the test server). Each test body runs twice, once per backend (see the macro at
+//! the end); S3-only behaviour (object lock, faults) is in s3.rs.
+
+use std::collections::BTreeSet;
+use tests::*;
+
+const FIX: [&str; 2] = ["retention_schema.sql", "retention_data.sql"];
+const A: &str = "acme-7f3a9c";
+const B: &str = "globex-2b81d4";
+const TABLES: [&str; 2] = ["public.customers", "public.notes"];
+
+fn rows(c: &mut Client, tenant: &str) -> Vec<Vec<String>> {
+    TABLES
+        .iter()
+        .map(|t| rows_exact(c, t, "r_.tenant_id = $1", Some(tenant)))
+        .collect()
+}
+
+/// Tenant directories of the store (`tenants/<dir>/...`).
+fn tenant_dirs(env: &Env) -> BTreeSet<String> {
+    env.objects()
+        .keys()
+        .filter_map(|k| {
+            k.strip_prefix("tenants/")?
+                .split('/')
+                .next()
+                .map(String::from)
+        })
+        .collect()
+}
+
+fn tenant_entry<'a>(report: &'a Value, tenant: &str) -> &'a Value {
+    report["tenants"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["tenant"] == tenant))
+        .unwrap_or_else(|| panic!("no tenant {tenant} in {report:#}"))
+}
+
+fn backup_restore_isolation(backend: Backend, name: &str) {
+    let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
+    let mut c = env.db.client();
+    let a0 = rows(&mut c, A);
+    let snap = env.tv.backup_all();
+    env.db.exec(&format!(
+        "UPDATE customers SET name = 'damaged' WHERE tenant_id = '{A}';
+         DELETE FROM notes WHERE tenant_id = '{A}' AND id % 2 = 0;
+         UPDATE customers SET name = 'changed later' WHERE tenant_id = '{B}' AND id = 1;"
+    ));
+    let b1 = rows(&mut c, B);
+    env.tv.restore(A, &snap, &key, None);
+    assert_eq!(rows(&mut c, A), a0, "{backend:?}: A restored exactly");
+    assert_eq!(
+        rows(&mut c, B),
+        b1,
+        "{backend:?}: B untouched by A's restore"
+    );
+
+    // Unchanged data deduplicates: A's second snapshot writes no new block.
+    let v = env.tv.json(&["backup", "--all"]);
+    assert_eq!(tenant_entry(&v, A)["blocks_new"], 0, "{backend:?}: {v:#}");
+    assert!(
+        tenant_entry(&v, B)["blocks_new"].as_u64().unwrap_or(0) > 0,
+        "{backend:?}: B changed, so it has new blocks: {v:#}"
+    );
+
+    // Restore into another database.
+    let scratch = env.scratch_db(&format!("{name}_target"), &["retention_schema.sql"]);
+    env.tv.restore(B, "latest", &key, Some(&scratch.url));
+    let mut sc = scratch.client();
+    assert_eq!(
+        rows(&mut sc, B),
+        b1,
+        "{backend:?}: B restored into --target"
+    );
+    assert_eq!(
+        rows(&mut sc, A),
+        vec![Vec::<String>::new(); 2],
+        "only B in the target"
+    );
+}
+
+fn record_restore(backend: Backend, name: &str) {
+    let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
+    let mut c = env.db.client();
+    let (a0, b0) = (rows(&mut c, A), rows(&mut c, B));
+    let snap = env.tv.backup_all();
+    env.db.exec(&format!(
+        "DELETE FROM customers WHERE tenant_id = '{A}' AND id = 7"
+    ));
+    let found = env
+        .tv
+        .json(&["find", A, "--table", "public.customers", "--key", "id=7"]);
+    let present: Vec<bool> = found
+        .as_array()
+        .unwrap_or_else(|| panic!("find --json: {found}"))
+        .iter()
+        .map(|s| s["present"] == true)
+        .collect();
+    assert_eq!(present, vec![true], "{backend:?}: {found:#}");
+    let r = env.tv.json(&[
+        "restore-records",
+        A,
+        "--table",
+        "public.customers",
+        "--key",
+        "id=7",
+        "--snapshot",
+        &snap,
+        "--identity",
+        key.identity_str(),
+    ]);
+    assert_eq!(r["dry_run"], false, "{r:#}");
+    assert_eq!(
+        rows(&mut c, A),
+        a0,
+        "{backend:?}: the deleted row is back, exactly"
+    );
+    assert_eq!(rows(&mut c, B), b0, "{backend:?}: B untouched");
+}
+
+fn retention_keep_last(backend: Backend, name: &str) {
+    let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
+    let mut c = env.db.client();
+    let mut snaps = vec![];
+    for step in 0..3 {
+        env.db.exec(&format!(
+            "UPDATE customers SET name = 'step {step} ' || id WHERE id <= 5"
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        snaps.push(env.tv.backup_all());
+    }
+    let (a_last, b_last) = (rows(&mut c, A), rows(&mut c, B));
+    let manifests = |env: &Env| {
+        env.objects()
+            .keys()
+            .filter(|k| k.contains("/manifests/") && k.ends_with(".json"))
+            .count()
+    };
+    assert_eq!(manifests(&env), 6, "{backend:?}: 3 snapshots x 2 tenants");
+    env.tv.ok(&["policy", "set", A, "--keep-last", "1"]);
+    let v = env.tv.json(&["retention", "apply"]);
+    assert_eq!(v["deferred"], Value::Array(vec![]), "{v:#}");
+    let listed = |t: &str| {
+        let v = env.tv.json(&["snapshots", "--tenant", t]);
+        snapshot_ids(v.as_array().unwrap())
+    };
+    assert_eq!(
+        listed(A),
+        vec![snaps[2].clone()],
+        "{backend:?}: A keeps its newest"
+    );
+    assert_eq!(listed(B).len(), 3, "{backend:?}: B's policy is its own");
+    assert_eq!(
+        manifests(&env),
+        4,
+        "{backend:?}: A's two old manifests are gone"
+    );
+    env.db.exec("UPDATE customers SET name = 'damaged'");
+    env.tv.restore(A, "latest", &key, None);
+    env.tv.restore(B, "latest", &key, None);
+    assert_eq!(rows(&mut c, A), a_last, "{backend:?}");
+    assert_eq!(rows(&mut c, B), b_last, "{backend:?}");
+}
+
+fn forget(backend: Backend, name: &str) {
+    let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
+    let mut c = env.db.client();
+    let b0 = rows(&mut c, B);
+    env.tv.backup_all();
+    assert_eq!(tenant_dirs(&env).len(), 2);
+    let cert = env.tv.json(&["forget-tenant", A, "--yes"]);
+    assert_eq!(cert["tenant"], A, "{cert:#}");
+    assert_eq!(
+        cert["deferred"],
+        Value::Array(vec![]),
+        "no lock here: {cert:#}"
+    );
+    assert_eq!(
+        tenant_dirs(&env).len(),
+        1,
+        "{backend:?}: A's directory is gone"
+    );
+    env.tv
+        .run(&["snapshots", "--tenant", A, "--json"])
+        .assert_code(4, "snapshots of a forgotten tenant");
+    env.db
+        .exec(&format!("DELETE FROM notes WHERE tenant_id = '{B}'"));
+    env.tv.restore(B, "latest", &key, None);
+    assert_eq!(
+        rows(&mut c, B),
+        b0,
+        "{backend:?}: B restores after A is forgotten"
+    );
+}
+
+fn erase_person(backend: Backend, name: &str) {
+    let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
+    let mut c = env.db.client();
+    env.tv.backup_all();
+    env.tv.json(&[
+        "erase",
+        A,
+        "--table",
+        "public.customers",
+        "--key",
+        "id=5",
+        "--identity",
+        key.identity_str(),
+    ]);
+    let found = env
+        .tv
+        .json(&["find", A, "--table", "public.customers", "--key", "id=5"]);
+    assert!(
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["present"] != true),
+        "{backend:?}: erased from every snapshot: {found:#}"
+    );
+    let expected: Vec<Vec<String>> = TABLES
+        .iter()
+        .map(|t| {
+            let extra = if t.ends_with("customers") {
+                " AND r_.id <> 5"
+            } else {
+                ""
+            };
+            rows_exact(&mut c, t, &format!("r_.tenant_id = $1{extra}"), Some(A))
+        })
+        .collect();
+    env.tv.restore(A, "latest", &key, None);
+    assert_eq!(
+        rows(&mut c, A),
+        expected,
+        "{backend:?}: all but the erased row"
+    );
+    env.tv
+        .json(&["verify", "--tenant", A, "--identity", key.identity_str()]);
+}
+
+fn verify_detects_damage(backend: Backend, name: &str) {
+    let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
+    let mut c = env.db.client();
+    env.tv.backup_all();
+    env.tv.json(&["verify"]);
+    env.tv
+        .json(&["verify", "--tenant", A, "--identity", key.identity_str()]);
+    let packs: Vec<String> = env
+        .objects()
+        .keys()
+        .filter(|k| k.contains("/packs/"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        packs.len(),
+        2,
+        "{backend:?}: one pack per tenant: {packs:?}"
+    );
+    let mut bytes = env.read_object(&packs[0]);
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    env.write_object(&packs[0], bytes);
+    let out = env.tv.run(&["verify", "--json"]);
+    out.assert_code(3, &format!("{backend:?}: verify after a flipped byte"));
+    // A restore of either tenant either succeeds exactly or fails with the database unchanged.
+    let before = (rows(&mut c, A), rows(&mut c, B));
+    for t in [A, B] {
+        let out = env.tv.run(&[
+            "restore",
+            t,
+            "--snapshot",
+            "latest",
+            "--identity",
+            key.identity_str(),
+        ]);
+        assert!(out.code == 0 || out.code == 3, "{backend:?}: {out:?}");
+    }
+    assert_eq!((rows(&mut c, A), rows(&mut c, B)), before, "{backend:?}");
+}
+
+/// `conformance! { fn_name, ... }`: a `local` and an `s3` test of each body.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(#[test]
+            fn $name() {
+                super::$name(tests::Backend::Local, concat!("conf_local_", stringify!($name)));
+            })*
+        }
+        mod s3 {
+            $(#[test]
+            fn $name() {
+                super::$name(
+                    tests::Backend::S3(tests::BucketKind::Versioned),
+                    concat!("conf_s3_", stringify!($name)),
+                );
+            })*
+        }
+    };
+}
+
+conformance! {
+    backup_restore_isolation,
+    record_restore,
+    retention_keep_last,
+    forget,
+    erase_person,
+    verify_detects_damage,
+}
