@@ -67,6 +67,8 @@ mod retention_blocks;
 mod retention_hold;
 #[path = "e2e/rls.rs"]
 mod rls;
+#[path = "e2e/s3.rs"]
+mod s3;
 #[path = "e2e/schema.rs"]
 mod schema;
 #[path = "e2e/triggers.rs"]

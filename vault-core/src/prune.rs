@@ -63,7 +63,7 @@ impl Vault {
             deferred_deleted: 0,
         };
         if !dry_run {
-            self.retry_deferred(real_now, &mut report).await?;
+            self.retry_deferred(&mut report).await?;
         }
         for record in tenants {
             let t = self
@@ -217,19 +217,12 @@ impl Vault {
 impl Vault {
     /// Retries the deletions object lock deferred: those whose lock has run out are deleted
     /// (and audited); the rest stay recorded and are reported again.
-    async fn retry_deferred(
-        &self,
-        now: OffsetDateTime,
-        report: &mut RetentionReport,
-    ) -> Result<()> {
+    async fn retry_deferred(&self, report: &mut RetentionReport) -> Result<()> {
         let mut done = vec![];
         for d in self.inventory().deferred()? {
             let l = &d.locked;
-            // A retention date still ahead cannot have been lifted (a legal hold can).
-            if !l.legal_hold && l.until.is_some_and(|u| u > now) {
-                report.deferred.push(l.clone());
-                continue;
-            }
+            // Asked every time rather than judged by the recorded date: a governance retention
+            // can be shortened and a legal hold lifted behind tvault's back.
             let path = layout::Path::from(l.object.as_str());
             match self
                 .store()

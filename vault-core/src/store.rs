@@ -333,6 +333,9 @@ impl S3 {
             .with_bucket_name(&bucket)
             .with_region(&region)
             .with_virtual_hosted_style_request(!path_style)
+            // The server checks every upload against its SHA-256 (and S3 requires a checksum
+            // on buckets with a default retention).
+            .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
             .with_credentials(Arc::new(SdkCredentials {
                 provider: credentials,
                 cached: Mutex::new(None),
@@ -734,9 +737,6 @@ impl crate::Vault {
     /// Checks the store's versioning and object lock configuration against what the vault
     /// needs, and says what it means.
     pub async fn doctor(&self) -> Result<DoctorReport> {
-        let store = self.store();
-        let mut findings = vec![];
-        let mut note = |level, message: String| findings.push(Finding { level, message });
         let tenants = self.tenants()?;
         let mut with_min_age = 0;
         for t in &tenants {
@@ -744,6 +744,25 @@ impl crate::Vault {
                 with_min_age += 1;
             }
         }
+        let deferred = self.inventory().deferred()?;
+        self.store()
+            .doctor(tenants.len() as u64, with_min_age, deferred)
+            .await
+    }
+}
+
+impl Store {
+    /// The store half of [`crate::Vault::doctor`]; also usable on a store no vault uses yet
+    /// (no tenants, nothing deferred), to check a bucket before `init`.
+    pub async fn doctor(
+        &self,
+        tenants: u64,
+        with_min_age: u64,
+        deferred: Vec<crate::inventory::Deferred>,
+    ) -> Result<DoctorReport> {
+        let store = self;
+        let mut findings = vec![];
+        let mut note = |level, message: String| findings.push(Finding { level, message });
         let (kind, bucket, lock_mode) = match store.s3() {
             None if store.location().contains("://") => {
                 note(
@@ -819,7 +838,7 @@ impl crate::Vault {
                              others get no retention date), in {mode}. Legal holds become S3 \
                              legal holds. Wrapped keys, policies, holds, ledgers and the audit \
                              anchor are never locked",
-                            tenants.len()
+                            tenants
                         ),
                     );
                 }
@@ -846,7 +865,6 @@ impl crate::Vault {
                 ("s3", Some(b), locking.then_some(s3.mode()))
             }
         };
-        let deferred = self.inventory().deferred()?;
         if !deferred.is_empty() {
             note(
                 "warning",
@@ -862,7 +880,7 @@ impl crate::Vault {
             kind,
             bucket,
             lock_mode,
-            tenants: tenants.len() as u64,
+            tenants,
             tenants_with_min_age: with_min_age,
             deferred_deletions: deferred,
             findings,

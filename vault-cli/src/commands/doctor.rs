@@ -5,15 +5,25 @@ use std::process::ExitCode;
 
 /// Check the store: versioning, object lock, deferred deletions, and what they mean.
 ///
-/// Exits 1 when a finding is a problem (such as a bucket default retention that would lock
+/// Works before `init` too (`tvault --vault s3://bucket/prefix doctor`), to check a bucket
+/// before the first backup goes into it. Exits 1 when a finding is a problem (such as a bucket default retention that would lock
 /// wrapped keys and keep `forget-tenant` from destroying them).
 #[derive(Args, Debug)]
 pub struct Doctor {}
 
 impl Doctor {
     pub async fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
-        let vault = g.open().await?;
-        let report = vault.doctor().await?;
+        let report = match (g.open().await, g.store_url()) {
+            (Ok(vault), _) => vault.doctor().await?,
+            // Not initialised yet: the bucket alone.
+            (Err(e), Some(url)) if is_not_initialised(&e) => {
+                let mut config = vault_core::VaultConfig::new("");
+                config.store = Some(url.to_string());
+                let store = vault_core::store::Store::open(&g.dir(), &config).await?;
+                store.doctor(0, 0, vec![]).await?
+            }
+            (Err(e), _) => return Err(e),
+        };
         if g.json {
             output::json(&report)?;
         } else {
@@ -48,4 +58,11 @@ impl Doctor {
             ExitCode::SUCCESS
         })
     }
+}
+
+fn is_not_initialised(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<vault_core::Error>(),
+        Some(vault_core::Error::NotInitialised { .. })
+    )
 }
