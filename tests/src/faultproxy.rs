@@ -128,7 +128,7 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, s: &State) -> std::io::Res
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let r = next_random(s);
     if (r % 1000) < u64::from(s.per_mille.load(Relaxed)) {
-        if (r >> 32) % 2 == 0 {
+        if (r >> 32).is_multiple_of(2) {
             s.dropped.fetch_add(1, Relaxed);
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
