@@ -629,30 +629,6 @@ impl S3 {
         let hold = head.object_lock_legal_hold_status() == Some(&ObjectLockLegalHoldStatus::On);
         Ok((until.is_some() || hold).then_some((until, hold)))
     }
-
-    /// The lock of the current version of an object (for `doctor` and tests of the lock).
-    pub async fn current_lock(&self, path: &ObjPath) -> Result<Option<LockedVersion>> {
-        let key = self.key(path);
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| sdk_error(&format!("reading the lock of {path}"), e))?;
-        let until = head
-            .object_lock_retain_until_date()
-            .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok());
-        let legal_hold =
-            head.object_lock_legal_hold_status() == Some(&ObjectLockLegalHoldStatus::On);
-        Ok((until.is_some() || legal_hold).then(|| LockedVersion {
-            object: path.to_string(),
-            version: head.version_id().map(str::to_string),
-            until,
-            legal_hold,
-        }))
-    }
 }
 
 fn sdk_error<E, R>(context: &str, e: aws_sdk_s3::error::SdkError<E, R>) -> Error

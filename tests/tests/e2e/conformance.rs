@@ -3,20 +3,9 @@
 //! over HTTP to the test server). Each test body runs twice, once per backend (see the macro at
 //! the end); S3-only behaviour (object lock, faults) is in s3.rs.
 
+use super::retention::{rows_of, A, B, FIX, TABLES};
 use std::collections::BTreeSet;
 use tests::*;
-
-const FIX: [&str; 2] = ["retention_schema.sql", "retention_data.sql"];
-const A: &str = "acme-7f3a9c";
-const B: &str = "globex-2b81d4";
-const TABLES: [&str; 2] = ["public.customers", "public.notes"];
-
-fn rows(c: &mut Client, tenant: &str) -> Vec<Vec<String>> {
-    TABLES
-        .iter()
-        .map(|t| rows_exact(c, t, "r_.tenant_id = $1", Some(tenant)))
-        .collect()
-}
 
 /// Tenant directories of the store (`tenants/<dir>/...`).
 fn tenant_dirs(env: &Env) -> BTreeSet<String> {
@@ -41,18 +30,18 @@ fn tenant_entry<'a>(report: &'a Value, tenant: &str) -> &'a Value {
 fn backup_restore_isolation(backend: Backend, name: &str) {
     let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
     let mut c = env.db.client();
-    let a0 = rows(&mut c, A);
+    let a0 = rows_of(&mut c, A);
     let snap = env.tv.backup_all();
     env.db.exec(&format!(
         "UPDATE customers SET name = 'damaged' WHERE tenant_id = '{A}';
          DELETE FROM notes WHERE tenant_id = '{A}' AND id % 2 = 0;
          UPDATE customers SET name = 'changed later' WHERE tenant_id = '{B}' AND id = 1;"
     ));
-    let b1 = rows(&mut c, B);
+    let b1 = rows_of(&mut c, B);
     env.tv.restore(A, &snap, &key, None);
-    assert_eq!(rows(&mut c, A), a0, "{backend:?}: A restored exactly");
+    assert_eq!(rows_of(&mut c, A), a0, "{backend:?}: A restored exactly");
     assert_eq!(
-        rows(&mut c, B),
+        rows_of(&mut c, B),
         b1,
         "{backend:?}: B untouched by A's restore"
     );
@@ -70,12 +59,12 @@ fn backup_restore_isolation(backend: Backend, name: &str) {
     env.tv.restore(B, "latest", &key, Some(&scratch.url));
     let mut sc = scratch.client();
     assert_eq!(
-        rows(&mut sc, B),
+        rows_of(&mut sc, B),
         b1,
         "{backend:?}: B restored into --target"
     );
     assert_eq!(
-        rows(&mut sc, A),
+        rows_of(&mut sc, A),
         vec![Vec::<String>::new(); 2],
         "only B in the target"
     );
@@ -84,7 +73,7 @@ fn backup_restore_isolation(backend: Backend, name: &str) {
 fn record_restore(backend: Backend, name: &str) {
     let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
     let mut c = env.db.client();
-    let (a0, b0) = (rows(&mut c, A), rows(&mut c, B));
+    let (a0, b0) = (rows_of(&mut c, A), rows_of(&mut c, B));
     let snap = env.tv.backup_all();
     env.db.exec(&format!(
         "DELETE FROM customers WHERE tenant_id = '{A}' AND id = 7"
@@ -113,11 +102,11 @@ fn record_restore(backend: Backend, name: &str) {
     ]);
     assert_eq!(r["dry_run"], false, "{r:#}");
     assert_eq!(
-        rows(&mut c, A),
+        rows_of(&mut c, A),
         a0,
         "{backend:?}: the deleted row is back, exactly"
     );
-    assert_eq!(rows(&mut c, B), b0, "{backend:?}: B untouched");
+    assert_eq!(rows_of(&mut c, B), b0, "{backend:?}: B untouched");
 }
 
 fn retention_keep_last(backend: Backend, name: &str) {
@@ -131,7 +120,7 @@ fn retention_keep_last(backend: Backend, name: &str) {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         snaps.push(env.tv.backup_all());
     }
-    let (a_last, b_last) = (rows(&mut c, A), rows(&mut c, B));
+    let (a_last, b_last) = (rows_of(&mut c, A), rows_of(&mut c, B));
     let manifests = |env: &Env| {
         env.objects()
             .keys()
@@ -160,14 +149,14 @@ fn retention_keep_last(backend: Backend, name: &str) {
     env.db.exec("UPDATE customers SET name = 'damaged'");
     env.tv.restore(A, "latest", &key, None);
     env.tv.restore(B, "latest", &key, None);
-    assert_eq!(rows(&mut c, A), a_last, "{backend:?}");
-    assert_eq!(rows(&mut c, B), b_last, "{backend:?}");
+    assert_eq!(rows_of(&mut c, A), a_last, "{backend:?}");
+    assert_eq!(rows_of(&mut c, B), b_last, "{backend:?}");
 }
 
 fn forget(backend: Backend, name: &str) {
     let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
     let mut c = env.db.client();
-    let b0 = rows(&mut c, B);
+    let b0 = rows_of(&mut c, B);
     env.tv.backup_all();
     assert_eq!(tenant_dirs(&env).len(), 2);
     let cert = env.tv.json(&["forget-tenant", A, "--yes"]);
@@ -189,7 +178,7 @@ fn forget(backend: Backend, name: &str) {
         .exec(&format!("DELETE FROM notes WHERE tenant_id = '{B}'"));
     env.tv.restore(B, "latest", &key, None);
     assert_eq!(
-        rows(&mut c, B),
+        rows_of(&mut c, B),
         b0,
         "{backend:?}: B restores after A is forgotten"
     );
@@ -233,7 +222,7 @@ fn erase_person(backend: Backend, name: &str) {
         .collect();
     env.tv.restore(A, "latest", &key, None);
     assert_eq!(
-        rows(&mut c, A),
+        rows_of(&mut c, A),
         expected,
         "{backend:?}: all but the erased row"
     );
@@ -266,7 +255,7 @@ fn verify_detects_damage(backend: Backend, name: &str) {
     let out = env.tv.run(&["verify", "--json"]);
     out.assert_code(3, &format!("{backend:?}: verify after a flipped byte"));
     // A restore of either tenant either succeeds exactly or fails with the database unchanged.
-    let before = (rows(&mut c, A), rows(&mut c, B));
+    let before = (rows_of(&mut c, A), rows_of(&mut c, B));
     for t in [A, B] {
         let out = env.tv.run(&[
             "restore",
@@ -278,7 +267,11 @@ fn verify_detects_damage(backend: Backend, name: &str) {
         ]);
         assert!(out.code == 0 || out.code == 3, "{backend:?}: {out:?}");
     }
-    assert_eq!((rows(&mut c, A), rows(&mut c, B)), before, "{backend:?}");
+    assert_eq!(
+        (rows_of(&mut c, A), rows_of(&mut c, B)),
+        before,
+        "{backend:?}"
+    );
 }
 
 /// `conformance! { fn_name, ... }`: a `local` and an `s3` test of each body.

@@ -3,21 +3,11 @@
 //! ones), `doctor`, multipart uploads, and surviving a store that drops connections and answers
 //! 503. The behaviour every store shares is in conformance.rs.
 
+use super::retention::{rows_of, A, B, FIX};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tests::*;
 
-const FIX: [&str; 2] = ["retention_schema.sql", "retention_data.sql"];
-const A: &str = "acme-7f3a9c";
-const B: &str = "globex-2b81d4";
-const TABLES: [&str; 2] = ["public.customers", "public.notes"];
 const DAY: i64 = 86_400;
-
-fn rows(c: &mut Client, tenant: &str) -> Vec<Vec<String>> {
-    TABLES
-        .iter()
-        .map(|t| rows_exact(c, t, "r_.tenant_id = $1", Some(tenant)))
-        .collect()
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -136,7 +126,7 @@ fn archives_are_locked_for_the_min_age_and_holds_become_legal_holds() {
 
     // Forget: the keys go at once (every version); the locked archives wait, are reported,
     // and a later retention run deletes them once their lock has run out.
-    let b0 = rows(&mut c, B);
+    let b0 = rows_of(&mut c, B);
     let cert = env.tv.json(&["forget-tenant", A, "--yes"]);
     let deferred = cert["deferred"].as_array().unwrap();
     assert_eq!(deferred.len(), 6, "{cert:#}");
@@ -163,7 +153,7 @@ fn archives_are_locked_for_the_min_age_and_holds_become_legal_holds() {
     env.db
         .exec(&format!("DELETE FROM notes WHERE tenant_id = '{B}'"));
     env.tv.restore(B, "latest", &key, None);
-    assert_eq!(rows(&mut c, B), b0);
+    assert_eq!(rows_of(&mut c, B), b0);
 }
 
 #[test]
@@ -233,7 +223,7 @@ fn pruning_a_locked_snapshot_is_deferred_then_retried() {
         "UPDATE customers SET name = 'v2' WHERE tenant_id = '{A}'"
     ));
     let s2 = env.tv.backup_all();
-    let a2 = rows(&mut c, A);
+    let a2 = rows_of(&mut c, A);
     // The policy loses its min-age, but the objects were locked under the old one.
     env.tv.ok(&["policy", "set", A, "--keep-last", "1"]);
     let r = env.tv.json(&["retention", "apply"]);
@@ -275,7 +265,7 @@ fn pruning_a_locked_snapshot_is_deferred_then_retried() {
     assert_eq!(old_manifests(&env), 0);
     env.db.exec("DELETE FROM notes");
     env.tv.restore(A, &s2, &key, None);
-    assert_eq!(rows(&mut c, A), a2);
+    assert_eq!(rows_of(&mut c, A), a2);
 }
 
 #[test]
@@ -351,7 +341,7 @@ fn large_packs_go_up_in_parts() {
          FROM generate_series(1, 10000) i"
     ));
     let mut c = env.db.client();
-    let a0 = rows(&mut c, A);
+    let a0 = rows_of(&mut c, A);
     let snap = env.tv.backup_all();
     let packs: Vec<(String, i64)> = s3_admin()
         .list(bucket(&env), &tenant_prefix(&env, A))
@@ -369,7 +359,7 @@ fn large_packs_go_up_in_parts() {
     }
     env.db.exec("DELETE FROM notes");
     env.tv.restore(A, &snap, &key, None);
-    assert_eq!(rows(&mut c, A), a0);
+    assert_eq!(rows_of(&mut c, A), a0);
 }
 
 #[test]
@@ -383,7 +373,7 @@ fn dropped_connections_and_503s_change_nothing() {
         .push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
     proxy.set_faults_per_mille(150);
     let mut c = env.db.client();
-    let (a0, b0) = (rows(&mut c, A), rows(&mut c, B));
+    let (a0, b0) = (rows_of(&mut c, A), rows_of(&mut c, B));
     let s1 = env.tv.backup_all();
     env.tv
         .json(&["verify", "--tenant", A, "--identity", key.identity_str()]);
@@ -392,7 +382,7 @@ fn dropped_connections_and_503s_change_nothing() {
     env.tv.restore(B, &s1, &key, Some(&scratch.url));
     let mut sc = scratch.client();
     assert_eq!(
-        (rows(&mut sc, A), rows(&mut sc, B)),
+        (rows_of(&mut sc, A), rows_of(&mut sc, B)),
         (a0.clone(), b0.clone())
     );
     env.db.exec(&format!(
@@ -410,7 +400,7 @@ fn dropped_connections_and_503s_change_nothing() {
         "--identity",
         key.identity_str(),
     ]);
-    assert_eq!(rows(&mut c, A), a0);
+    assert_eq!(rows_of(&mut c, A), a0);
     let stats = proxy.stats();
     assert!(
         stats.dropped > 0 && stats.unavailable > 0,
@@ -445,5 +435,5 @@ fn dropped_connections_and_503s_change_nothing() {
         "the next backup cleaned up after the failed one"
     );
     env.tv.restore(A, &s2, &key, None);
-    assert_eq!(rows(&mut c, A), a0);
+    assert_eq!(rows_of(&mut c, A), a0);
 }
