@@ -51,6 +51,8 @@ mod no_pk;
 mod options;
 #[path = "e2e/output.rs"]
 mod output;
+#[path = "e2e/real_schema.rs"]
+mod real_schema;
 #[path = "e2e/records.rs"]
 mod records;
 #[path = "e2e/records_inventory.rs"]

@@ -26,6 +26,10 @@ pub struct VaultConfig {
     pub include_tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_tables: Vec<String>,
+    /// `[ownership]`: owners declared where the catalog cannot tell, by `schema.table`:
+    /// `"global"`, `"excluded"`, `{ via = ["fk columns", …] }` or `{ tenant = "SQL over t0" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ownership: std::collections::BTreeMap<String, DeclaredOwner>,
     /// When set, tables with row-level security are read per tenant with this setting
     /// (`set_config(name, tenant_id, true)`) instead of failing the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +45,38 @@ pub struct VaultConfig {
     /// `[s3]`: how an `s3://` store is reached and locked.
     #[serde(default, skip_serializing_if = "S3Config::is_default")]
     pub s3: S3Config,
+}
+
+/// The owner of a table as declared in `[ownership]` (see `docs/OWNERSHIP.md`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DeclaredOwner {
+    /// `"global"` (never in tenant archives, reported) or `"excluded"` (ignored).
+    Keyword(OwnerKeyword),
+    /// Follow these foreign keys, each named by its referencing columns (`"a"` or `"a,b"`), from
+    /// the table to a table with the tenant column.
+    Via(ViaPath),
+    /// A SQL expression over the table's row (alias `t0`) that yields the tenant id.
+    Expression(TenantExpression),
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerKeyword {
+    Global,
+    Excluded,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ViaPath {
+    pub via: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantExpression {
+    pub tenant: String,
 }
 
 /// `[s3]`. Region, endpoint and credentials come from the standard AWS sources (`AWS_REGION`,
@@ -152,6 +188,7 @@ impl VaultConfig {
             exclude_schemas: vec![],
             include_tables: vec![],
             exclude_tables: vec![],
+            ownership: Default::default(),
             rls_tenant_setting: None,
             escrow_recipient: None,
             backup: BackupTuning::default(),
@@ -186,6 +223,7 @@ impl fmt::Debug for VaultConfig {
             .field("exclude_schemas", &self.exclude_schemas)
             .field("include_tables", &self.include_tables)
             .field("exclude_tables", &self.exclude_tables)
+            .field("ownership", &self.ownership)
             .field("rls_tenant_setting", &self.rls_tenant_setting)
             .field("escrow_recipient", &self.escrow_recipient)
             .field("backup", &self.backup)
@@ -205,5 +243,38 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("backup:***@db:5432/app"));
+    }
+
+    #[test]
+    fn declared_owners_parse_in_all_three_forms() {
+        let c: VaultConfig = toml::from_str(
+            r#"
+            source = "postgres://x/y"
+            [ownership]
+            "app.film" = "global"
+            "app.raw" = "excluded"
+            "app.rental" = { via = ["inventory_id", "store_id"] }
+            "app.events" = { tenant = "t0.payload->>'org'" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.ownership["app.film"],
+            DeclaredOwner::Keyword(OwnerKeyword::Global)
+        );
+        assert_eq!(
+            c.ownership["app.rental"],
+            DeclaredOwner::Via(ViaPath {
+                via: vec!["inventory_id".into(), "store_id".into()]
+            })
+        );
+        assert!(matches!(
+            c.ownership["app.events"],
+            DeclaredOwner::Expression(_)
+        ));
+        assert!(toml::from_str::<VaultConfig>(
+            "source = \"x\"\n[ownership]\n\"a.b\" = \"sometimes\"\n"
+        )
+        .is_err());
     }
 }

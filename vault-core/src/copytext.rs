@@ -21,6 +21,17 @@ pub fn split_first(line: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
+/// Appends the fields of `line` at `positions`, joined by TABs (a COPY line of those columns).
+pub fn pick(line: &[u8], positions: &[usize], out: &mut Vec<u8>) {
+    let fields: Vec<&[u8]> = fields(line).collect();
+    for (n, &i) in positions.iter().enumerate() {
+        if n > 0 {
+            out.push(b'\t');
+        }
+        out.extend_from_slice(fields.get(i).copied().unwrap_or(NULL));
+    }
+}
+
 /// Escapes a value into its COPY text form (not NULL).
 pub fn escape(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len());

@@ -48,6 +48,20 @@ pub enum Error {
     )]
     RowLevelSecurity { table: String, role: String },
 
+    /// A restore would remove a row that another row still references.
+    #[error(
+        "restoring tenant {tenant:?} would remove {table} {key}, which a row of {by_table} \
+         ({by_owner}) still references; nothing was changed. Restore from a snapshot that has \
+         the row, or remove the reference first"
+    )]
+    StillReferenced {
+        tenant: String,
+        table: String,
+        key: String,
+        by_table: String,
+        by_owner: String,
+    },
+
     /// Bad input from the user: an invalid tenant id, option or configuration.
     #[error("{0}")]
     Invalid(String),

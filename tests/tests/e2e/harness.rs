@@ -19,6 +19,7 @@ fn every_fixture_loads() {
         &["edge_tables.sql"][..],
         &["graph.sql"][..],
         &["triggers.sql"][..],
+        &["real_schema.sql", "real_data.sql"][..],
         &["many_tenants.sql"][..],
         &["retention_schema.sql", "retention_data.sql"][..],
     ] {

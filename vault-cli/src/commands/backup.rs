@@ -74,6 +74,18 @@ impl Backup {
                 u.rows, u.table
             );
         }
+        for a in &report.ambiguous_rows {
+            println!(
+                "warning: {} rows of {} have owner paths naming different tenants (e.g. {}); \
+                 each was archived with the tenant of {} rather than {}. Declare the owner in \
+                 [ownership] of config.toml if that is wrong",
+                a.rows,
+                a.table,
+                a.examples.join("; "),
+                a.chosen,
+                a.other
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

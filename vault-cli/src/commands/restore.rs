@@ -8,8 +8,13 @@ use vault_core::restore::RestoreOptions;
 
 /// Restore a whole tenant from a snapshot.
 ///
-/// Its rows are replaced in one transaction, checked against the manifest before commit; other
-/// tenants are not touched.
+/// The tenant's live rows are compared with the snapshot's by primary key, and only what differs
+/// is changed, in one transaction: missing rows inserted, changed rows updated, rows the snapshot
+/// lacks deleted (tables without a primary key: the tenant's rows are replaced). References of
+/// the changed rows are checked before commit, and the tenant's rows are compared with the
+/// manifest's counts and checksums; any failure leaves the database as it was. Other tenants'
+/// rows are never changed, and a row of theirs that still references a row the snapshot lacks
+/// stops the restore. Use --dry-run first to see what would change.
 #[derive(Args, Debug)]
 pub struct Restore {
     /// Tenant id.
@@ -27,6 +32,10 @@ pub struct Restore {
     /// (repeatable).
     #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
     schema_map: Vec<(String, String)>,
+    /// Report per table the rows that would be inserted, updated, deleted and left alone;
+    /// change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn parse_map(s: &str) -> Result<(String, String), String> {
@@ -48,6 +57,7 @@ impl Restore {
             snapshot: self.snapshot,
             target: self.target,
             schema_map: self.schema_map,
+            dry_run: self.dry_run,
             progress: Some(Arc::new(move |done, total| {
                 b.set_length(total);
                 b.set_position(done);
@@ -58,15 +68,42 @@ impl Restore {
         let report = report?;
         if g.json {
             output::json(&report)?;
-        } else {
-            let rows: u64 = report.tables.iter().map(|t| t.rows_restored).sum();
+            return Ok(ExitCode::SUCCESS);
+        }
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        let sum = |f: fn(&vault_core::restore::TableCheck) -> u64| -> u64 {
+            report.tables.iter().map(f).sum()
+        };
+        if report.dry_run {
             println!(
-                "restored tenant {:?} from snapshot {} into {}: {} tables, {} rows, all checksums match",
+                "dry run: restoring tenant {:?} from snapshot {} into {} would change:",
+                report.tenant, report.snapshot, report.target
+            );
+            println!(
+                "  {:<40} {:>10} {:>10} {:>10} {:>10}",
+                "table", "insert", "update", "delete", "unchanged"
+            );
+            for t in &report.tables {
+                println!(
+                    "  {:<40} {:>10} {:>10} {:>10} {:>10}",
+                    t.table, t.inserted, t.updated, t.deleted, t.unchanged
+                );
+            }
+            println!("nothing was changed");
+        } else {
+            println!(
+                "restored tenant {:?} from snapshot {} into {}: {} inserted, {} updated, {} deleted, \
+                 {} unchanged in {} tables; all checksums match",
                 report.tenant,
                 report.snapshot,
                 report.target,
+                sum(|t| t.inserted),
+                sum(|t| t.updated),
+                sum(|t| t.deleted),
+                sum(|t| t.unchanged),
                 report.tables.len(),
-                rows
             );
         }
         Ok(ExitCode::SUCCESS)

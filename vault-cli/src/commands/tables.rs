@@ -5,9 +5,12 @@ use serde_json::json;
 use std::process::ExitCode;
 use vault_core::source::postgres::catalog::Owner;
 
-/// Show the table plan: tenant, child and global tables.
+/// Show the table plan: which tables each tenant's archive holds, and why.
 ///
-/// Which tables are archived per tenant (directly or through foreign keys) and which are global.
+/// Every table with the rule that decided its owner: the tenant column, a foreign-key path to a
+/// table that has it (the shortest; when several exist, the others are listed and each backup
+/// counts the rows on which they disagree), a declaration in [ownership] of config.toml, or
+/// none (global). Partitioned tables are one table; their partitions are not listed.
 #[derive(Args, Debug)]
 pub struct Tables {}
 
@@ -15,15 +18,20 @@ impl Tables {
     pub async fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let vault = g.open().await?;
         let plan = vault.plan().await?;
+        let rule = |name: &str| plan.rules.get(name).cloned().unwrap_or_default();
         let mut tenant_tables = vec![];
         let mut child_tables = vec![];
         for t in &plan.tables {
+            let name = t.display_name();
             match &t.owner {
                 Owner::Column { column } => tenant_tables.push(
-                    json!({ "table": t.display_name(), "tenant_column": column, "rls": t.rls }),
+                    json!({ "table": name, "tenant_column": column, "rls": t.rls, "rule": rule(&name) }),
+                ),
+                Owner::Expression { tenant } => tenant_tables.push(
+                    json!({ "table": name, "tenant_expression": tenant, "rls": t.rls, "rule": rule(&name) }),
                 ),
                 Owner::Parent { path, column } => {
-                    let mut from = t.display_name();
+                    let mut from = name.clone();
                     let mut hops = vec![];
                     for h in path {
                         let to = format!("{}.{}", h.ref_schema, h.ref_table);
@@ -34,43 +42,56 @@ impl Tables {
                         ));
                         from = to;
                     }
-                    child_tables.push(
-                        json!({ "table": t.display_name(), "path": hops, "tenant_column": column }),
-                    );
+                    let others: Vec<String> = plan
+                        .ambiguous
+                        .iter()
+                        .filter(|a| a.schema == t.schema && a.table == t.name)
+                        .map(|a| {
+                            Owner::Parent { path: a.other.clone(), column: column.clone() }
+                                .describe(&name)
+                        })
+                        .collect();
+                    child_tables.push(json!({
+                        "table": name, "path": hops, "tenant_column": column,
+                        "rule": rule(&name), "other_paths": others,
+                    }));
                 }
             }
         }
+        let global: Vec<_> = plan
+            .global
+            .iter()
+            .map(|t| json!({ "table": t, "rule": rule(t) }))
+            .collect();
         if g.json {
             output::json(&json!({
-                "tenant_tables": tenant_tables, "child_tables": child_tables, "global_tables": plan.global
+                "tenant_tables": tenant_tables, "child_tables": child_tables,
+                "global_tables": plan.global, "global": global, "excluded_tables": plan.excluded,
             }))?;
             return Ok(ExitCode::SUCCESS);
         }
-        println!("Tenant tables (tenant column):");
+        let show =
+            |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+        println!("Tenant tables:");
         for t in &tenant_tables {
-            println!(
-                "  {}  ({})",
-                t["table"].as_str().unwrap_or_default(),
-                t["tenant_column"].as_str().unwrap_or_default()
-            );
+            println!("  {}  ({})", show(t, "table"), show(t, "rule"));
         }
         println!("Child tables (owned through foreign keys):");
         for t in &child_tables {
-            let path: Vec<&str> = t["path"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str())
-                .collect();
-            println!(
-                "  {}  via {}",
-                t["table"].as_str().unwrap_or_default(),
-                path.join("; ")
-            );
+            println!("  {}  ({})", show(t, "table"), show(t, "rule"));
+            for o in t["other_paths"].as_array().into_iter().flatten() {
+                println!("      also: {}", o.as_str().unwrap_or_default());
+            }
         }
         println!("Global tables (not in tenant archives):");
-        for t in &plan.global {
-            println!("  {t}");
+        for t in &global {
+            println!("  {}  ({})", show(t, "table"), show(t, "rule"));
+        }
+        if !plan.excluded.is_empty() {
+            println!("Excluded tables (declared):");
+            for t in &plan.excluded {
+                println!("  {t}");
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -77,6 +77,19 @@ pub struct UnownedRows {
     pub rows: u64,
 }
 
+/// Rows of a child table whose owner paths name different tenants. Each is archived once, with
+/// the tenant of the chosen path.
+#[derive(Debug, Serialize)]
+pub struct AmbiguousRows {
+    pub table: String,
+    /// The owner rule used, and the other path that disagrees.
+    pub chosen: String,
+    pub other: String,
+    pub rows: u64,
+    /// Primary keys (or ctids) of the first few such rows.
+    pub examples: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct BackupReport {
     pub snapshot: String,
@@ -86,6 +99,8 @@ pub struct BackupReport {
     pub global_tables: Vec<String>,
     /// Rows whose owning tenant value is NULL, per table.
     pub unowned_rows: Vec<UnownedRows>,
+    /// Rows of child tables whose foreign-key paths lead to different tenants.
+    pub ambiguous_rows: Vec<AmbiguousRows>,
     pub duration_ms: u64,
 }
 
@@ -148,6 +163,8 @@ impl Vault {
             .db(|| "exporting the snapshot".into())?
             .get(0);
         let source = source_info(&coordinator).await?;
+        let ambiguous_rows =
+            ambiguous_rows(&coordinator, &plan, &self.config().tenant_column).await?;
         let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
 
         let snapshot = layout::new_snapshot_id(started);
@@ -216,6 +233,7 @@ impl Vault {
             unregistered_tenants: unregistered,
             global_tables: cycle.plan.global.clone(),
             unowned_rows: unowned,
+            ambiguous_rows,
             duration_ms: clock.elapsed().as_millis() as u64,
         })
     }
@@ -439,6 +457,64 @@ fn summarize_leftovers(
         .collect();
     unowned.sort_by(|a, b| a.table.cmp(&b.table));
     (unregistered, unowned)
+}
+
+/// Counts, in the cycle's snapshot, the rows whose owner paths disagree (see `Plan::ambiguous`).
+async fn ambiguous_rows(
+    client: &tokio_postgres::Client,
+    plan: &Plan,
+    tenant_column: &str,
+) -> Result<Vec<AmbiguousRows>> {
+    let mut out = vec![];
+    for a in &plan.ambiguous {
+        let Some(def) = plan
+            .tables
+            .iter()
+            .find(|t| t.schema == a.schema && t.name == a.table)
+        else {
+            continue;
+        };
+        let sql = crate::source::postgres::query::disagreeing_owners(def, &a.other, tenant_column);
+        let rows = client.query(&sql, &[]).await.db(|| {
+            format!(
+                "counting rows of {} whose owner paths disagree",
+                def.display_name()
+            )
+        })?;
+        let Some(first) = rows.first() else { continue };
+        let name = def.display_name();
+        let other = Owner::Parent {
+            path: a.other.clone(),
+            column: tenant_column.to_string(),
+        };
+        out.push(AmbiguousRows {
+            chosen: def.owner.describe(&name),
+            other: other.describe(&name),
+            table: name,
+            rows: first.get::<_, i64>(0) as u64,
+            examples: rows
+                .iter()
+                .map(|r| {
+                    let key: Vec<Option<String>> = r.get(1);
+                    let values: Vec<String> = key
+                        .into_iter()
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                        .collect();
+                    match def.primary_key.is_empty() {
+                        true => format!("ctid={}", values.join(",")),
+                        false => def
+                            .primary_key
+                            .iter()
+                            .zip(values)
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
 }
 
 async fn source_info(client: &tokio_postgres::Client) -> Result<SourceInfo> {

@@ -13,9 +13,9 @@ use super::{
 use crate::archive::manifest::{TableManifest, TenantManifest};
 use crate::copytext;
 use crate::error::{DbContext, Error, Result};
-use crate::source::postgres::catalog::{Owner, TableDef};
-use crate::source::postgres::{self as pg, load};
-use crate::sql::{self, ident, qualified};
+use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
+use crate::source::postgres::{self as pg, apply};
+use crate::sql::{self, qualified};
 use crate::tenant::TenantRecord;
 use crate::Vault;
 use bytes::Bytes;
@@ -54,6 +54,9 @@ pub struct RecordRestoreReport {
     pub updated: u64,
     pub unchanged: u64,
 }
+
+/// A row to write, and whether it replaces a live row of the tenant (an update).
+type Write = (Vec<u8>, bool);
 
 /// Rows gathered for the restore, per table index of the manifest, keyed by encoded key.
 type Gathered = BTreeMap<usize, BTreeMap<Vec<u8>, (Vec<u8>, String)>>;
@@ -153,7 +156,7 @@ impl Vault {
             updated: 0,
             unchanged: 0,
         };
-        let mut writes: Vec<(usize, Vec<Vec<u8>>)> = vec![];
+        let mut writes: Vec<(usize, Vec<Write>)> = vec![];
         for (&t, table_rows) in &rows {
             let def = &manifest.tables[t].def;
             // Before reading anything live: the live table must still hold every value.
@@ -180,7 +183,7 @@ impl Vault {
                     _ => report.unchanged += 1,
                 }
                 if action != "unchanged" {
-                    to_write.push(row.clone());
+                    to_write.push((row.clone(), action == "update"));
                 }
                 report.rows.push(PlannedRow {
                     table: def.display_name(),
@@ -194,16 +197,39 @@ impl Vault {
         if opts.dry_run {
             return Ok(report);
         }
+        let plan = catalog::plan(&client, self.config()).await?;
         let mut client = client;
-        let tx = client
+        let mut tx = client
             .transaction()
             .await
             .db(|| "starting the record restore".into())?;
-        for (t, to_write) in &writes {
+        let replica = apply::skip_row_triggers(&mut tx).await?;
+        let session = apply::Session::new(&tx, replica);
+        let (mut changes, mut written) = (vec![], vec![]);
+        for (slot, (t, to_write)) in writes.iter().enumerate() {
             if !to_write.is_empty() {
-                upsert(&tx, &manifest.tables[*t], &record.id, to_write).await?;
+                let (c, rows) = stage(
+                    &session,
+                    &plan,
+                    slot,
+                    &manifest.tables[*t],
+                    &record.id,
+                    to_write,
+                )
+                .await?;
+                changes.push(c);
+                written.push(rows);
             }
         }
+        session.apply(&changes, &record.id, &plan).await?;
+        session
+            .check_references(&changes, &plan, &record.id)
+            .await?;
+        for (c, rows) in changes.iter().zip(&written) {
+            check_written_owner(&tx, &c.def, &record.id, rows).await?;
+        }
+        session.finish().await?;
+        drop(session);
         tx.commit()
             .await
             .db(|| "committing the record restore".into())?;
@@ -341,108 +367,109 @@ async fn check_owner(
     Ok(())
 }
 
-/// Writes rows through a temporary table: insert the missing, update the changed. Columns are
-/// matched by name; a value in a column the live table lost, or whose type changed, refuses.
-async fn upsert(
-    tx: &tokio_postgres::Transaction<'_>,
+/// Stages rows of one table for the restore engine: the live table must still hold every
+/// value (columns are matched by name), and a row that names another tenant refuses.
+async fn stage(
+    session: &apply::Session<'_, '_>,
+    plan: &Plan,
+    slot: usize,
     t: &TableManifest,
     tenant: &str,
-    rows: &[Vec<u8>],
-) -> Result<()> {
+    rows: &[Write],
+) -> Result<(apply::TableChange, Vec<Vec<u8>>)> {
     let def = &t.def;
-    let projection = Projection::of(tx, def).await?;
-    projection.check(&rows.iter().map(|r| r.as_slice()).collect::<Vec<_>>())?;
-    let keep = &projection.keep;
-    let archived: Vec<_> = def.archived_columns().collect();
+    let projection = Projection::of(session.client(), def).await?;
+    projection.check(&rows.iter().map(|(r, _)| r.as_slice()).collect::<Vec<_>>())?;
     if let Owner::Column { column } = &def.owner {
-        let ti = archived.iter().position(|c| &c.name == column);
+        let ti = def.archived_columns().position(|c| &c.name == column);
         let tenant_escaped = copytext::escape(tenant.as_bytes());
-        if rows
-            .iter()
-            .any(|r| ti.and_then(|i| copytext::fields(r).nth(i)) != Some(tenant_escaped.as_slice()))
-        {
+        if rows.iter().any(|(r, _)| {
+            ti.and_then(|i| copytext::fields(r).nth(i)) != Some(tenant_escaped.as_slice())
+        }) {
             return Err(Error::Conflict(format!(
                 "a row of {} names another tenant; nothing was written",
                 def.display_name()
             )));
         }
     }
-    let triggers = load::disable_user_triggers(tx, t).await?;
-    let cols: Vec<String> = keep.iter().map(|&i| ident(&archived[i].name)).collect();
-    let typed: Vec<String> = keep
+    // SQL is built from the live table: its keys and foreign keys, the snapshot's columns.
+    let live = plan
+        .tables
         .iter()
-        .map(|&i| format!("{} {}", ident(&archived[i].name), archived[i].type_name))
-        .collect();
-    tx.batch_execute(&format!(
-        "CREATE TEMP TABLE tv_records ({}) ON COMMIT DROP",
-        typed.join(", ")
-    ))
-    .await
-    .db(|| format!("staging rows of {}", def.display_name()))?;
-    let sink = tx
-        .copy_in::<_, Bytes>(&format!("COPY tv_records ({}) FROM STDIN", cols.join(", ")))
-        .await
-        .db(|| format!("staging rows of {}", def.display_name()))?;
-    futures::pin_mut!(sink);
-    let mut buf = vec![];
-    for r in rows {
-        buf.extend_from_slice(&projection.row(r));
-        buf.push(b'\n');
+        .find(|l| l.schema == def.schema && l.name == def.name)
+        .ok_or_else(|| Error::SchemaMismatch {
+            table: def.display_name(),
+            reason: "the table is no longer a tenant table of the live database".into(),
+        })?;
+    let mut target = live.clone();
+    target.columns = projection.def.columns.clone();
+    target.primary_key = def.primary_key.clone();
+    let change = apply::TableChange {
+        slot,
+        mode: apply::Mode::Keyed,
+        inserts: rows.iter().filter(|(_, update)| !update).count() as u64,
+        updates: rows.iter().filter(|(_, update)| *update).count() as u64,
+        deletes: 0,
+        unchanged: 0,
+        def: target,
+    };
+    session.stage(&change, plan).await?;
+    let positions = change.def.key_positions();
+    let (mut lines, mut keys, mut projected) = (vec![], vec![], vec![]);
+    for (r, update) in rows {
+        let row = projection.row(r);
+        lines.extend_from_slice(&row);
+        lines.push(b'\n');
+        if *update {
+            copytext::pick(&row, &positions, &mut keys);
+            keys.push(b'\n');
+        }
+        projected.push(row);
     }
-    sink.send(Bytes::from(buf))
+    let sink = session.rows_sink(&change).await?;
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(lines))
         .await
         .db(|| "staging rows".into())?;
     sink.finish().await.db(|| "staging rows".into())?;
-    let pk: Vec<String> = def.primary_key.iter().map(|c| ident(c)).collect();
-    let set: Vec<String> = cols
-        .iter()
-        .filter(|c| !pk.contains(c))
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect();
-    let action = if set.is_empty() {
-        "DO NOTHING".to_string()
-    } else {
-        format!("DO UPDATE SET {}", set.join(", "))
-    };
-    tx.batch_execute(&format!(
-        "INSERT INTO {} ({cols}) SELECT {cols} FROM tv_records ON CONFLICT ({}) {action}; DROP TABLE tv_records",
-        qualified(&def.schema, &def.name),
-        pk.join(", "),
-        cols = cols.join(", ")
-    ))
-    .await
-    .db(|| format!("writing rows of {}", def.display_name()))?;
-    load::enable_triggers(tx, t, &triggers).await?;
-    load::advance_sequences(tx, t).await?;
-    if let Owner::Parent { .. } = &def.owner {
-        // A child row belongs to whoever owns its parent: check that every written row reaches
-        // this tenant through its foreign keys, or write nothing.
-        let tenant_lit = sql::literal(tx, tenant).await?;
-        for r in rows {
-            let conditions = pk_conditions(tx, def, r).await?;
-            let q = crate::source::postgres::query::select_where(
-                def,
-                Some(&tenant_lit),
-                None,
-                &conditions,
-            );
-            let n: i64 = tx
-                .query_one(&format!("SELECT count(*) FROM ({q}) x"), &[])
-                .await
-                .db(|| {
-                    format!(
-                        "checking the owner of restored rows of {}",
-                        def.display_name()
-                    )
-                })?
-                .get(0);
-            if n != 1 {
-                return Err(Error::Conflict(format!(
-                    "{} {} would not belong to tenant {tenant:?} after the restore; nothing was written",
-                    def.display_name(),
-                    display_key(def, r)
-                )));
-            }
+    session
+        .load_keys(&change, apply::Keys::Update, keys)
+        .await?;
+    Ok((change, projected))
+}
+
+/// A child row belongs to whoever owns its parent: check that every written row reaches this
+/// tenant through its owner rule, or write nothing.
+async fn check_written_owner(
+    tx: &tokio_postgres::Transaction<'_>,
+    def: &TableDef,
+    tenant: &str,
+    rows: &[Vec<u8>],
+) -> Result<()> {
+    if let Owner::Column { .. } = &def.owner {
+        return Ok(());
+    }
+    let tenant_lit = sql::literal(tx, tenant).await?;
+    for r in rows {
+        let conditions = pk_conditions(tx, def, r).await?;
+        let q =
+            crate::source::postgres::query::select_where(def, Some(&tenant_lit), None, &conditions);
+        let n: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM ({q}) x"), &[])
+            .await
+            .db(|| {
+                format!(
+                    "checking the owner of restored rows of {}",
+                    def.display_name()
+                )
+            })?
+            .get(0);
+        if n != 1 {
+            return Err(Error::Conflict(format!(
+                "{} {} would not belong to tenant {tenant:?} after the restore; nothing was written",
+                def.display_name(),
+                display_key(def, r)
+            )));
         }
     }
     Ok(())

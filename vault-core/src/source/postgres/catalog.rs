@@ -4,8 +4,10 @@
 use crate::error::{DbContext, Error, Result};
 use crate::VaultConfig;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::Client;
+
+pub use super::ownership::plan;
 
 /// One column as archived. Generated columns are recorded but not archived (the database
 /// recomputes them on restore).
@@ -46,6 +48,32 @@ pub enum Owner {
     /// Rows belong to the tenant of the row they reference, `path` hops away; the last hop's
     /// table has `column`.
     Parent { path: Vec<Hop>, column: String },
+    /// Declared in `[ownership]`: a SQL expression over the row (alias `t0`) yields the tenant.
+    Expression { tenant: String },
+}
+
+impl Owner {
+    /// How the rule reads in `tvault tables` and in messages.
+    pub fn describe(&self, table: &str) -> String {
+        match self {
+            Owner::Column { column } => format!("column {column}"),
+            Owner::Parent { path, column } => {
+                let mut from = table.to_string();
+                let mut hops = vec![];
+                for h in path {
+                    let to = format!("{}.{}", h.ref_schema, h.ref_table);
+                    hops.push(format!(
+                        "{from}({}) -> {to}({})",
+                        h.columns.join(","),
+                        h.ref_columns.join(",")
+                    ));
+                    from = to;
+                }
+                format!("{}; {from}.{column}", hops.join("; "))
+            }
+            Owner::Expression { tenant } => format!("expression {tenant}"),
+        }
+    }
 }
 
 /// A tenant-owned table and how to read it.
@@ -74,6 +102,15 @@ impl TableDef {
     pub fn archived_columns(&self) -> impl Iterator<Item = &ColumnDef> {
         self.columns.iter().filter(|c| !c.generated)
     }
+
+    /// Positions of the primary key columns among the archived columns.
+    pub fn key_positions(&self) -> Vec<usize> {
+        let archived: Vec<&str> = self.archived_columns().map(|c| c.name.as_str()).collect();
+        self.primary_key
+            .iter()
+            .filter_map(|k| archived.iter().position(|c| c == k))
+            .collect()
+    }
 }
 
 /// The table plan of a database.
@@ -81,19 +118,56 @@ impl TableDef {
 pub struct Plan {
     /// Tenant-owned tables in restore order (referenced tables before referencing ones).
     pub tables: Vec<TableDef>,
-    /// Tables with no path to a tenant: reported, never put in tenant archives.
+    /// Tables with no path to a tenant, or declared global: reported, never put in tenant archives.
     pub global: Vec<String>,
+    /// Tables declared `excluded` in `[ownership]`: neither archived nor reported as global.
+    pub excluded: Vec<String>,
+    /// Per table (`schema.table`), the rule that decided its owner, for `tvault tables`.
+    pub rules: BTreeMap<String, String>,
+    /// Child tables with more than one foreign-key path to a tenant table: the path chosen and
+    /// each other one. Backups count the rows whose paths name different tenants.
+    pub ambiguous: Vec<Ambiguity>,
+    /// Every foreign key of the database, declared on a partition or on its root alike (folded
+    /// onto the root), global tables included: restores check references against these.
+    #[serde(skip)]
+    pub references: Vec<Reference>,
 }
 
-struct RawTable {
-    schema: String,
-    name: String,
-    rls_applies: bool,
-    columns: Vec<ColumnDef>,
-    primary_key: Vec<String>,
-    fks: Vec<ForeignKey>,
+/// A child table with several owner paths.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ambiguity {
+    pub schema: String,
+    pub table: String,
+    pub chosen: Vec<Hop>,
+    pub other: Vec<Hop>,
 }
 
+/// One foreign key of the database: `schema.table (fk.columns)` references `fk.ref_*`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reference {
+    pub schema: String,
+    pub table: String,
+    pub fk: ForeignKey,
+}
+
+/// A table as the catalog describes it, before owners are decided.
+pub(super) struct RawTable {
+    pub schema: String,
+    pub name: String,
+    pub rls_applies: bool,
+    pub columns: Vec<ColumnDef>,
+    pub primary_key: Vec<String>,
+    /// Its foreign keys, including those declared on its partitions only.
+    pub fks: Vec<ForeignKey>,
+}
+
+impl RawTable {
+    pub fn display_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// Ordinary and partitioned tables, without partitions: a partitioned table is one logical table.
 const TABLES_SQL: &str = "
 SELECT c.oid::int8, n.nspname::text, c.relname::text,
        c.relrowsecurity AND NOT r.rolsuper AND NOT r.rolbypassrls
@@ -105,12 +179,25 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
 ORDER BY n.nspname, c.relname";
 
+/// Every partition (at any depth) with the root of its tree.
+const PARTITIONS_SQL: &str = "
+WITH RECURSIVE tree(child, root) AS (
+    SELECT i.inhrelid, i.inhparent FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+    WHERE c.relispartition AND NOT p.relispartition
+  UNION ALL
+    SELECT i.inhrelid, t.root FROM pg_inherits i JOIN tree t ON i.inhparent = t.child
+)
+SELECT child::int8, root::int8 FROM tree";
+
 const COLUMNS_SQL: &str = "
 SELECT a.attrelid::int8, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated <> ''
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY a.attrelid, a.attnum";
 
+/// Primary keys and foreign keys. Constraints that PostgreSQL clones onto partitions from a
+/// constraint of their parent (`conparentid <> 0`) are the parent's, already listed.
 const CONSTRAINTS_SQL: &str = "
 SELECT k.conrelid::int8, k.contype::text, k.conname::text,
        ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
@@ -119,150 +206,12 @@ SELECT k.conrelid::int8, k.contype::text, k.conname::text,
        ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(n, i)
              JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i)
 FROM pg_constraint k
-WHERE k.contype IN ('p', 'f')
+WHERE k.contype IN ('p', 'f') AND k.conparentid = 0
 ORDER BY k.conrelid, k.conname";
 
-/// Reads the catalog and builds the plan for `config`.
-pub async fn plan(client: &Client, config: &VaultConfig) -> Result<Plan> {
-    let raw = read_tables(client).await?;
-    let wanted = |t: &RawTable| selected(config, &t.schema, &t.name);
-    let by_name: HashMap<(String, String), usize> = raw
-        .values()
-        .enumerate()
-        .map(|(i, t)| ((t.schema.clone(), t.name.clone()), i))
-        .collect();
-    let list: Vec<&RawTable> = raw.values().collect();
-    let has_tenant_col = |t: &RawTable| {
-        t.columns
-            .iter()
-            .any(|c| c.name == config.tenant_column && !c.generated)
-    };
-
-    let mut owners: Vec<Option<Owner>> = vec![None; list.len()];
-    for (i, t) in list.iter().enumerate() {
-        if has_tenant_col(t) {
-            owners[i] = Some(Owner::Column {
-                column: config.tenant_column.clone(),
-            });
-        }
-    }
-    // Shortest foreign-key path to a table with the tenant column, breadth first; ties go to the
-    // first foreign key by constraint name, so the plan is deterministic.
-    for i in 0..list.len() {
-        if owners[i].is_some() {
-            continue;
-        }
-        let mut seen = vec![false; list.len()];
-        let mut queue = VecDeque::from([(i, Vec::<Hop>::new())]);
-        seen[i] = true;
-        while let Some((at, path)) = queue.pop_front() {
-            if at != i && has_tenant_col(list[at]) {
-                owners[i] = Some(Owner::Parent {
-                    path,
-                    column: config.tenant_column.clone(),
-                });
-                break;
-            }
-            for fk in &list[at].fks {
-                let Some(&next) = by_name.get(&(fk.ref_schema.clone(), fk.ref_table.clone()))
-                else {
-                    continue;
-                };
-                if !seen[next] {
-                    seen[next] = true;
-                    let mut p = path.clone();
-                    p.push(Hop {
-                        columns: fk.columns.clone(),
-                        ref_schema: fk.ref_schema.clone(),
-                        ref_table: fk.ref_table.clone(),
-                        ref_columns: fk.ref_columns.clone(),
-                    });
-                    queue.push_back((next, p));
-                }
-            }
-        }
-    }
-
-    let mut plan = Plan::default();
-    let mut tables = vec![];
-    for (t, owner) in list.iter().zip(owners) {
-        if !wanted(t) {
-            continue;
-        }
-        match owner {
-            None => plan.global.push(format!("{}.{}", t.schema, t.name)),
-            Some(owner) => {
-                // A join through a parent with row-level security hides rows just as well.
-                let rls = t.rls_applies
-                    || matches!(&owner, Owner::Parent { path, .. } if path.iter().any(|h| {
-                        by_name
-                            .get(&(h.ref_schema.clone(), h.ref_table.clone()))
-                            .is_some_and(|&j| list[j].rls_applies)
-                    }));
-                tables.push(TableDef {
-                    schema: t.schema.clone(),
-                    name: t.name.clone(),
-                    columns: t.columns.clone(),
-                    primary_key: t.primary_key.clone(),
-                    owner,
-                    foreign_keys: t.fks.clone(),
-                    rls,
-                })
-            }
-        }
-    }
-    plan.tables = restore_order(tables);
-    Ok(plan)
-}
-
-fn selected(config: &VaultConfig, schema: &str, table: &str) -> bool {
-    let full = format!("{schema}.{table}");
-    (config.include_schemas.is_empty() || config.include_schemas.iter().any(|s| s == schema))
-        && !config.exclude_schemas.iter().any(|s| s == schema)
-        && (config.include_tables.is_empty() || config.include_tables.contains(&full))
-        && !config.exclude_tables.contains(&full)
-}
-
-/// Orders tables so that every referenced table comes before the tables referencing it
-/// (self-references and cycles fall back to name order).
-fn restore_order(tables: Vec<TableDef>) -> Vec<TableDef> {
-    let key = |t: &TableDef| (t.schema.clone(), t.name.clone());
-    let index: HashMap<_, _> = tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (key(t), i))
-        .collect();
-    let mut done = vec![false; tables.len()];
-    let mut order = Vec::with_capacity(tables.len());
-    fn visit(
-        i: usize,
-        tables: &[TableDef],
-        index: &HashMap<(String, String), usize>,
-        done: &mut [bool],
-        on_stack: &mut Vec<usize>,
-        order: &mut Vec<usize>,
-    ) {
-        if done[i] || on_stack.contains(&i) {
-            return;
-        }
-        on_stack.push(i);
-        for fk in &tables[i].foreign_keys {
-            if let Some(&j) = index.get(&(fk.ref_schema.clone(), fk.ref_table.clone())) {
-                visit(j, tables, index, done, on_stack, order);
-            }
-        }
-        on_stack.pop();
-        done[i] = true;
-        order.push(i);
-    }
-    for i in 0..tables.len() {
-        visit(i, &tables, &index, &mut done, &mut Vec::new(), &mut order);
-    }
-    let mut slots: Vec<Option<TableDef>> = tables.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
-}
-
-async fn read_tables(client: &Client) -> Result<BTreeMap<i64, RawTable>> {
+/// Reads every table of the database, with foreign keys declared on partitions folded onto the
+/// partitioned table they belong to (and references to a partition onto its root).
+pub(super) async fn read_tables(client: &Client) -> Result<Vec<RawTable>> {
     let mut tables = BTreeMap::new();
     let mut names = HashMap::new();
     for row in client
@@ -285,6 +234,14 @@ async fn read_tables(client: &Client) -> Result<BTreeMap<i64, RawTable>> {
             },
         );
     }
+    let root: HashMap<i64, i64> = client
+        .query(PARTITIONS_SQL, &[])
+        .await
+        .db(|| "reading the partition catalog".into())?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let root_of = |oid: i64| root.get(&oid).copied().unwrap_or(oid);
     for row in client
         .query(COLUMNS_SQL, &[])
         .await
@@ -303,23 +260,46 @@ async fn read_tables(client: &Client) -> Result<BTreeMap<i64, RawTable>> {
         .await
         .db(|| "reading the constraint catalog".into())?;
     for row in constraints {
-        let Some(t) = tables.get_mut(&row.get::<_, i64>(0)) else {
-            continue;
-        };
+        let own: i64 = row.get(0);
         let kind: String = row.get(1);
         let columns: Vec<String> = row.get(3);
         if kind == "p" {
-            t.primary_key = columns;
-        } else if let Some((s, n)) = names.get(&row.get::<_, i64>(4)) {
-            t.fks.push(ForeignKey {
-                columns,
-                ref_schema: s.clone(),
-                ref_table: n.clone(),
-                ref_columns: row.get(5),
-            });
+            // A partition's own primary key is not the partitioned table's.
+            if let Some(t) = tables.get_mut(&own) {
+                t.primary_key = columns;
+            }
+            continue;
+        }
+        let Some(t) = tables.get_mut(&root_of(own)) else {
+            continue;
+        };
+        let Some((s, n)) = names.get(&root_of(row.get::<_, i64>(4))) else {
+            continue;
+        };
+        let fk = ForeignKey {
+            columns,
+            ref_schema: s.clone(),
+            ref_table: n.clone(),
+            ref_columns: row.get(5),
+        };
+        // Every partition usually declares the same key: keep one.
+        if !t.fks.contains(&fk) {
+            t.fks.push(fk);
         }
     }
-    Ok(tables)
+    let mut list: Vec<RawTable> = tables.into_values().collect();
+    list.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    for t in &mut list {
+        // The documented tie-break between owner paths: by referencing columns, then target.
+        t.fks.sort_by(|a, b| {
+            (&a.columns, &a.ref_schema, &a.ref_table).cmp(&(
+                &b.columns,
+                &b.ref_schema,
+                &b.ref_table,
+            ))
+        });
+    }
+    Ok(list)
 }
 
 /// Fails when a table's row-level security would hide rows from the backup role and no tenant

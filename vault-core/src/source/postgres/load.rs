@@ -1,15 +1,16 @@
 //! What a restore does to the target database besides loading rows: checking that tables still
 //! match the snapshot, keeping user triggers out of the load, and advancing sequences.
 
-use crate::archive::manifest::TableManifest;
+use super::catalog::TableDef;
 use crate::error::{DbContext, Error, Result};
 use crate::sql::{ident, qualified};
 use tokio_postgres::{Client, Transaction};
 
 /// Refuses to restore into a table whose columns no longer match the snapshot: a missing column
 /// or a changed type would lose or alter values. Extra columns are fine (they get defaults).
-pub async fn check_schema(client: &Client, t: &TableManifest) -> Result<()> {
-    let name = qualified(&t.def.schema, &t.def.name);
+/// `target` is the live table, `archived` the snapshot's definition of it.
+pub async fn check_schema(client: &Client, target: &TableDef, archived: &TableDef) -> Result<()> {
+    let name = qualified(&target.schema, &target.name);
     let rows = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '' \
@@ -17,9 +18,9 @@ pub async fn check_schema(client: &Client, t: &TableManifest) -> Result<()> {
             &[&name],
         )
         .await
-        .db(|| format!("reading the columns of {}", t.def.display_name()))?;
+        .db(|| format!("reading the columns of {}", target.display_name()))?;
     let mismatch = |reason: String| Error::SchemaMismatch {
-        table: t.def.display_name(),
+        table: target.display_name(),
         reason,
     };
     if rows.is_empty() {
@@ -27,7 +28,7 @@ pub async fn check_schema(client: &Client, t: &TableManifest) -> Result<()> {
             "the table does not exist in the target database".into(),
         ));
     }
-    for c in t.def.archived_columns() {
+    for c in archived.archived_columns() {
         match rows.iter().find(|r| r.get::<_, String>(0) == c.name) {
             None => {
                 return Err(mismatch(format!(
@@ -59,8 +60,8 @@ pub async fn check_schema(client: &Client, t: &TableManifest) -> Result<()> {
 /// --disable-triggers`), so restored rows are exactly the archived ones and no trigger writes
 /// elsewhere; returns their names to re-enable. Foreign-key triggers stay on. `ALTER TABLE`
 /// is transactional: a failed restore leaves them as they were.
-pub async fn disable_user_triggers(tx: &Transaction<'_>, t: &TableManifest) -> Result<Vec<String>> {
-    let name = qualified(&t.def.schema, &t.def.name);
+pub async fn disable_user_triggers(tx: &Transaction<'_>, t: &TableDef) -> Result<Vec<String>> {
+    let name = qualified(&t.schema, &t.name);
     let rows = tx
         .query(
             "SELECT tgname::text FROM pg_trigger WHERE tgrelid = to_regclass($1) \
@@ -68,7 +69,7 @@ pub async fn disable_user_triggers(tx: &Transaction<'_>, t: &TableManifest) -> R
             &[&name],
         )
         .await
-        .db(|| format!("reading the triggers of {}", t.def.display_name()))?;
+        .db(|| format!("reading the triggers of {}", t.display_name()))?;
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     for n in &names {
         tx.batch_execute(&format!("ALTER TABLE {name} DISABLE TRIGGER {}", ident(n)))
@@ -76,31 +77,27 @@ pub async fn disable_user_triggers(tx: &Transaction<'_>, t: &TableManifest) -> R
             .db(|| {
                 format!(
                     "disabling trigger {n} of {} (the restoring role must own the table)",
-                    t.def.display_name()
+                    t.display_name()
                 )
             })?;
     }
     Ok(names)
 }
 
-pub async fn enable_triggers(
-    tx: &Transaction<'_>,
-    t: &TableManifest,
-    names: &[String],
-) -> Result<()> {
-    let name = qualified(&t.def.schema, &t.def.name);
+pub async fn enable_triggers(tx: &Transaction<'_>, t: &TableDef, names: &[String]) -> Result<()> {
+    let name = qualified(&t.schema, &t.name);
     for n in names {
         tx.batch_execute(&format!("ALTER TABLE {name} ENABLE TRIGGER {}", ident(n)))
             .await
-            .db(|| format!("re-enabling trigger {n} of {}", t.def.display_name()))?;
+            .db(|| format!("re-enabling trigger {n} of {}", t.display_name()))?;
     }
     Ok(())
 }
 
 /// Moves sequences owned by the table's columns (serial, identity) past the largest restored
 /// value. Only ever forward: in a pooled table the sequence is shared with other tenants.
-pub async fn advance_sequences(tx: &Transaction<'_>, t: &TableManifest) -> Result<()> {
-    let name = qualified(&t.def.schema, &t.def.name);
+pub async fn advance_sequences(tx: &Transaction<'_>, t: &TableDef) -> Result<()> {
+    let name = qualified(&t.schema, &t.name);
     let rows = tx
         .query(
             "SELECT a.attname::text, pg_get_serial_sequence($1, a.attname)::text FROM pg_attribute a \
@@ -109,7 +106,7 @@ pub async fn advance_sequences(tx: &Transaction<'_>, t: &TableManifest) -> Resul
             &[&name],
         )
         .await
-        .db(|| format!("reading the sequences of {}", t.def.display_name()))?;
+        .db(|| format!("reading the sequences of {}", t.display_name()))?;
     for r in rows {
         let (column, sequence): (String, String) = (r.get(0), r.get(1));
         // `sequence` comes back from the server already quoted and qualified.

@@ -1,9 +1,11 @@
 //! The PostgreSQL source: catalog, the SQL for reading/writing one tenant's rows, and the
 //! streaming extractor.
 
+pub mod apply;
 pub mod catalog;
 pub mod extract;
 pub mod load;
+pub mod ownership;
 pub mod query;
 
 use crate::error::{DbContext, Result};

@@ -3,7 +3,7 @@
 //! Backup, restore and post-restore verification all read rows through [`select`], so the bytes
 //! that are checksummed at restore time are produced exactly as they were at backup time.
 
-use super::catalog::{Owner, TableDef};
+use super::catalog::{Hop, Owner, TableDef};
 use crate::sql::{ident, qualified};
 
 /// Session settings that fix the text form of every type, so archives do not depend on the
@@ -12,29 +12,64 @@ pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyl
      SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET bytea_output = 'hex'; \
      SET client_encoding = 'UTF8'; SET standard_conforming_strings = on";
 
-/// `FROM` clause with the joins that reach the owning tenant column, and that column's expression.
+/// ` JOIN … AS {prefix}1 ON … JOIN … AS {prefix}2 …` following `path` from alias `t0`; returns
+/// the joins and the alias of the last table.
+fn path_joins(path: &[Hop], prefix: &str) -> (String, String) {
+    let mut joins = String::new();
+    let mut prev = "t0".to_string();
+    for (i, hop) in path.iter().enumerate() {
+        let alias = format!("{prefix}{}", i + 1);
+        let on: Vec<String> = hop
+            .columns
+            .iter()
+            .zip(&hop.ref_columns)
+            .map(|(c, r)| format!("{prev}.{} = {alias}.{}", ident(c), ident(r)))
+            .collect();
+        joins.push_str(&format!(
+            " JOIN {} AS {alias} ON {}",
+            qualified(&hop.ref_schema, &hop.ref_table),
+            on.join(" AND ")
+        ));
+        prev = alias;
+    }
+    (joins, prev)
+}
+
+/// `FROM` clause with the joins that reach the owning tenant, and the tenant's expression.
 fn from_and_owner(t: &TableDef) -> (String, String) {
-    let mut from = format!("{} AS t0", qualified(&t.schema, &t.name));
+    let from = format!("{} AS t0", qualified(&t.schema, &t.name));
     match &t.owner {
         Owner::Column { column } => (from, format!("t0.{}", ident(column))),
         Owner::Parent { path, column } => {
-            for (i, hop) in path.iter().enumerate() {
-                let on: Vec<String> = hop
-                    .columns
-                    .iter()
-                    .zip(&hop.ref_columns)
-                    .map(|(c, r)| format!("t{i}.{} = t{}.{}", ident(c), i + 1, ident(r)))
-                    .collect();
-                from.push_str(&format!(
-                    " JOIN {} AS t{} ON {}",
-                    qualified(&hop.ref_schema, &hop.ref_table),
-                    i + 1,
-                    on.join(" AND ")
-                ));
-            }
-            (from, format!("t{}.{}", path.len(), ident(column)))
+            let (joins, last) = path_joins(path, "t");
+            (
+                format!("{from}{joins}"),
+                format!("{last}.{}", ident(column)),
+            )
         }
+        // Operator-declared SQL (config, never the store); cast so COPY prints it as text.
+        Owner::Expression { tenant } => (from, format!("({tenant})::text")),
     }
+}
+
+/// Rows of a child table whose chosen owner path and `other` path name different tenants: the
+/// count of all such rows and the keys of the first five (`ARRAY[pk::text…]`, or the ctid).
+pub fn disagreeing_owners(t: &TableDef, other: &[Hop], column: &str) -> String {
+    let (from, owner) = from_and_owner(t);
+    let (joins, last) = path_joins(other, "a");
+    let key: Vec<String> = if t.primary_key.is_empty() {
+        vec!["t0.ctid::text".into()]
+    } else {
+        t.primary_key
+            .iter()
+            .map(|c| format!("t0.{}::text", ident(c)))
+            .collect()
+    };
+    format!(
+        "SELECT count(*) OVER ()::int8, ARRAY[{}] FROM {from}{joins} WHERE {owner} <> {last}.{} LIMIT 5",
+        key.join(", "),
+        ident(column)
+    )
 }
 
 /// A range of heap pages `[start, end)` (`end` open when `None`), read with a TID range scan.
@@ -80,19 +115,28 @@ pub fn copy_out(t: &TableDef, tenant_literal: Option<&str>, pages: Option<Pages>
     format!("COPY ({}) TO STDOUT", select(t, tenant_literal, pages))
 }
 
-/// Deletes one tenant's rows of a table.
+/// The owner of one row, found by `$1` = tableoid (oid) and `$2` = ctid (text); no row when
+/// its owner path is broken.
+pub fn owner_of_row(t: &TableDef) -> String {
+    let (from, owner) = from_and_owner(t);
+    format!("SELECT ({owner})::text FROM {from} WHERE t0.tableoid = $1 AND t0.ctid = $2::text::tid")
+}
+
+/// Deletes one tenant's rows of a table (the target has alias `d`).
 pub fn delete(t: &TableDef, tenant_literal: &str) -> String {
     match &t.owner {
         Owner::Column { column } => format!(
-            "DELETE FROM {} WHERE {} = {tenant_literal}",
+            "DELETE FROM {} AS d WHERE d.{} = {tenant_literal}",
             qualified(&t.schema, &t.name),
             ident(column)
         ),
-        Owner::Parent { .. } => {
-            // Row identity through ctid keeps this correct for tables without a primary key.
+        Owner::Parent { .. } | Owner::Expression { .. } => {
+            // Row identity through (tableoid, ctid) keeps this correct for tables without a
+            // primary key, and for partitioned tables, whose partitions repeat ctids.
             let (from, owner) = from_and_owner(t);
             format!(
-                "DELETE FROM {} AS d WHERE d.ctid IN (SELECT t0.ctid FROM {from} WHERE {owner} = {tenant_literal})",
+                "DELETE FROM {} AS d WHERE (d.tableoid, d.ctid) IN \
+                 (SELECT t0.tableoid, t0.ctid FROM {from} WHERE {owner} = {tenant_literal})",
                 qualified(&t.schema, &t.name)
             )
         }
