@@ -47,7 +47,7 @@ pub struct VaultConfig {
     pub s3: S3Config,
 }
 
-/// The owner of a table as declared in `[ownership]` (see `docs/OWNERSHIP.md`).
+/// The owner of a table as declared in `[ownership]` (see `docs/RESTORE.md`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum DeclaredOwner {

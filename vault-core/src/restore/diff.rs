@@ -19,16 +19,74 @@ use crate::tenant::{TenantRecord, Unlocked};
 use crate::Vault;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
-/// Blocks fetched and opened ahead of the COPY that consumes them.
+/// Blocks fetched and opened at once (on blocking threads), ahead of their use.
 const READ_AHEAD: usize = 4;
+/// Blocks opened while the live rows are still being read (about 1 MiB of plaintext each).
+const PREFETCH: usize = 32;
+
+/// A block's plaintext with the keyed hash of each of its rows.
+struct Opened {
+    plain: Vec<u8>,
+    hashes: Vec<u128>,
+    sealed_len: u64,
+}
+
+/// Fetches a block, then authenticates, decrypts and hashes its rows on a blocking thread.
+async fn open_block(
+    ctx: &Ctx<'_, '_, '_>,
+    table: String,
+    b: &crate::archive::manifest::BlockRef,
+) -> Result<Opened> {
+    let sealed = ctx.vault.fetch_sealed(ctx.record, b).await?;
+    let (record, keys, b) = (ctx.record.clone(), ctx.keys.clone(), b.clone());
+    tokio::task::spawn_blocking(move || {
+        let plain = super::open_sealed(&record, &keys, &table, &b, &sealed)?;
+        let hashes = block::rows(&plain)
+            .map(|r| keys.id_key.row_hash(r))
+            .collect();
+        Ok(Opened {
+            plain,
+            hashes,
+            sealed_len: b.length,
+        })
+    })
+    .await
+    .map_err(|e| crate::Error::Aborted(format!("opening a block: {e}")))?
+}
+
+/// Runs `fut` to completion while pulling up to `cap` items of `stream` into `ahead`, so that
+/// blocks are fetched and decrypted while the database computes the live rows.
+async fn while_prefetching<F: std::future::Future, S: futures::Stream + Unpin>(
+    fut: F,
+    stream: &mut S,
+    ahead: &mut VecDeque<S::Item>,
+    cap: usize,
+) -> F::Output {
+    futures::pin_mut!(fut);
+    loop {
+        if ahead.len() >= cap {
+            return fut.await;
+        }
+        // `next()` is cancel-safe: an item is never lost when the other branch wins.
+        tokio::select! {
+            biased;
+            out = &mut fut => return out,
+            item = stream.next() => match item {
+                Some(i) => ahead.push_back(i),
+                None => return fut.await,
+            },
+        }
+    }
+}
 
 /// What a restore of one tenant shares across its tables.
 pub(super) struct Ctx<'a, 's, 't> {
     pub vault: &'a Vault,
     pub record: &'a TenantRecord,
-    pub keys: &'a Unlocked,
+    pub keys: &'a Arc<Unlocked>,
     pub session: &'a Session<'s, 't>,
     pub literal: &'a str,
     pub erased: &'a Erased,
@@ -42,22 +100,39 @@ pub(super) struct Staged {
     pub change: TableChange,
     /// The tenant's live rows before the restore.
     pub live: Checksum,
+    /// Live rows the restore deletes or rewrites (their versions before the restore).
+    pub removed: Checksum,
     /// The snapshot's rows, less those the erasure ledger names.
     pub expected: Checksum,
 }
 
+impl Staged {
+    /// The tenant's rows after the restore, given what the written rows read back as.
+    pub fn after(&self, written: Checksum) -> Checksum {
+        let mut c = self.live.minus(self.removed);
+        c.merge(written);
+        c
+    }
+}
+
 /// The tenant's live rows of a table: key text -> row hash (keyed tables), and their checksum.
 struct Live {
-    rows: HashMap<Vec<u8>, u128>,
+    rows: HashMap<Vec<u8>, u128, foldhash::fast::RandomState>,
     checksum: Checksum,
 }
 
-async fn read_live(ctx: &Ctx<'_, '_, '_>, def: &TableDef, keyed: bool) -> Result<Live> {
+async fn read_live(
+    ctx: &Ctx<'_, '_, '_>,
+    def: &TableDef,
+    keyed: bool,
+    expected_rows: u64,
+) -> Result<Live> {
     let stream = ctx.session.live_rows(def, ctx.literal).await?;
     futures::pin_mut!(stream);
     let positions = def.key_positions();
+    let capacity = if keyed { expected_rows.min(1 << 24) } else { 0 };
     let mut live = Live {
-        rows: HashMap::new(),
+        rows: HashMap::with_capacity_and_hasher(capacity as usize, Default::default()),
         checksum: Checksum::default(),
     };
     let mut carry: Vec<u8> = vec![];
@@ -95,7 +170,18 @@ pub(super) async fn stage_table(
     } else {
         Mode::Keyed
     };
-    let mut live = read_live(ctx, &def, mode == Mode::Keyed).await?;
+    let table = m.def.display_name();
+    let mut blocks = futures::stream::iter(m.blocks.iter())
+        .map(|b| open_block(ctx, table.clone(), b))
+        .buffered(READ_AHEAD);
+    let mut ahead = VecDeque::new();
+    let mut live = while_prefetching(
+        read_live(ctx, &def, mode == Mode::Keyed, m.rows),
+        &mut blocks,
+        &mut ahead,
+        PREFETCH,
+    )
+    .await?;
     let manifest_sum = Checksum::from_manifest(m.rows, &m.checksum).ok_or_else(|| {
         crate::Error::corrupt(
             "manifest",
@@ -118,6 +204,7 @@ pub(super) async fn stage_table(
         return Ok(Staged {
             change,
             live: live.checksum,
+            removed: Checksum::default(),
             expected: manifest_sum,
         });
     }
@@ -129,27 +216,32 @@ pub(super) async fn stage_table(
     let positions = change.def.key_positions();
     let mut gone = Checksum::default();
     let mut snapshot = Checksum::default();
+    let mut removed = Checksum::default();
     let mut update_keys: Vec<u8> = vec![];
-    let mut blocks = futures::stream::iter(m.blocks.iter())
-        .map(|b| async move {
-            let plain = ctx
-                .vault
-                .read_block(ctx.record, ctx.keys, &m.def.display_name(), b)
-                .await?;
-            Ok::<_, crate::Error>((plain, b.length))
-        })
-        .buffered(READ_AHEAD);
     let mut key = Vec::with_capacity(32);
-    while let Some(next) = blocks.next().await {
-        let (mut plain, sealed_len) = next?;
-        if let Some(f) = &filter {
-            let (kept, dropped) = f.apply(&ctx.keys.id_key, &plain);
-            gone.merge(dropped);
-            plain = kept;
-        }
+    loop {
+        let next = match ahead.pop_front() {
+            Some(b) => b,
+            None => match blocks.next().await {
+                Some(b) => b,
+                None => break,
+            },
+        };
+        let Opened {
+            plain,
+            hashes,
+            sealed_len,
+        } = next?;
         let mut out = Vec::with_capacity(plain.len());
-        for row in block::rows(&plain) {
-            let hash = ctx.keys.id_key.row_hash(row);
+        for (row, hash) in block::rows(&plain).zip(hashes) {
+            if filter
+                .as_ref()
+                .is_some_and(|f| f.is_erased(&ctx.keys.id_key, row))
+            {
+                // Rows the erasure ledger names never come back, whatever the snapshot holds.
+                gone.add_hash(hash);
+                continue;
+            }
             snapshot.add_hash(hash);
             let write = match mode {
                 Mode::Replace => true,
@@ -161,7 +253,8 @@ pub(super) async fn stage_table(
                             change.unchanged += 1;
                             false
                         }
-                        Some(_) => {
+                        Some(old) => {
+                            removed.add_hash(old);
                             change.updates += 1;
                             update_keys.extend_from_slice(&key);
                             update_keys.push(b'\n');
@@ -193,7 +286,8 @@ pub(super) async fn stage_table(
         Mode::Keyed => {
             change.deletes = live.rows.len() as u64;
             let mut delete_keys = Vec::with_capacity(live.rows.len() * 16);
-            for k in std::mem::take(&mut live.rows).into_keys() {
+            for (k, old) in std::mem::take(&mut live.rows) {
+                removed.add_hash(old);
                 delete_keys.extend_from_slice(&k);
                 delete_keys.push(b'\n');
             }
@@ -208,17 +302,39 @@ pub(super) async fn stage_table(
         Mode::Replace => {
             change.inserts = snapshot.rows;
             change.deletes = live.checksum.rows;
+            removed = live.checksum;
         }
     }
     ctx.session.analyze(&change).await?;
     Ok(Staged {
         change,
         live: live.checksum,
+        removed,
         expected: manifest_sum.minus(gone),
     })
 }
 
-/// The tenant's live rows of a table, checksummed as at backup time (verification after apply).
-pub(super) async fn live_checksum(ctx: &Ctx<'_, '_, '_>, def: &TableDef) -> Result<Checksum> {
-    Ok(read_live(ctx, def, false).await?.checksum)
+/// Reads back what the restore wrote to a table, checksummed as at backup time: the tenant's
+/// rows with the staged keys (keyed tables), or all of its rows (tables replaced whole).
+pub(super) async fn written_checksum(ctx: &Ctx<'_, '_, '_>, c: &TableChange) -> Result<Checksum> {
+    let stream = ctx.session.written_rows(c, ctx.literal).await?;
+    futures::pin_mut!(stream);
+    let mut sum = Checksum::default();
+    let mut carry: Vec<u8> = vec![];
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .db(|| format!("reading back {}", c.def.display_name()))?
+    {
+        carry.extend_from_slice(&chunk);
+        let end = carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in block::rows(&carry[..end]) {
+            sum.add_row(
+                &ctx.keys.id_key,
+                copytext::split_first(line).1.unwrap_or_default(),
+            );
+        }
+        carry.drain(..end);
+    }
+    Ok(sum)
 }

@@ -164,14 +164,7 @@ impl Vault {
         b: &BlockRef,
     ) -> Result<Vec<u8>> {
         let sealed = self.fetch_sealed(record, b).await?;
-        let object = layout::pack(&record.path, &b.pack).to_string();
-        block::open(&keys.data_key, &keys.id_key, &sealed, table, b, &object).map_err(|e| match e {
-            Error::WrongKey { reason, .. } => Error::WrongKey {
-                tenant: record.id.clone(),
-                reason,
-            },
-            other => other,
-        })
+        open_sealed(record, keys, table, b, &sealed)
     }
 
     /// Fetches a block's sealed bytes with one ranged read and checks their hash.
@@ -252,7 +245,7 @@ impl Vault {
         let record = self.tenant(&opts.tenant)?;
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
         let manifest = self.manifest(&record, &snapshot).await?;
-        let keys = self.unlock(&record, identity).await?;
+        let keys = Arc::new(self.unlock(&record, identity).await?);
         let url = opts
             .target
             .clone()
@@ -294,24 +287,40 @@ impl Vault {
         };
         let mut staged = Vec::with_capacity(targets.len());
         for (slot, (mi, def)) in targets.into_iter().enumerate() {
-            staged.push(diff::stage_table(&ctx, &manifest.tables[mi], def, slot).await?);
+            let clock = std::time::Instant::now();
+            let s = diff::stage_table(&ctx, &manifest.tables[mi], def, slot).await?;
+            tracing::debug!(table = %s.change.def.display_name(), ms = clock.elapsed().as_millis() as u64, "compared and staged");
+            staged.push(s);
         }
         let changes: Vec<apply::TableChange> = staged.iter().map(|s| s.change.clone()).collect();
         let mut checks: Vec<TableCheck> = staged.iter().map(TableCheck::planned).collect();
         if !opts.dry_run {
+            let clock = std::time::Instant::now();
             session.apply(&changes, &record.id, &plan).await?;
+            tracing::debug!(ms = clock.elapsed().as_millis() as u64, "applied");
+            let clock = std::time::Instant::now();
             session
                 .check_references(&changes, &plan, &record.id)
                 .await?;
+            tracing::debug!(
+                ms = clock.elapsed().as_millis() as u64,
+                "references checked"
+            );
+            let clock = std::time::Instant::now();
             for (check, s) in checks.iter_mut().zip(&staged) {
+                // Untouched rows were read in this transaction; every written row is read back.
                 let got = if s.change.is_empty() {
                     s.live
                 } else {
-                    diff::live_checksum(&ctx, &s.change.def).await?
+                    s.after(diff::written_checksum(&ctx, &s.change).await?)
                 };
                 check.rows_restored = Some(got.rows);
                 check.checksum_ok = Some(got == s.expected);
             }
+            tracing::debug!(
+                ms = clock.elapsed().as_millis() as u64,
+                "written rows read back"
+            );
             if let Some(bad) = checks.iter().find(|c| c.checksum_ok == Some(false)) {
                 // Dropping the transaction rolls it back: the live rows stay as they were.
                 return Err(Error::Mismatch {
@@ -348,6 +357,24 @@ impl Vault {
             ok: true,
         })
     }
+}
+
+/// Opens a block's sealed bytes (authentication, decryption, id check); CPU work.
+pub(crate) fn open_sealed(
+    record: &TenantRecord,
+    keys: &crate::tenant::Unlocked,
+    table: &str,
+    b: &BlockRef,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let object = layout::pack(&record.path, &b.pack).to_string();
+    block::open(&keys.data_key, &keys.id_key, sealed, table, b, &object).map_err(|e| match e {
+        Error::WrongKey { reason, .. } => Error::WrongKey {
+            tenant: record.id.clone(),
+            reason,
+        },
+        other => other,
+    })
 }
 
 /// Matches every table of the manifest with its live table (after `schema_map`) in the plan of

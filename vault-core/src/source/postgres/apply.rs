@@ -185,6 +185,20 @@ impl<'a, 't> Session<'a, 't> {
         self.tx.execute(sql, &[]).await.db(what)
     }
 
+    /// Runs a statement that must change exactly `expected` rows: any other count means the
+    /// tenant's rows changed after they were compared.
+    async fn change(&self, c: &TableChange, sql: &str, verb: &str, expected: u64) -> Result<()> {
+        let name = c.def.display_name();
+        let n = self.run(sql, || format!("{verb} rows of {name}")).await?;
+        if n != expected {
+            return Err(Error::Conflict(format!(
+                "{verb} {name}: {n} rows where {expected} were planned; the tenant's rows changed \
+                 while the restore ran (restore when nothing writes to this tenant); nothing was changed"
+            )));
+        }
+        Ok(())
+    }
+
     /// Creates the staging tables of one table; their column types are the live table's.
     pub async fn stage(&self, c: &TableChange, plan: &Plan) -> Result<()> {
         let table = qualified(&c.def.schema, &c.def.name);
@@ -226,6 +240,32 @@ impl<'a, 't> Session<'a, 't> {
             .copy_out(&query::copy_out(def, Some(tenant_literal), None))
             .await
             .db(|| format!("reading the live rows of {}", def.display_name()))
+    }
+
+    /// What the restore wrote, read back through the backup's query: for a keyed table the
+    /// tenant's rows whose keys were staged for writing, for a replaced table all of them.
+    pub async fn written_rows(
+        &self,
+        c: &TableChange,
+        tenant_literal: &str,
+    ) -> Result<tokio_postgres::CopyOutStream> {
+        let extra = match c.mode {
+            Mode::Keyed => vec![format!(
+                "({}) IN (SELECT {} FROM {})",
+                cols(&c.def.primary_key, "t0."),
+                cols(&c.def.primary_key, ""),
+                staging('w', c.slot)
+            )],
+            Mode::Replace => vec![],
+        };
+        let sql = format!(
+            "COPY ({}) TO STDOUT",
+            query::select_where(&c.def, Some(tenant_literal), None, &extra)
+        );
+        self.tx
+            .copy_out(&sql)
+            .await
+            .db(|| format!("reading back {}", c.def.display_name()))
     }
 
     /// Gives the planner statistics of large staging tables (temporary tables have none).
@@ -332,15 +372,12 @@ impl<'a, 't> Session<'a, 't> {
                     .await?;
                 }
                 if c.deletes > 0 {
-                    self.run(
-                        &format!(
-                            "DELETE FROM {table} AS t USING {} AS k WHERE {}",
-                            staging('d', c.slot),
-                            equal(pk, "t", "k")
-                        ),
-                        || format!("deleting rows of {name}"),
-                    )
-                    .await?;
+                    let sql = format!(
+                        "DELETE FROM {table} AS t USING {} AS k WHERE {}",
+                        staging('d', c.slot),
+                        equal(pk, "t", "k")
+                    );
+                    self.change(c, &sql, "deleting", c.deletes).await?;
                 }
             }
             Mode::Replace => {
@@ -354,8 +391,7 @@ impl<'a, 't> Session<'a, 't> {
                         staging('g', c.slot)
                     )
                 };
-                self.run(&sql, || format!("deleting rows of {name}"))
-                    .await?;
+                self.change(c, &sql, "deleting", c.deletes).await?;
             }
         }
         Ok(())
@@ -375,17 +411,14 @@ impl<'a, 't> Session<'a, 't> {
         let inserts = match c.mode {
             Mode::Keyed => {
                 if c.updates > 0 && !set.is_empty() {
-                    self.run(
-                        &format!(
-                            "UPDATE {table} AS t SET {} FROM {w} AS w JOIN {u} AS k ON {wk} WHERE {tw}",
-                            set.join(", "),
-                            u = staging('u', c.slot),
-                            wk = equal(pk, "w", "k"),
-                            tw = equal(pk, "t", "w"),
-                        ),
-                        || format!("updating rows of {name}"),
-                    )
-                    .await?;
+                    let sql = format!(
+                        "UPDATE {table} AS t SET {} FROM {w} AS w JOIN {u} AS k ON {wk} WHERE {tw}",
+                        set.join(", "),
+                        u = staging('u', c.slot),
+                        wk = equal(pk, "w", "k"),
+                        tw = equal(pk, "t", "w"),
+                    );
+                    self.change(c, &sql, "updating", c.updates).await?;
                 }
                 format!(
                     "SELECT {} FROM {w} AS w WHERE NOT EXISTS (SELECT 1 FROM {} AS k WHERE {})",
@@ -404,7 +437,11 @@ impl<'a, 't> Session<'a, 't> {
             cols(&all, "")
         );
         match self.tx.execute(&sql, &[]).await {
-            Ok(_) => Ok(()),
+            Ok(n) if n == c.inserts => Ok(()),
+            Ok(n) => Err(Error::Conflict(format!(
+                "inserting {name}: {n} rows where {} were planned; nothing was changed",
+                c.inserts
+            ))),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 let detail = e
                     .as_db_error()

@@ -1,6 +1,6 @@
 //! Who owns each table: a declaration in `[ownership]`, the tenant column, the shortest
 //! foreign-key path to a table that has it, or nobody (global). The rules are documented in
-//! `docs/OWNERSHIP.md`; this module is pure logic over the catalog that `catalog` read.
+//! `docs/RESTORE.md`; this module is pure logic over the catalog that `catalog` read.
 
 use super::catalog::{read_tables, Ambiguity, Hop, Owner, Plan, RawTable, Reference, TableDef};
 use crate::config::{DeclaredOwner, OwnerKeyword};
