@@ -13,7 +13,7 @@ use crate::archive::manifest::TableManifest;
 use crate::copytext;
 use crate::error::{DbContext, Result};
 use crate::ledger::Erased;
-use crate::source::postgres::apply::{Keys, Mode, Session, TableChange};
+use crate::source::postgres::apply::{self, Keys, Mode, Session, TableChange};
 use crate::source::postgres::catalog::{Plan, TableDef};
 use crate::tenant::{TenantRecord, Unlocked};
 use crate::Vault;
@@ -116,19 +116,23 @@ impl Staged {
 }
 
 /// The tenant's live rows of a table: key text -> row hash (keyed tables), and their checksum.
-struct Live {
+pub(super) struct Live {
     rows: HashMap<Vec<u8>, u128, foldhash::fast::RandomState>,
     checksum: Checksum,
 }
 
-async fn read_live(
-    ctx: &Ctx<'_, '_, '_>,
+/// Reads the tenant's live rows of a table through the backup's query, on `client` (a second
+/// connection, so that the database computes the next table's rows while this one is staged).
+pub(super) async fn read_live(
+    client: &tokio_postgres::Client,
     def: &TableDef,
-    keyed: bool,
+    literal: &str,
+    id_key: &crate::archive::block::IdKey,
     expected_rows: u64,
 ) -> Result<Live> {
-    let stream = ctx.session.live_rows(def, ctx.literal).await?;
+    let stream = apply::live_rows(client, def, literal).await?;
     futures::pin_mut!(stream);
+    let keyed = !def.primary_key.is_empty();
     let positions = def.key_positions();
     let capacity = if keyed { expected_rows.min(1 << 24) } else { 0 };
     let mut live = Live {
@@ -145,7 +149,7 @@ async fn read_live(
         let end = carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         for line in block::rows(&carry[..end]) {
             let row = copytext::split_first(line).1.unwrap_or_default();
-            let hash = ctx.keys.id_key.row_hash(row);
+            let hash = id_key.row_hash(row);
             live.checksum.add_hash(hash);
             if keyed {
                 let mut key = Vec::with_capacity(16);
@@ -164,6 +168,7 @@ pub(super) async fn stage_table(
     m: &TableManifest,
     def: TableDef,
     slot: usize,
+    live: impl std::future::Future<Output = Result<Live>>,
 ) -> Result<Staged> {
     let mode = if def.primary_key.is_empty() {
         Mode::Replace
@@ -175,13 +180,7 @@ pub(super) async fn stage_table(
         .map(|b| open_block(ctx, table.clone(), b))
         .buffered(READ_AHEAD);
     let mut ahead = VecDeque::new();
-    let mut live = while_prefetching(
-        read_live(ctx, &def, mode == Mode::Keyed, m.rows),
-        &mut blocks,
-        &mut ahead,
-        PREFETCH,
-    )
-    .await?;
+    let mut live = while_prefetching(live, &mut blocks, &mut ahead, PREFETCH).await?;
     let manifest_sum = Checksum::from_manifest(m.rows, &m.checksum).ok_or_else(|| {
         crate::Error::corrupt(
             "manifest",

@@ -11,14 +11,14 @@
 //! they pass authentication and their id check.
 
 mod diff;
+mod targets;
 
 use crate::archive::block;
 use crate::archive::manifest::{BlockRef, TenantManifest};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres::apply::{self, Mode};
-use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
-use crate::source::postgres::{self as pg, load};
+use crate::source::postgres as pg;
 use crate::tenant::TenantRecord;
 use crate::{layout, sql, Vault};
 use bytes::Bytes;
@@ -252,7 +252,7 @@ impl Vault {
             .unwrap_or_else(|| self.config().source.clone());
         let mut client = pg::connect(&url).await?;
         let (plan, targets) =
-            restore_targets(&client, self.config(), &manifest, &opts.schema_map).await?;
+            targets::restore_targets(&client, self.config(), &manifest, &opts.schema_map).await?;
         let erased = self.ledger(&record).await?.erased();
         let total: u64 = manifest
             .tables
@@ -268,6 +268,7 @@ impl Vault {
             }
         };
         let role = pg::current_role(&client).await?;
+        let reader = pg::connect(&url).await?;
         let mut tx = client
             .transaction()
             .await
@@ -285,13 +286,38 @@ impl Vault {
             plan: &plan,
             progress: &progress,
         };
-        let mut staged = Vec::with_capacity(targets.len());
-        for (slot, (mi, def)) in targets.into_iter().enumerate() {
-            let clock = std::time::Instant::now();
-            let s = diff::stage_table(&ctx, &manifest.tables[mi], def, slot).await?;
-            tracing::debug!(table = %s.change.def.display_name(), ms = clock.elapsed().as_millis() as u64, "compared and staged");
-            staged.push(s);
-        }
+        // Live rows are read on a second connection, one table ahead of the staging: the
+        // database computes them while the previous table is compared and staged. Both read
+        // committed data; what changes in between fails the apply's row counts or the checks.
+        let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(1);
+        let read_all = async {
+            for (mi, def) in &targets {
+                let rows = manifest.tables[*mi].rows;
+                let live = diff::read_live(&reader, def, &literal, &keys.id_key, rows).await;
+                let failed = live.is_err();
+                if live_tx.send(live).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
+        let stage_all = async {
+            let mut staged = Vec::with_capacity(targets.len());
+            for (slot, (mi, def)) in targets.iter().enumerate() {
+                let clock = std::time::Instant::now();
+                let live = async {
+                    live_rx.recv().await.unwrap_or_else(|| {
+                        Err(Error::Aborted("the live-row reader stopped".into()))
+                    })
+                };
+                let s =
+                    diff::stage_table(&ctx, &manifest.tables[*mi], def.clone(), slot, live).await?;
+                tracing::debug!(table = %s.change.def.display_name(), ms = clock.elapsed().as_millis() as u64, "compared and staged");
+                staged.push(s);
+            }
+            Ok::<_, Error>(staged)
+        };
+        let ((), staged) = futures::join!(read_all, stage_all);
+        let staged = staged?;
         let changes: Vec<apply::TableChange> = staged.iter().map(|s| s.change.clone()).collect();
         let mut checks: Vec<TableCheck> = staged.iter().map(TableCheck::planned).collect();
         if !opts.dry_run {
@@ -375,101 +401,4 @@ pub(crate) fn open_sealed(
         },
         other => other,
     })
-}
-
-/// Matches every table of the manifest with its live table (after `schema_map`) in the plan of
-/// the target database, which is what the restore's SQL is built from: the live table must
-/// still hold every archived column with its type, and the same rule must own it. Returns the
-/// plan and, in restore order, each manifest table's index with the live definition restricted
-/// to the archived columns in snapshot order.
-async fn restore_targets(
-    client: &tokio_postgres::Client,
-    config: &crate::VaultConfig,
-    manifest: &TenantManifest,
-    map: &[(String, String)],
-) -> Result<(Plan, Vec<(usize, TableDef)>)> {
-    let mapped = |s: &str| {
-        map.iter()
-            .find(|(from, _)| from == s)
-            .map_or_else(|| s.to_string(), |(_, to)| to.clone())
-    };
-    // Every table of the target counts (the mapped schema may be outside the backup's
-    // selection); declared owners follow their tables into the mapped schemas.
-    let mut config = config.clone();
-    config.include_schemas.clear();
-    config.exclude_schemas.clear();
-    config.include_tables.clear();
-    config.exclude_tables.clear();
-    config.ownership = config
-        .ownership
-        .into_iter()
-        .map(|(name, owner)| match name.split_once('.') {
-            Some((s, t)) => (format!("{}.{t}", mapped(s)), owner),
-            None => (name, owner),
-        })
-        .collect();
-    let plan = catalog::plan(client, &config).await?;
-    let mut targets: Vec<(usize, usize, TableDef)> = vec![];
-    for (mi, m) in manifest.tables.iter().enumerate() {
-        let schema = mapped(&m.def.schema);
-        let name = format!("{schema}.{}", m.def.name);
-        let Some(pos) = plan
-            .tables
-            .iter()
-            .position(|t| t.schema == schema && t.name == m.def.name)
-        else {
-            let reason = if plan.global.contains(&name) || plan.excluded.contains(&name) {
-                format!(
-                    "{name} is not a tenant table in the target database ({})",
-                    plan.rules[&name]
-                )
-            } else {
-                "the table does not exist in the target database".to_string()
-            };
-            return Err(Error::SchemaMismatch {
-                table: name,
-                reason,
-            });
-        };
-        if let Some((_, other, _)) = targets.iter().find(|(p, _, _)| *p == pos) {
-            return Err(Error::Invalid(format!(
-                "--schema-map maps both {} and {} onto {name}",
-                manifest.tables[*other].def.display_name(),
-                m.def.display_name()
-            )));
-        }
-        let live = &plan.tables[pos];
-        load::check_schema(client, live, &m.def).await?;
-        let mut archived_owner = m.def.owner.clone();
-        if let Owner::Parent { path, .. } = &mut archived_owner {
-            path.iter_mut()
-                .for_each(|h| h.ref_schema = mapped(&h.ref_schema));
-        }
-        if archived_owner != live.owner {
-            return Err(Error::SchemaMismatch {
-                table: name.clone(),
-                reason: format!(
-                    "its owner was {} at backup time and is {} now; restoring by the new rule could \
-                     touch rows of other tenants",
-                    archived_owner.describe(&name),
-                    live.owner.describe(&name)
-                ),
-            });
-        }
-        let mut def = live.clone();
-        def.columns = m.def.archived_columns().cloned().collect();
-        if !def
-            .primary_key
-            .iter()
-            .all(|k| def.columns.iter().any(|c| &c.name == k))
-        {
-            def.primary_key.clear();
-        }
-        targets.push((pos, mi, def));
-    }
-    targets.sort_by_key(|(pos, _, _)| *pos);
-    Ok((
-        plan,
-        targets.into_iter().map(|(_, mi, def)| (mi, def)).collect(),
-    ))
 }

@@ -55,11 +55,11 @@ impl TableChange {
         self.inserts + self.updates + self.deletes == 0
     }
 
-    fn writes(&self) -> bool {
+    pub(super) fn writes(&self) -> bool {
         self.inserts + self.updates > 0
     }
 
-    fn removes(&self) -> bool {
+    pub(super) fn removes(&self) -> bool {
         self.deletes + self.updates > 0
     }
 }
@@ -76,7 +76,7 @@ type Disabled = (TableDef, Vec<String>);
 
 /// A restore transaction's changes.
 pub struct Session<'a, 't> {
-    tx: &'a Transaction<'t>,
+    pub(super) tx: &'a Transaction<'t>,
     /// Foreign-key and user triggers are skipped (`session_replication_role = replica`).
     pub replica: bool,
     /// User triggers disabled with ALTER TABLE (fallback only), to re-enable before commit.
@@ -105,6 +105,18 @@ pub async fn skip_row_triggers(tx: &mut Transaction<'_>) -> Result<bool> {
     }
 }
 
+/// The tenant's live rows of a table, through the backup's own query.
+pub async fn live_rows(
+    client: &tokio_postgres::Client,
+    def: &TableDef,
+    tenant_literal: &str,
+) -> Result<tokio_postgres::CopyOutStream> {
+    client
+        .copy_out(&query::copy_out(def, Some(tenant_literal), None))
+        .await
+        .db(|| format!("reading the live rows of {}", def.display_name()))
+}
+
 /// The warning a fallback restore reports.
 pub fn fallback_warning(role: &str) -> String {
     format!(
@@ -115,11 +127,11 @@ pub fn fallback_warning(role: &str) -> String {
     )
 }
 
-fn staging(kind: char, slot: usize) -> String {
+pub(super) fn staging(kind: char, slot: usize) -> String {
     format!("pg_temp.tv_{kind}_{slot}")
 }
 
-fn cols(names: &[String], alias: &str) -> String {
+pub(super) fn cols(names: &[String], alias: &str) -> String {
     names
         .iter()
         .map(|c| format!("{alias}{}", ident(c)))
@@ -135,7 +147,7 @@ fn equal(names: &[String], a: &str, b: &str) -> String {
         .join(" AND ")
 }
 
-fn archived(def: &TableDef) -> Vec<String> {
+pub(super) fn archived(def: &TableDef) -> Vec<String> {
     def.archived_columns().map(|c| c.name.clone()).collect()
 }
 
@@ -152,7 +164,7 @@ fn referenced_columns(def: &TableDef, plan: &Plan) -> Vec<String> {
     out
 }
 
-fn incoming<'p>(
+pub(super) fn incoming<'p>(
     def: &'p TableDef,
     plan: &'p Plan,
 ) -> impl Iterator<Item = &'p super::catalog::Reference> {
@@ -181,7 +193,7 @@ impl<'a, 't> Session<'a, 't> {
             .map_err(|_| Error::Conflict("a restore session's lock is poisoned".into()))
     }
 
-    async fn run(&self, sql: &str, what: impl FnOnce() -> String) -> Result<u64> {
+    pub(super) async fn run(&self, sql: &str, what: impl FnOnce() -> String) -> Result<u64> {
         self.tx.execute(sql, &[]).await.db(what)
     }
 
@@ -228,18 +240,6 @@ impl<'a, 't> Session<'a, 't> {
             .batch_execute(&sql)
             .await
             .db(|| format!("staging rows of {}", c.def.display_name()))
-    }
-
-    /// The tenant's live rows of a table, through the backup's own query.
-    pub async fn live_rows(
-        &self,
-        def: &TableDef,
-        tenant_literal: &str,
-    ) -> Result<tokio_postgres::CopyOutStream> {
-        self.tx
-            .copy_out(&query::copy_out(def, Some(tenant_literal), None))
-            .await
-            .db(|| format!("reading the live rows of {}", def.display_name()))
     }
 
     /// What the restore wrote, read back through the backup's query: for a keyed table the
@@ -455,168 +455,6 @@ impl<'a, 't> Session<'a, 't> {
             }
             Err(e) => Err(e).db(|| format!("inserting rows of {name}")),
         }
-    }
-
-    /// Verifies the references of exactly the changed rows (see the module docs). Fails, naming
-    /// the row, when a written row references a missing row or a removed key is still referenced.
-    pub async fn check_references(
-        &self,
-        changes: &[TableChange],
-        plan: &Plan,
-        tenant: &str,
-    ) -> Result<()> {
-        for c in changes.iter().filter(|c| c.writes()) {
-            self.check_outgoing(c).await?;
-        }
-        for c in changes.iter().filter(|c| c.removes()) {
-            self.check_incoming(c, plan, tenant).await?;
-        }
-        Ok(())
-    }
-
-    async fn check_outgoing(&self, c: &TableChange) -> Result<()> {
-        let all = archived(&c.def);
-        for fk in &c.def.foreign_keys {
-            if !fk.columns.iter().all(|col| all.contains(col)) {
-                continue; // a generated referencing column: the database computes it
-            }
-            let parent = qualified(&fk.ref_schema, &fk.ref_table);
-            let w = staging('w', c.slot);
-            let present: Vec<String> = fk
-                .columns
-                .iter()
-                .map(|col| format!("w.{} IS NOT NULL", ident(col)))
-                .collect();
-            let matches: Vec<String> = fk
-                .columns
-                .iter()
-                .zip(&fk.ref_columns)
-                .map(|(col, r)| format!("p.{} = w.{}", ident(r), ident(col)))
-                .collect();
-            // Lock the referenced rows as PostgreSQL's own check would, so that no concurrent
-            // transaction deletes them before this one commits.
-            self.run(
-                &format!(
-                    "SELECT 1 FROM {parent} AS p WHERE ({}) IN (SELECT {} FROM {w} AS w) FOR KEY SHARE OF p",
-                    cols(&fk.ref_columns, "p."),
-                    cols(&fk.columns, "w.")
-                ),
-                || format!("locking rows of {parent} that restored rows reference"),
-            )
-            .await?;
-            let missing = self
-                .tx
-                .query(
-                    &format!(
-                        "SELECT ARRAY[{}] FROM {w} AS w WHERE {} AND NOT EXISTS \
-                         (SELECT 1 FROM {parent} AS p WHERE {}) LIMIT 3",
-                        fk.columns
-                            .iter()
-                            .map(|col| format!("w.{}::text", ident(col)))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        present.join(" AND "),
-                        matches.join(" AND ")
-                    ),
-                    &[],
-                )
-                .await
-                .db(|| format!("checking the references of {}", c.def.display_name()))?;
-            if let Some(row) = missing.first() {
-                let values: Vec<String> = row.get(0);
-                return Err(Error::Conflict(format!(
-                    "a restored row of {} references {}.{} ({}) = ({}), which does not exist in the \
-                     live database; nothing was changed",
-                    c.def.display_name(),
-                    fk.ref_schema,
-                    fk.ref_table,
-                    fk.ref_columns.join(", "),
-                    values.join(", ")
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    async fn check_incoming(&self, c: &TableChange, plan: &Plan, tenant: &str) -> Result<()> {
-        let table = qualified(&c.def.schema, &c.def.name);
-        let g = staging('g', c.slot);
-        for r in incoming(&c.def, plan) {
-            let child = qualified(&r.schema, &r.table);
-            // Removed values that no row of the table holds any more, and who still uses them.
-            let gone = format!(
-                "SELECT DISTINCT {gc} FROM {g} AS g WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {eq})",
-                gc = cols(&r.fk.ref_columns, "g."),
-                eq = r
-                    .fk
-                    .ref_columns
-                    .iter()
-                    .map(|col| format!("t.{} = g.{}", ident(col), ident(col)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ")
-            );
-            let rows = self
-                .tx
-                .query(
-                    &format!(
-                        "SELECT t0.tableoid::int8, t0.ctid::text, ARRAY[{}] FROM {child} AS t0 WHERE ({}) IN ({gone}) LIMIT 3",
-                        r.fk.columns
-                            .iter()
-                            .map(|col| format!("t0.{}::text", ident(col)))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        cols(&r.fk.columns, "t0.")
-                    ),
-                    &[],
-                )
-                .await
-                .db(|| format!("checking references to {}", c.def.display_name()))?;
-            let Some(row) = rows.first() else { continue };
-            let values: Vec<String> = row.get(2);
-            let owner = self
-                .owner_of(plan, &r.schema, &r.table, row.get(0), row.get(1))
-                .await?;
-            return Err(Error::StillReferenced {
-                tenant: tenant.to_string(),
-                table: c.def.display_name(),
-                key: format!(
-                    "({}) = ({})",
-                    r.fk.ref_columns.join(", "),
-                    values.join(", ")
-                ),
-                by_table: format!("{}.{}", r.schema, r.table),
-                by_owner: owner,
-            });
-        }
-        Ok(())
-    }
-
-    /// Who owns one live row, for messages: `tenant "x"`, `no tenant` or `a global table`.
-    async fn owner_of(
-        &self,
-        plan: &Plan,
-        schema: &str,
-        table: &str,
-        tableoid: i64,
-        ctid: String,
-    ) -> Result<String> {
-        let Some(def) = plan
-            .tables
-            .iter()
-            .find(|t| t.schema == schema && t.name == table)
-        else {
-            return Ok(format!("row {ctid} of a global table"));
-        };
-        let sql = query::owner_of_row(def);
-        let row = self
-            .tx
-            .query_opt(&sql, &[&(tableoid as u32), &ctid])
-            .await
-            .db(|| format!("reading the owner of a row of {}", def.display_name()))?;
-        Ok(match row.and_then(|r| r.get::<_, Option<String>>(0)) {
-            Some(t) => format!("tenant {t:?}"),
-            None => "no tenant".to_string(),
-        })
     }
 
     /// Re-enables what the fallback disabled (before commit).

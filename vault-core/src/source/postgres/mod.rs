@@ -7,6 +7,7 @@ pub mod extract;
 pub mod load;
 pub mod ownership;
 pub mod query;
+mod references;
 
 use crate::error::{DbContext, Result};
 use tokio_postgres::{Client, NoTls};

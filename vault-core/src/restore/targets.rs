@@ -1,0 +1,103 @@
+//! Which live table each archived table is restored into, and with what definition.
+
+use crate::archive::manifest::TenantManifest;
+use crate::error::{Error, Result};
+use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
+use crate::source::postgres::load;
+
+/// Matches every table of the manifest with its live table (after `schema_map`) in the plan of
+/// the target database, which is what the restore's SQL is built from: the live table must
+/// still hold every archived column with its type, and the same rule must own it. Returns the
+/// plan and, in restore order, each manifest table's index with the live definition restricted
+/// to the archived columns in snapshot order.
+pub(super) async fn restore_targets(
+    client: &tokio_postgres::Client,
+    config: &crate::VaultConfig,
+    manifest: &TenantManifest,
+    map: &[(String, String)],
+) -> Result<(Plan, Vec<(usize, TableDef)>)> {
+    let mapped = |s: &str| {
+        map.iter()
+            .find(|(from, _)| from == s)
+            .map_or_else(|| s.to_string(), |(_, to)| to.clone())
+    };
+    // Every table of the target counts (the mapped schema may be outside the backup's
+    // selection); declared owners follow their tables into the mapped schemas.
+    let mut config = config.clone();
+    config.include_schemas.clear();
+    config.exclude_schemas.clear();
+    config.include_tables.clear();
+    config.exclude_tables.clear();
+    config.ownership = config
+        .ownership
+        .into_iter()
+        .map(|(name, owner)| match name.split_once('.') {
+            Some((s, t)) => (format!("{}.{t}", mapped(s)), owner),
+            None => (name, owner),
+        })
+        .collect();
+    let plan = catalog::plan(client, &config).await?;
+    let mut targets: Vec<(usize, usize, TableDef)> = vec![];
+    for (mi, m) in manifest.tables.iter().enumerate() {
+        let schema = mapped(&m.def.schema);
+        let name = format!("{schema}.{}", m.def.name);
+        let Some(pos) = plan
+            .tables
+            .iter()
+            .position(|t| t.schema == schema && t.name == m.def.name)
+        else {
+            let reason = if plan.global.contains(&name) || plan.excluded.contains(&name) {
+                format!(
+                    "{name} is not a tenant table in the target database ({})",
+                    plan.rules[&name]
+                )
+            } else {
+                "the table does not exist in the target database".to_string()
+            };
+            return Err(Error::SchemaMismatch {
+                table: name,
+                reason,
+            });
+        };
+        if let Some((_, other, _)) = targets.iter().find(|(p, _, _)| *p == pos) {
+            return Err(Error::Invalid(format!(
+                "--schema-map maps both {} and {} onto {name}",
+                manifest.tables[*other].def.display_name(),
+                m.def.display_name()
+            )));
+        }
+        let live = &plan.tables[pos];
+        load::check_schema(client, live, &m.def).await?;
+        let mut archived_owner = m.def.owner.clone();
+        if let Owner::Parent { path, .. } = &mut archived_owner {
+            path.iter_mut()
+                .for_each(|h| h.ref_schema = mapped(&h.ref_schema));
+        }
+        if archived_owner != live.owner {
+            return Err(Error::SchemaMismatch {
+                table: name.clone(),
+                reason: format!(
+                    "its owner was {} at backup time and is {} now; restoring by the new rule could \
+                     touch rows of other tenants",
+                    archived_owner.describe(&name),
+                    live.owner.describe(&name)
+                ),
+            });
+        }
+        let mut def = live.clone();
+        def.columns = m.def.archived_columns().cloned().collect();
+        if !def
+            .primary_key
+            .iter()
+            .all(|k| def.columns.iter().any(|c| &c.name == k))
+        {
+            def.primary_key.clear();
+        }
+        targets.push((pos, mi, def));
+    }
+    targets.sort_by_key(|(pos, _, _)| *pos);
+    Ok((
+        plan,
+        targets.into_iter().map(|(_, mi, def)| (mi, def)).collect(),
+    ))
+}
