@@ -565,3 +565,32 @@ fn without_the_replication_role_privilege_the_restore_falls_back_and_says_so() {
         );
     }
 }
+
+#[test]
+fn rows_route_into_partitions_created_after_the_backup() {
+    let (env, key) = Env::with_tenants("real_partitions", &FIX, &TENANTS);
+    let mut c = env.db.client();
+    let t1 = "r_.customer_id IN (SELECT customer_id FROM app.customer WHERE tenant_id = 't1')";
+    let want = rows_exact(&mut c, "app.payment", t1, None);
+    env.tv.backup_all();
+    // February's partition is dropped (with every tenant's rows) and replaced by two halves.
+    env.db.exec(
+        "DROP TABLE app.payment_p2022_02;
+         CREATE TABLE app.payment_feb_a PARTITION OF app.payment FOR VALUES FROM ('2022-02-01') TO ('2022-02-15');
+         CREATE TABLE app.payment_feb_b PARTITION OF app.payment FOR VALUES FROM ('2022-02-15') TO ('2022-03-01');",
+    );
+    assert_ne!(rows_exact(&mut c, "app.payment", t1, None), want);
+    let v = restore_json(&env, &key, "t1", &[]);
+    assert!(changes(&v)["app.payment"].0 > 0, "{v:#}");
+    assert_rows_eq(
+        "t1's payments",
+        &want,
+        &rows_exact(&mut c, "app.payment", t1, None),
+    );
+    for part in ["app.payment_feb_a", "app.payment_feb_b"] {
+        assert!(
+            env.db.count(&format!("FROM {part}")) > 0,
+            "nothing routed into {part}"
+        );
+    }
+}
