@@ -3,7 +3,7 @@ use crate::output;
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
-use vault_core::source::postgres::catalog::Owner;
+use vault_core::source::postgres::catalog::{self, Owner};
 
 /// Show the table plan: which tables each tenant's archive holds, and why.
 ///
@@ -31,17 +31,7 @@ impl Tables {
                     json!({ "table": name, "tenant_expression": tenant, "rls": t.rls, "rule": rule(&name) }),
                 ),
                 Owner::Parent { path, column } => {
-                    let mut from = name.clone();
-                    let mut hops = vec![];
-                    for h in path {
-                        let to = format!("{}.{}", h.ref_schema, h.ref_table);
-                        hops.push(format!(
-                            "{from}({}) -> {to}({})",
-                            h.columns.join(","),
-                            h.ref_columns.join(",")
-                        ));
-                        from = to;
-                    }
+                    let hops = catalog::hops(&name, path);
                     let others: Vec<String> = plan
                         .ambiguous
                         .iter()

@@ -58,22 +58,30 @@ impl Owner {
         match self {
             Owner::Column { column } => format!("column {column}"),
             Owner::Parent { path, column } => {
-                let mut from = table.to_string();
-                let mut hops = vec![];
-                for h in path {
-                    let to = format!("{}.{}", h.ref_schema, h.ref_table);
-                    hops.push(format!(
-                        "{from}({}) -> {to}({})",
-                        h.columns.join(","),
-                        h.ref_columns.join(",")
-                    ));
-                    from = to;
-                }
-                format!("{}; {from}.{column}", hops.join("; "))
+                let last = path.last().map_or(table.to_string(), |h| {
+                    format!("{}.{}", h.ref_schema, h.ref_table)
+                });
+                format!("{}; {last}.{column}", hops(table, path).join("; "))
             }
             Owner::Expression { tenant } => format!("expression {tenant}"),
         }
     }
+}
+
+/// Each hop of a foreign-key path as `from(columns) -> to(columns)`, starting at `table`.
+pub fn hops(table: &str, path: &[Hop]) -> Vec<String> {
+    let mut from = table.to_string();
+    let mut out = vec![];
+    for h in path {
+        let to = format!("{}.{}", h.ref_schema, h.ref_table);
+        out.push(format!(
+            "{from}({}) -> {to}({})",
+            h.columns.join(","),
+            h.ref_columns.join(",")
+        ));
+        from = to;
+    }
+    out
 }
 
 /// A tenant-owned table and how to read it.

@@ -1,0 +1,34 @@
+# shellcheck shell=bash
+# Helpers shared by the benchmark scripts (sourced, not run). Each script sets `set -euo pipefail`,
+# REPO, and keeps its usage text in its header comment (lines 2 to `set -euo`).
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+heading() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit "${1:-0}"; }
+
+# timed NAME RUN -- CMD...: runs CMD under /usr/bin/time -v, its stdout to $OUT/stdout, stderr to $OUT/stderr;
+# appends wall seconds and max RSS (KiB) to WALL[NAME] and RSS[NAME] (associative arrays the caller declares).
+timed() {
+    local name=$1 run=$2
+    shift 3
+    local metrics=$OUT/time.txt
+    if ! /usr/bin/time -v -o "$metrics" "$@" >"$OUT/stdout" 2>"$OUT/stderr"; then
+        tail -n 30 "$OUT/stderr" >&2
+        die "$name failed in run $run (logs in $OUT)"
+    fi
+    local wall rss
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+        n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$metrics")
+    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$metrics")
+    # shellcheck disable=SC2004 # WALL and RSS are associative arrays: $name is a key, not arithmetic
+    WALL[$name]+="$wall "
+    # shellcheck disable=SC2004
+    RSS[$name]+="$rss "
+    log "$name run $run: ${wall} s, max RSS $((rss / 1024)) MiB"
+}
+
+# median "v1 v2 ...": the median of space-separated numbers ("nan" when there are none).
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "nan"; exit }
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
