@@ -32,3 +32,21 @@ timed() {
 median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
     if (NR == 0) { print "nan"; exit }
     if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# psql as the cluster's superuser ($ADMIN_URL) or on the benchmark's database ($DB_URL).
+psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -d "$ADMIN_URL" "$@"; }
+psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" "$@"; }
+
+# The parameters a complete load of database $DB was made with (its comment; empty when none).
+db_comment() {
+    psql_admin -At -v db="$DB" <<'SQL'
+SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = :'db';
+SQL
+}
+
+# set_comment PARAMS: marks database $DB as a complete load made with PARAMS.
+set_comment() {
+    psql_admin -v db="$DB" -v params="$1" <<'SQL'
+COMMENT ON DATABASE :"db" IS :'params';
+SQL
+}

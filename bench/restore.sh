@@ -84,23 +84,13 @@ TVAULT_VERSION=$("$TVAULT" --version 2>/dev/null | head -n 1 || true)
 ADMIN_URL=$(bash scripts/pg-local.sh start)
 PATH=$(bash scripts/pg-local.sh bindir):$PATH
 DB_URL=${ADMIN_URL%/*}/$DB
-psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -d "$ADMIN_URL" "$@"; }
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" "$@"; }
-set_comment() {
-    psql_admin -v db="$DB" -v params="$1" <<'SQL'
-COMMENT ON DATABASE :"db" IS :'params';
-SQL
-}
 
 # ---------------------------------------------------------------------------------------------------------
 heading "Dataset (database $DB)"
 sql_digest=$(md5sum <bench/restore.sql | cut -c1-12)
 PARAMS="tvault-bench-restore v1 scale=$SCALE tenants=$SMALL_TENANTS sql=$sql_digest"
 IN_USE="$PARAMS (in use: reloaded unless the run that set this finishes)"
-current=$(psql_admin -At -v db="$DB" <<'SQL'
-SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = :'db';
-SQL
-)
+current=$(db_comment)
 LOAD_INFO="reused an existing load"
 if [[ $REBUILD -eq 1 || $current != "$PARAMS" ]]; then
     if [[ -n $current ]]; then

@@ -82,17 +82,12 @@ fi
 ADMIN_URL=$(bash scripts/pg-local.sh start)
 PATH=$(bash scripts/pg-local.sh bindir):$PATH
 DB_URL=${ADMIN_URL%/*}/$DB
-psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -d "$ADMIN_URL" "$@"; }
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" "$@"; }
 
 # ---------------------------------------------------------------------------------------------------------
 heading "Dataset (database $DB)"
 sql_digest=$(cat demo/schema.sql demo/constraints.sql demo/load.sql bench/pool.sql | md5sum | cut -c1-12)
 PARAMS="tvault-bench v1 tenants=$TENANTS scale=$SCALE skew=$SKEW sql=$sql_digest"
-current=$(psql_admin -At -v db="$DB" <<'SQL'
-SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = :'db';
-SQL
-)
+current=$(db_comment)
 LOAD_INFO="reused an existing load"
 if [[ $REBUILD -eq 1 || $current != "$PARAMS" ]]; then
     if [[ -n $current ]]; then
@@ -105,9 +100,7 @@ if [[ $REBUILD -eq 1 || $current != "$PARAMS" ]]; then
     LOAD_SECONDS=$(awk -v a="$load_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     LOAD_INFO="loaded in $LOAD_SECONDS s"
     # Only a complete load gets the comment, so an interrupted one is rebuilt next time.
-    psql_admin -v db="$DB" -v params="$PARAMS" <<'SQL'
-COMMENT ON DATABASE :"db" IS :'params';
-SQL
+    set_comment "$PARAMS"
     log "loaded in $LOAD_SECONDS s"
 else
     log "reusing the existing dataset ($PARAMS); --rebuild to regenerate"
