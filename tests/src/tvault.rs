@@ -481,3 +481,13 @@ pub fn store_files_under(vault: &Path, component: &str) -> Vec<PathBuf> {
         .filter(|p| p.is_file())
         .collect()
 }
+
+/// Parses a JSON object of the store, skipping its vault MAC line (`tvault-mac-v2 …`; see
+/// docs/FORMAT.md): what someone reading the store with stock tools does.
+pub fn store_json(bytes: &[u8]) -> Option<Value> {
+    let body = match bytes.strip_prefix(b"tvault-mac-v2 ".as_slice()) {
+        Some(rest) => &rest[rest.iter().position(|&b| b == b'\n')? + 1..],
+        None => bytes,
+    };
+    serde_json::from_slice(body).ok()
+}

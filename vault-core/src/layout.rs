@@ -82,6 +82,18 @@ pub fn is_archive(path: &Path) -> bool {
             .is_some_and(|p| matches!(p.as_ref(), "packs" | "manifests"))
 }
 
+/// True for objects that carry a vault MAC (`archive::auth`): everything a vault reads back and
+/// trusts, except packs (their blocks are authenticated on their own), wrapped data keys (plain
+/// age files, checked against the tenant's recorded data recipient), the descriptor and the
+/// audit anchor (which has its own chain).
+pub fn is_authenticated(path: &Path) -> bool {
+    let p = path.as_ref();
+    !(p == "vault.json"
+        || p.ends_with(".pack")
+        || p.ends_with("/keys/data-key.age")
+        || p == crate::audit::anchor_path().as_ref())
+}
+
 /// The sealed record-key index of a tenant snapshot.
 pub fn key_index(tenant_path: &str, snapshot: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/manifests/{snapshot}.keys"))

@@ -93,6 +93,13 @@ pub struct Store {
     objects: Arc<dyn ObjectStore>,
     s3: Option<Arc<S3>>,
     location: String,
+    /// The vault key and the MACs of the versions last written; `None` before a vault opens.
+    auth: Option<Arc<Auth>>,
+}
+
+struct Auth {
+    key: crate::archive::auth::VaultKey,
+    digests: sled::Tree,
 }
 
 impl Store {
@@ -107,6 +114,7 @@ impl Store {
                 objects: Arc::new(fs),
                 s3: None,
                 location: p.display().to_string(),
+                auth: None,
             })
         };
         match config.store.as_deref() {
@@ -121,6 +129,7 @@ impl Store {
                     objects,
                     s3: Some(Arc::new(s3)),
                     location: url.to_string(),
+                    auth: None,
                 })
             }
             Some(url) => {
@@ -132,6 +141,7 @@ impl Store {
                     objects: Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
                     s3: None,
                     location: url.to_string(),
+                    auth: None,
                 })
             }
         }
@@ -161,7 +171,78 @@ impl Store {
     }
 
     /// Writes an object; on S3, objects above [`MULTIPART_THRESHOLD`] go up in parts.
+    /// From now on, objects that carry a MAC are sealed on write and checked on read
+    /// (`archive::auth`), against `digests` for the version last written.
+    pub fn authenticate(&mut self, key: crate::archive::auth::VaultKey, digests: sled::Tree) {
+        self.auth = Some(Arc::new(Auth { key, digests }));
+    }
+
+    fn auth_for(&self, path: &ObjPath) -> Option<&Auth> {
+        self.auth
+            .as_deref()
+            .filter(|_| crate::layout::is_authenticated(path))
+    }
+
+    /// Writes an object; one that carries a MAC is sealed, and its MAC remembered.
     pub async fn put(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<PutResult> {
+        let Some(auth) = self.auth_for(path) else {
+            return self.put_raw(path, bytes).await;
+        };
+        let (sealed, mac) = auth.key.seal(path.as_ref(), &bytes);
+        let put = self.put_raw(path, sealed).await?;
+        auth.digests.insert(path.as_ref(), mac.as_bytes())?;
+        Ok(put)
+    }
+
+    /// Reads an object; one that carries a MAC must be authentic and the version this vault
+    /// wrote last (when it remembers one), and comes back without its MAC line.
+    pub async fn get(&self, path: &ObjPath) -> Result<bytes::Bytes> {
+        let ctx = || format!("reading {path}");
+        let got = match self.objects.get(path).await {
+            Ok(r) => r.bytes().await.store(ctx),
+            Err(e) => Err(e).store(ctx),
+        };
+        let Some(auth) = self.auth_for(path) else {
+            return got;
+        };
+        let remembered = auth.digests.get(path.as_ref())?;
+        let bytes = match got {
+            Err(Error::NotFound { .. }) if remembered.is_some() => return Err(Error::corrupt(
+                path,
+                "the object this vault wrote is missing from the store (deleted or rolled back)",
+            )),
+            other => other?,
+        };
+        let (body, mac) = auth
+            .key
+            .open(path.as_ref(), &bytes)
+            .map_err(|why| Error::corrupt(path, why))?;
+        match remembered {
+            Some(r) if r.as_ref() != mac.as_bytes() => {
+                return Err(Error::corrupt(
+                    path,
+                    "the store serves another version than the one this vault wrote last (rolled back or replaced)",
+                ))
+            }
+            // First sight (after an inventory rebuild): this authentic version is the one to
+            // expect from now on.
+            None => {
+                auth.digests.insert(path.as_ref(), mac.as_bytes())?;
+            }
+            Some(_) => {}
+        }
+        let start = bytes.len() - body.len();
+        Ok(bytes.slice(start..))
+    }
+
+    fn forget_digest(&self, path: &ObjPath) -> Result<()> {
+        if let Some(auth) = self.auth_for(path) {
+            auth.digests.remove(path.as_ref())?;
+        }
+        Ok(())
+    }
+
+    async fn put_raw(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<PutResult> {
         let ctx = || format!("writing {path}");
         if self.s3.is_none() || bytes.len() <= MULTIPART_THRESHOLD {
             return self
@@ -207,6 +288,7 @@ impl Store {
     /// Deletes an object, every version of it on a versioned bucket; a missing one is fine.
     /// Versions under object lock stay and are returned.
     pub async fn delete(&self, path: &ObjPath) -> Result<Vec<LockedVersion>> {
+        self.forget_digest(path)?;
         if let Some(s3) = &self.s3 {
             if s3.bucket_state().await?.versioning != "Off" {
                 return s3.delete_versions(path, false).await;

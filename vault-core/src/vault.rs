@@ -4,6 +4,7 @@
 //! copies of wrapped data keys), and `store/` (the object store, unless the config names another).
 //! The object store is the source of truth; everything local can be rebuilt from it.
 
+use crate::archive::auth::VaultKey;
 use crate::error::{Error, IoContext, Result, StoreContext};
 use crate::inventory::Inventory;
 use crate::store::{Lock, LockedVersion, Store};
@@ -21,7 +22,17 @@ struct Descriptor {
     salt: String,
     #[serde(with = "time::serde::rfc3339")]
     created: time::OffsetDateTime,
+    /// Fingerprint of the vault key (format 2), to tell a wrong recovery code early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_fingerprint: Option<String>,
 }
+
+/// The store format this tvault writes: 2 authenticates metadata objects with the vault key
+/// (`archive::auth`). Format 1 stores are upgraded by `Vault::upgrade`.
+pub const VAULT_FORMAT: u32 = 2;
+
+/// The vault key in the state directory (owner-only).
+const KEY_FILE: &str = "vault.key";
 
 /// Blocks and bytes fetched from the store by this handle (what a record lookup costs).
 #[derive(Default, Debug)]
@@ -44,8 +55,21 @@ pub struct Vault {
 const CONFIG_FILE: &str = "config.toml";
 
 impl Vault {
-    /// Creates a vault: local directory, config file, store descriptor and inventory.
+    /// Creates a vault: local directory, config file, store descriptor and inventory, with a
+    /// new vault key; see [`Vault::init_with_key`].
     pub async fn init(dir: &Path, config: VaultConfig) -> Result<Vault> {
+        Vault::init_with_key(dir, config, None).await
+    }
+
+    /// Creates a vault's local state. On an empty store it writes the descriptor with a new
+    /// vault key (or `key`); on a store that already holds a vault (another host, or lost local
+    /// state) it needs that vault's key, given as its recovery code. The state directory is
+    /// owner-only.
+    pub async fn init_with_key(
+        dir: &Path,
+        config: VaultConfig,
+        key: Option<VaultKey>,
+    ) -> Result<Vault> {
         let config_path = dir.join(CONFIG_FILE);
         if config_path.exists() {
             return Err(Error::Conflict(format!(
@@ -53,36 +77,144 @@ impl Vault {
                 dir.display()
             )));
         }
-        std::fs::create_dir_all(dir).io(|| format!("creating {}", dir.display()))?;
+        create_private_dir(dir)?;
         let text = toml::to_string_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
         let store = Store::open(dir, &config).await?;
-        let store = store.objects();
-        let existing = store.get(&layout::vault_descriptor()).await;
-        if let Err(object_store::Error::NotFound { .. }) = existing {
-            let mut salt = [0u8; 32];
-            rand::fill(&mut salt);
-            let d = Descriptor {
-                format: 1,
-                salt: hex::encode(salt),
-                created: time::OffsetDateTime::now_utc(),
-            };
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            store
-                .put_opts(
-                    &layout::vault_descriptor(),
-                    PutPayload::from(serde_json::to_vec_pretty(&d).unwrap_or_default()),
-                    opts,
-                )
-                .await
-                .store(|| "writing vault.json".into())?;
-        } else {
-            existing.store(|| "reading vault.json".into())?;
-        }
+        let key = match read_descriptor(&store).await? {
+            None => {
+                let key = key.unwrap_or_else(VaultKey::generate);
+                let mut salt = [0u8; 32];
+                rand::fill(&mut salt);
+                let d = Descriptor {
+                    format: VAULT_FORMAT,
+                    salt: hex::encode(salt),
+                    created: time::OffsetDateTime::now_utc(),
+                    key_fingerprint: Some(key.fingerprint()),
+                };
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                };
+                store
+                    .objects()
+                    .put_opts(
+                        &layout::vault_descriptor(),
+                        PutPayload::from(descriptor_json(&d)?),
+                        opts,
+                    )
+                    .await
+                    .store(|| "writing vault.json".into())?;
+                key
+            }
+            Some(d) if d.format < VAULT_FORMAT => {
+                return Err(Error::Invalid(format!(
+                "the store holds a vault of format {}: upgrade it with `tvault upgrade` from the \
+                     host that holds its local state, then init here with its --vault-key",
+                d.format
+            )))
+            }
+            Some(d) => {
+                let key = key.ok_or_else(|| {
+                    Error::Invalid(
+                        "the store already holds a vault: pass its recovery code with --vault-key \
+                         (the `tvault init` that created it printed it)"
+                            .into(),
+                    )
+                })?;
+                if d.key_fingerprint.as_deref() != Some(key.fingerprint().as_str()) {
+                    return Err(Error::WrongKey {
+                        tenant: "(vault)".into(),
+                        reason: format!(
+                            "--vault-key has fingerprint {}, the store's vault {}",
+                            key.fingerprint(),
+                            d.key_fingerprint.as_deref().unwrap_or("none")
+                        ),
+                    });
+                }
+                key
+            }
+        };
+        write_file_atomic(&dir.join(KEY_FILE), key.code().as_bytes())?;
         write_file_atomic(&config_path, text.as_bytes())?;
         Vault::open(dir, config).await
+    }
+
+    /// Upgrades a format-1 store to format 2: a new vault key in the state directory, then a MAC
+    /// on every object that carries one, then the descriptor. It trusts the store as it is: run
+    /// `tvault verify` first. Returns the opened vault; its recovery code is to be kept offline.
+    /// Safe to run again after an interruption (objects already sealed are checked, not redone).
+    pub async fn upgrade(dir: &Path, config: VaultConfig) -> Result<Vault> {
+        let mut store = Store::open(dir, &config).await?;
+        let d = read_descriptor(&store)
+            .await?
+            .ok_or_else(|| Error::NotInitialised {
+                path: format!("{} (store has no vault.json)", dir.display()),
+            })?;
+        if d.format >= VAULT_FORMAT {
+            return Err(Error::Invalid(format!(
+                "the vault is already of format {}",
+                d.format
+            )));
+        }
+        let key = match load_key(dir) {
+            Ok(k) => k,
+            Err(_) => {
+                let k = VaultKey::generate();
+                write_file_atomic(&dir.join(KEY_FILE), k.code().as_bytes())?;
+                k
+            }
+        };
+        let fingerprint = key.fingerprint();
+        let inventory = Inventory::open(&dir.join("inventory"))?;
+        store.authenticate(key, inventory.digests());
+        let all: Vec<object_store::ObjectMeta> = store
+            .objects()
+            .list(None)
+            .try_collect()
+            .await
+            .store(|| "listing the store".into())?;
+        for meta in all {
+            let path = meta.location;
+            if !layout::is_authenticated(&path) || path.as_ref().ends_with(".pending") {
+                continue;
+            }
+            let raw = store
+                .objects()
+                .get(&path)
+                .await
+                .store(|| format!("reading {path}"))?
+                .bytes()
+                .await
+                .store(|| format!("reading {path}"))?;
+            if raw.starts_with(crate::archive::auth::PREFIX) {
+                store.get(&path).await?;
+                continue;
+            }
+            store.put(&path, raw.to_vec()).await?;
+        }
+        let upgraded = Descriptor {
+            format: VAULT_FORMAT,
+            key_fingerprint: Some(fingerprint),
+            ..d
+        };
+        store
+            .objects()
+            .put(
+                &layout::vault_descriptor(),
+                PutPayload::from(descriptor_json(&upgraded)?),
+            )
+            .await
+            .store(|| "writing vault.json".into())?;
+        inventory.flush().await?;
+        // The store's digest tree keeps the inventory open: close both before reopening.
+        drop(store);
+        drop(inventory);
+        Vault::open(dir, config).await
+    }
+
+    /// The recovery code of the vault key, to keep offline (`init` shows it once).
+    pub fn recovery_code(&self) -> Result<String> {
+        Ok(load_key(&self.dir)?.code())
     }
 
     /// Reads `config.toml` of a vault directory.
@@ -112,29 +244,38 @@ impl Vault {
                 path: dir.display().to_string(),
             });
         }
-        let store = Store::open(dir, &config).await?;
-        let bytes = match store.objects().get(&layout::vault_descriptor()).await {
-            Ok(r) => r.bytes().await.store(|| "reading vault.json".into())?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::NotInitialised {
-                    path: format!("{} (store has no vault.json)", dir.display()),
-                })
-            }
-            Err(e) => return Err(e).store(|| "reading vault.json".into()),
-        };
-        let d: Descriptor =
-            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("vault.json", e))?;
-        if d.format != 1 {
+        let mut store = Store::open(dir, &config).await?;
+        let d = read_descriptor(&store)
+            .await?
+            .ok_or_else(|| Error::NotInitialised {
+                path: format!("{} (store has no vault.json)", dir.display()),
+            })?;
+        if d.format < VAULT_FORMAT {
             return Err(Error::Invalid(format!(
-                "vault format {} is not supported by this tvault",
+                "this vault's store is of format {}, whose metadata is not authenticated; run \
+                 `tvault upgrade` once (after `tvault verify`) to give it a vault key",
                 d.format
             )));
+        }
+        if d.format > VAULT_FORMAT {
+            return Err(Error::Invalid(format!(
+                "vault format {} is newer than this tvault supports ({VAULT_FORMAT})",
+                d.format
+            )));
+        }
+        let key = load_key(dir)?;
+        if d.key_fingerprint.as_deref() != Some(key.fingerprint().as_str()) {
+            return Err(Error::corrupt(
+                "vault.json",
+                "its vault key fingerprint does not match this vault's key",
+            ));
         }
         let salt: [u8; 32] = hex::decode(&d.salt)
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| Error::corrupt("vault.json", "bad salt"))?;
         let inventory = Inventory::open(&dir.join("inventory"))?;
+        store.authenticate(key, inventory.digests());
         let audit = crate::audit::AuditLog::open(&dir.join("audit.log"))?;
         Ok(Vault {
             reads: ReadStats::default(),
@@ -248,13 +389,9 @@ impl Vault {
         self.store.put_archive(path, bytes, lock).await
     }
 
+    /// Reads an object; authenticated ones are checked (see `Store::get`).
     pub(crate) async fn get(&self, path: &ObjPath) -> Result<bytes::Bytes> {
-        let objects = self.store.objects();
-        let r = objects
-            .get(path)
-            .await
-            .store(|| format!("reading {path}"))?;
-        r.bytes().await.store(|| format!("reading {path}"))
+        self.store.get(path).await
     }
 
     /// Every object under `prefix`.
@@ -312,6 +449,56 @@ impl Vault {
         }
         Ok(())
     }
+}
+
+async fn read_descriptor(store: &Store) -> Result<Option<Descriptor>> {
+    match store.objects().get(&layout::vault_descriptor()).await {
+        Ok(r) => {
+            let bytes = r.bytes().await.store(|| "reading vault.json".into())?;
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::corrupt("vault.json", e))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e).store(|| "reading vault.json".into()),
+    }
+}
+
+fn descriptor_json(d: &Descriptor) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(d).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn load_key(dir: &Path) -> Result<VaultKey> {
+    let path = dir.join(KEY_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Invalid(format!(
+            "the vault key {} is missing: re-create the local state with `tvault init --vault-key \
+             <recovery code>` in a new directory, then `tvault inventory rebuild`",
+            path.display()
+        )),
+        _ => Error::Io {
+            context: format!("reading {}", path.display()),
+            source: e,
+        },
+    })?;
+    VaultKey::from_code(&text).ok_or_else(|| {
+        Error::corrupt(
+            path.display(),
+            "not a vault key (expected tvk1- and 64 hex digits)",
+        )
+    })
+}
+
+/// Creates a directory readable by its owner only (the state directory holds keys and indexes).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).io(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .io(|| format!("making {} owner-only", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes a local file atomically (temp file, fsync, rename) with owner-only permissions.

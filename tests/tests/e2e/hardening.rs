@@ -16,7 +16,7 @@ fn tenant_dir(vault: &std::path::Path, tenant: &str) -> std::path::PathBuf {
         .find(|d| {
             std::fs::read(d.join("tenant.json"))
                 .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|b| store_json(&b))
                 .is_some_and(|v| v["id"] == tenant)
         })
         .unwrap_or_else(|| panic!("no store dir for {tenant}"))

@@ -108,7 +108,7 @@ pub fn tenant_dir(vault: &Path, tenant: &str) -> PathBuf {
         .filter(|d| {
             std::fs::read(d.join("tenant.json"))
                 .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|b| store_json(&b))
                 .is_some_and(|v| v["id"] == tenant)
         })
         .collect();

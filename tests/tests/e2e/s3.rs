@@ -26,9 +26,7 @@ fn tenant_prefix(env: &Env, tenant: &str) -> String {
         .objects()
         .keys()
         .filter(|k| k.ends_with("/tenant.json"))
-        .find(|k| {
-            serde_json::from_slice::<Value>(&env.read_object(k)).is_ok_and(|v| v["id"] == tenant)
-        })
+        .find(|k| store_json(&env.read_object(k)).is_some_and(|v| v["id"] == tenant))
         .map(|k| k.trim_end_matches("tenant.json").to_string())
         .unwrap_or_else(|| panic!("no tenant.json of {tenant}"));
     format!("{S3_PREFIX}/{dir}")

@@ -2,6 +2,7 @@ use crate::context::Global;
 use crate::output;
 use clap::Args;
 use std::process::ExitCode;
+use vault_core::archive::auth::VaultKey;
 use vault_core::{Vault, VaultConfig};
 
 /// Create a vault: local directory, config file, inventory and object store.
@@ -30,6 +31,11 @@ pub struct Init {
     /// Operator escrow recipient (age public key) for tenants that allow support restores.
     #[arg(long)]
     escrow_recipient: Option<String>,
+    /// The recovery code of an existing vault's key (tvk1-…), to create local state for a store
+    /// that already holds a vault (another host, or after losing this one's state). A new vault
+    /// gets a new key, shown once.
+    #[arg(long, env = "TVAULT_VAULT_KEY", hide_env_values = true)]
+    vault_key: Option<String>,
 }
 
 impl Init {
@@ -58,12 +64,34 @@ impl Init {
         }
         config.escrow_recipient = self.escrow_recipient;
         let dir = g.dir();
-        let vault = Vault::init(&dir, config).await?;
+        let given = match &self.vault_key {
+            Some(code) => Some(VaultKey::from_code(code).ok_or_else(|| {
+                anyhow::anyhow!("--vault-key: expected a recovery code tvk1-<64 hex digits>")
+            })?),
+            None => None,
+        };
+        let joined = given.is_some();
+        let vault = Vault::init_with_key(&dir, config, given).await?;
         let store = vault.store().location().to_string();
+        let code = vault.recovery_code()?;
+        let fingerprint = VaultKey::from_code(&code)
+            .map(|k| k.fingerprint())
+            .unwrap_or_default();
         if g.json {
-            output::json(&serde_json::json!({ "vault": dir, "store": store }))?;
+            let mut v = serde_json::json!({ "vault": dir, "store": store, "vault_key_fingerprint": fingerprint });
+            if !joined {
+                v["recovery_code"] = code.into();
+            }
+            output::json(&v)?;
         } else {
             println!("initialised vault at {} (store: {store})", dir.display());
+            println!("vault key fingerprint: {fingerprint}");
+            if !joined {
+                println!(
+                    "recovery code (shown once; keep it offline: it is needed to rebuild this vault's \
+                     state elsewhere, and whoever holds it can forge archives):\n  {code}"
+                );
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -16,6 +16,7 @@ mod retention;
 mod snapshots;
 mod tables;
 mod tenant;
+mod upgrade;
 mod verify;
 
 use crate::context::Global;
@@ -81,6 +82,7 @@ enum Cmd {
     Retention(retention::RetentionCmd),
     ForgetTenant(forget::ForgetTenant),
     Erase(erase::Erase),
+    Upgrade(upgrade::Upgrade),
 }
 
 impl Cli {
@@ -107,6 +109,7 @@ impl Cli {
             Cmd::Retention(c) => c.run(g).await,
             Cmd::ForgetTenant(c) => c.run(g).await,
             Cmd::Erase(c) => c.run(g).await,
+            Cmd::Upgrade(c) => c.run(g).await,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The archive format: blocks, packs, manifests (see `docs/FORMAT.md`).
 
+pub mod auth;
 pub mod block;
 pub mod keyindex;
 pub mod manifest;

@@ -93,6 +93,9 @@ pub struct Inventory {
     deferred: sled::Tree,
     /// Retention date last set on an archive object: `object` -> unix seconds (big endian).
     locks: sled::Tree,
+    /// MAC of the version of each authenticated object this vault wrote (or accepted) last:
+    /// `object` -> MAC hex. A store that serves another version is refused (rollback).
+    digests: sled::Tree,
 }
 
 /// A deletion object lock deferred; retried by `retention apply`.
@@ -165,8 +168,14 @@ impl Inventory {
             table_defs: db.open_tree("table_defs")?,
             deferred: db.open_tree("deferred")?,
             locks: db.open_tree("locks")?,
+            digests: db.open_tree("digests")?,
             db,
         })
+    }
+
+    /// The tree of authenticated objects' MACs (kept by the store layer).
+    pub fn digests(&self) -> sled::Tree {
+        self.digests.clone()
     }
 
     pub async fn flush(&self) -> Result<()> {
@@ -235,6 +244,7 @@ impl Inventory {
             &self.snapshot_tables,
             &self.table_defs,
             &self.locks,
+            &self.digests,
         ] {
             tree.clear()?;
         }
