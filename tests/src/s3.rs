@@ -297,6 +297,13 @@ impl S3Admin {
             )
             .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
     }
+
+    /// Deletes the current version of an object (a delete marker on a versioned bucket).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        self.rt
+            .block_on(self.client.delete_object().bucket(bucket).key(key).send())
+            .unwrap_or_else(|e| panic!("delete {bucket}/{key}: {e:?}"));
+    }
 }
 
 /// The admin client of the test server.

@@ -444,6 +444,15 @@ impl Env {
         }
     }
 
+    /// Deletes one store object behind tvault's back.
+    pub fn delete_object(&self, key: &str) {
+        match &self.bucket {
+            None => std::fs::remove_file(self.tv.vault.join("store").join(key))
+                .unwrap_or_else(|e| panic!("delete {key}: {e}")),
+            Some(b) => s3_admin().delete(b, &format!("{S3_PREFIX}/{key}")),
+        }
+    }
+
     /// Empty database with the schema of `schema_fixtures` (for `restore --target`).
     pub fn scratch_db(&self, suffix: &str, schema_fixtures: &[&str]) -> TestDb {
         TestDb::with_fixture(suffix, schema_fixtures)

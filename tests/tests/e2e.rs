@@ -3,6 +3,28 @@
 //! SQL fixtures: tests/sql/. PostgreSQL: `TVAULT_TEST_PG=<superuser URL>` or, unset,
 //! `scripts/pg-local.sh start`.
 
+/// `conformance! { fn_name, ... }`: a `local` and an `s3` test of each body (the bodies take the
+/// backend and a test name). Defined before the modules, so that every suite can use it.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(#[test]
+            fn $name() {
+                super::$name(tests::Backend::Local, concat!("conf_local_", stringify!($name)));
+            })*
+        }
+        mod s3 {
+            $(#[test]
+            fn $name() {
+                super::$name(
+                    tests::Backend::S3(tests::BucketKind::Versioned),
+                    concat!("conf_s3_", stringify!($name)),
+                );
+            })*
+        }
+    };
+}
+
 #[path = "e2e/child_tables.rs"]
 mod child_tables;
 #[path = "e2e/cli.rs"]
@@ -31,6 +53,8 @@ mod hardening;
 mod harness;
 #[path = "e2e/hostile_ids.rs"]
 mod hostile_ids;
+#[path = "e2e/hostile_store.rs"]
+mod hostile_store;
 #[path = "e2e/import.rs"]
 mod import;
 #[path = "e2e/integrity.rs"]

@@ -280,27 +280,6 @@ fn verify_detects_damage(backend: Backend, name: &str) {
     );
 }
 
-/// `conformance! { fn_name, ... }`: a `local` and an `s3` test of each body.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $(#[test]
-            fn $name() {
-                super::$name(tests::Backend::Local, concat!("conf_local_", stringify!($name)));
-            })*
-        }
-        mod s3 {
-            $(#[test]
-            fn $name() {
-                super::$name(
-                    tests::Backend::S3(tests::BucketKind::Versioned),
-                    concat!("conf_s3_", stringify!($name)),
-                );
-            })*
-        }
-    };
-}
-
 conformance! {
     backup_restore_isolation,
     record_restore,

@@ -1,0 +1,312 @@
+//! Someone with write access to the store and nothing else (threat A of docs/SECURITY.md) edits,
+//! swaps, rolls back, forges or deletes objects behind tvault's back. Every such change is an
+//! integrity error (exit 3) for the operations that read it, the live database stays as it was,
+//! and the other tenant is untouched. Run on the local and the S3 store.
+
+use super::retention::{change, mangle, rows_of, A, B, FIX};
+use tests::*;
+
+/// The store key of one of `tenant`'s objects (`rel` below its directory, e.g. `hold.json`).
+fn object_of(env: &Env, tenant: &str, rel: &str) -> String {
+    let dir = env
+        .objects()
+        .keys()
+        .filter(|k| k.ends_with("/tenant.json"))
+        .find(|k| store_json(&env.read_object(k)).is_some_and(|v| v["id"] == tenant))
+        .map(|k| k.trim_end_matches("tenant.json").to_string())
+        .unwrap_or_else(|| panic!("no tenant.json of {tenant}"));
+    format!("{dir}{rel}")
+}
+
+struct World {
+    env: Env,
+    key: Key,
+    snaps: [String; 2],
+}
+
+/// Two tenants, two snapshots (A changed in between), and A's live rows damaged so that a
+/// restore has work to do.
+fn world(backend: Backend, name: &str) -> World {
+    let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
+    let first = env.tv.backup_all();
+    change(&env, A, 1);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = env.tv.backup_all();
+    mangle(&env, A);
+    World {
+        env,
+        key,
+        snaps: [first, second],
+    }
+}
+
+/// `tvault ARGS` exits 3, says why, and changes no live row of either tenant.
+#[track_caller]
+fn refused(w: &World, args: &[&str], what: &str) {
+    let mut c = w.env.db.client();
+    let before = (rows_of(&mut c, A), rows_of(&mut c, B));
+    let out = w.env.tv.run(args);
+    out.assert_code(3, what);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        ["corrupt object", "vault MAC", "wrong key"].iter().any(|w| said.contains(w)),
+        "{what}: {said}"
+    );
+    assert_eq!(
+        (rows_of(&mut c, A), rows_of(&mut c, B)),
+        before,
+        "{what}: rows changed"
+    );
+}
+
+fn restore_args<'a>(w: &'a World, tenant: &'a str, snap: &'a str) -> Vec<&'a str> {
+    vec![
+        "restore",
+        tenant,
+        "--snapshot",
+        snap,
+        "--identity",
+        w.key.identity_str(),
+    ]
+}
+
+/// B still restores exactly: nothing done to A's objects reaches it.
+#[track_caller]
+fn other_tenant_intact(w: &World) {
+    let mut c = w.env.db.client();
+    let b = rows_of(&mut c, B);
+    mangle(&w.env, B);
+    w.env.tv.restore(B, "latest", &w.key, None);
+    assert_eq!(rows_of(&mut c, B), b);
+}
+
+fn edited_manifest(backend: Backend, name: &str) {
+    let w = world(backend, name);
+    let path = object_of(&w.env, A, &format!("manifests/{}.json", w.snaps[1]));
+    // Swap the first two column names: the attack that put every email into the name column.
+    let text = String::from_utf8(w.env.read_object(&path)).unwrap();
+    let edited = text
+        .replacen("\"name\":\"id\"", "\"name\":\"tv_tmp\"", 1)
+        .replacen("\"name\":\"tenant_id\"", "\"name\":\"id\"", 1)
+        .replacen("\"name\":\"tv_tmp\"", "\"name\":\"tenant_id\"", 1);
+    assert_ne!(edited, text, "the manifest names its columns");
+    w.env.write_object(&path, edited.into_bytes());
+    refused(
+        &w,
+        &restore_args(&w, A, &w.snaps[1]),
+        "restore from an edited manifest",
+    );
+    let id = w.key.identity_str();
+    refused(&w, &["verify", "--tenant", A, "--identity", id], "verify");
+    refused(
+        &w,
+        &[
+            "restore-records",
+            A,
+            "--table",
+            "public.customers",
+            "--key",
+            "id=1",
+            "--snapshot",
+            &w.snaps[1],
+            "--identity",
+            id,
+        ],
+        "record restore",
+    );
+    other_tenant_intact(&w);
+}
+
+fn swapped_and_rolled_back_manifests(backend: Backend, name: &str) {
+    let w = world(backend, name);
+    let newer = object_of(&w.env, A, &format!("manifests/{}.json", w.snaps[1]));
+    let older = object_of(&w.env, A, &format!("manifests/{}.json", w.snaps[0]));
+    let original = w.env.read_object(&newer);
+    // Rollback: the older snapshot's (authentic) manifest put in place of the newer one.
+    w.env.write_object(&newer, w.env.read_object(&older));
+    refused(
+        &w,
+        &restore_args(&w, A, &w.snaps[1]),
+        "restore from a rolled-back manifest",
+    );
+    // Swap: B's manifest of the same snapshot put in place of A's.
+    let theirs = object_of(&w.env, B, &format!("manifests/{}.json", w.snaps[1]));
+    w.env.write_object(&newer, w.env.read_object(&theirs));
+    refused(
+        &w,
+        &restore_args(&w, A, &w.snaps[1]),
+        "restore from another tenant's manifest",
+    );
+    // Put back, everything restores again.
+    w.env.write_object(&newer, original);
+    w.env.tv.restore(A, &w.snaps[1], &w.key, None);
+    other_tenant_intact(&w);
+}
+
+fn forged_and_swapped_keys(backend: Backend, name: &str) {
+    let w = world(backend, name);
+    let ours = object_of(&w.env, A, "keys/id-key.age");
+    let original = w.env.read_object(&ours);
+    // B's id key (sealed to B's data key, with B's MAC) in A's place, then plain garbage.
+    w.env.write_object(
+        &ours,
+        w.env.read_object(&object_of(&w.env, B, "keys/id-key.age")),
+    );
+    refused(
+        &w,
+        &restore_args(&w, A, "latest"),
+        "restore with a swapped id key",
+    );
+    w.env
+        .write_object(&ours, b"age-encryption.org/v1 forged".to_vec());
+    refused(
+        &w,
+        &restore_args(&w, A, "latest"),
+        "restore with a forged id key",
+    );
+    w.env.write_object(&ours, original);
+    // B's wrapped data key in A's place: it does not unwrap to A's data recipient.
+    let wrapped = object_of(&w.env, A, "keys/data-key.age");
+    w.env.write_object(
+        &wrapped,
+        w.env
+            .read_object(&object_of(&w.env, B, "keys/data-key.age")),
+    );
+    refused(
+        &w,
+        &restore_args(&w, A, "latest"),
+        "restore with B's wrapped data key",
+    );
+    other_tenant_intact(&w);
+}
+
+fn ledger_rollback_and_deletion(backend: Backend, name: &str) {
+    let w = world(backend, name);
+    let id = w.key.identity_str();
+    let erase = |key: &str| {
+        w.env.tv.json(&[
+            "erase",
+            A,
+            "--table",
+            "public.customers",
+            "--key",
+            key,
+            "--identity",
+            id,
+        ])
+    };
+    erase("id=5");
+    let ledger = object_of(&w.env, A, "erasures.json");
+    let one_entry = w.env.read_object(&ledger);
+    erase("id=6");
+    // The older ledger (id=6 not in it) would bring person 6 back.
+    w.env.write_object(&ledger, one_entry);
+    refused(
+        &w,
+        &restore_args(&w, A, "latest"),
+        "restore with a rolled-back ledger",
+    );
+    // A deleted ledger would bring both back.
+    w.env.delete_object(&ledger);
+    refused(
+        &w,
+        &restore_args(&w, A, "latest"),
+        "restore with the ledger deleted",
+    );
+    other_tenant_intact(&w);
+}
+
+fn swapped_data_recipient_and_hold(backend: Backend, name: &str) {
+    let w = world(backend, name);
+    // A data recipient swapped in the store is never encrypted to: backups use the vault's own
+    // record, and what they wrote restores with the tenant's real key.
+    let record = object_of(&w.env, A, "tenant.json");
+    let stranger = w.env.keygen("stranger.txt");
+    let text = String::from_utf8(w.env.read_object(&record)).unwrap();
+    let v = store_json(text.as_bytes()).unwrap();
+    let ours = v["data_recipient"].as_str().unwrap().to_string();
+    w.env.write_object(
+        &record,
+        text.replace(&ours, &stranger.recipient).into_bytes(),
+    );
+    let snap = w.env.tv.backup_all();
+    let mut c = w.env.db.client();
+    let rows = rows_of(&mut c, A);
+    mangle(&w.env, A);
+    w.env.tv.restore(A, &snap, &w.key, None);
+    assert_eq!(
+        rows_of(&mut c, A),
+        rows,
+        "the new snapshot restores with A's own key"
+    );
+    // A hold released behind the vault's back is not believed.
+    w.env.tv.ok(&["hold", "set", A, "--reason", "litigation 7"]);
+    let hold = object_of(&w.env, A, "hold.json");
+    let held = String::from_utf8(w.env.read_object(&hold)).unwrap();
+    w.env.write_object(
+        &hold,
+        held.replace("litigation 7", "released!!!").into_bytes(),
+    );
+    let out = w.env.tv.run(&["forget-tenant", A, "--yes"]);
+    out.assert_code(3, "forget-tenant with an edited hold");
+    assert_eq!(rows_of(&mut c, A), rows);
+    other_tenant_intact(&w);
+}
+
+conformance! {
+    edited_manifest,
+    swapped_and_rolled_back_manifests,
+    forged_and_swapped_keys,
+    ledger_rollback_and_deletion,
+    swapped_data_recipient_and_hold,
+}
+
+/// A format-1 store (no MACs) is refused with the upgrade step, and `tvault upgrade` seals it.
+#[test]
+fn format_1_vaults_are_upgraded() {
+    let (env, key) = Env::with_tenants("hostile_upgrade", &FIX, &[A, B]);
+    let snap = env.tv.backup_all();
+    // Turn the store back into format 1: no MAC lines, no key fingerprint, no vault key.
+    let store = env.tv.vault.join("store");
+    for rel in walk(&store) {
+        let p = store.join(&rel);
+        if !p.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        if let Some(rest) = bytes.strip_prefix(b"tvault-mac-v2 ".as_slice()) {
+            let body = &rest[rest.iter().position(|&b| b == b'\n').unwrap() + 1..];
+            std::fs::write(&p, body).unwrap();
+        }
+    }
+    let mut d = store_json(&std::fs::read(store.join("vault.json")).unwrap()).unwrap();
+    d["format"] = 1.into();
+    d.as_object_mut().unwrap().remove("key_fingerprint");
+    std::fs::write(store.join("vault.json"), d.to_string()).unwrap();
+    std::fs::remove_file(env.tv.vault.join("vault.key")).unwrap();
+
+    let out = env.tv.run(&["snapshots"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("tvault upgrade"), "{}", out.stderr);
+    let v = env.tv.json(&["upgrade"]);
+    assert!(
+        v["recovery_code"].as_str().unwrap().starts_with("tvk1-"),
+        "{v}"
+    );
+    let mut c = env.db.client();
+    let rows = rows_of(&mut c, A);
+    mangle(&env, A);
+    env.tv.restore(A, &snap, &key, None);
+    assert_eq!(rows_of(&mut c, A), rows);
+    // Sealed now: an edit is caught.
+    let record = object_of(&env, A, "tenant.json");
+    let text = String::from_utf8(env.read_object(&record)).unwrap();
+    assert!(text.starts_with("tvault-mac-v2 "), "{text}");
+    let (line, body) = text.split_at(text.find('\n').unwrap() + 1);
+    let mut v: Value = serde_json::from_str(body).unwrap();
+    v["escrow"] = true.into();
+    env.write_object(&record, format!("{line}{v}").into_bytes());
+    env.tv
+        .run(&["inventory", "rebuild"])
+        .assert_code(3, "rebuild with an edited tenant record");
+}
