@@ -49,7 +49,9 @@ fn refused(w: &World, args: &[&str], what: &str) {
     out.assert_code(3, what);
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(
-        ["corrupt object", "vault MAC", "wrong key"].iter().any(|w| said.contains(w)),
+        ["corrupt object", "vault MAC", "wrong key"]
+            .iter()
+            .any(|w| said.contains(w)),
         "{what}: {said}"
     );
     assert_eq!(
@@ -309,4 +311,25 @@ fn format_1_vaults_are_upgraded() {
     env.tv
         .run(&["inventory", "rebuild"])
         .assert_code(3, "rebuild with an edited tenant record");
+}
+
+/// The state directory (inventory, wrapped keys, vault key) is the owner's alone, and the vault
+/// key never reaches the store.
+#[test]
+fn state_directory_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, _key) = Env::with_tenants("hostile_state", &FIX, &[A]);
+    env.tv.backup_all();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.tv.vault), 0o700);
+    assert_eq!(mode(&env.tv.vault.join("vault.key")), 0o600);
+    let code = std::fs::read_to_string(env.tv.vault.join("vault.key")).unwrap();
+    let secret = code.trim().trim_start_matches("tvk1-").to_string();
+    for (object, _) in env.objects() {
+        let bytes = env.read_object(&object);
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&secret),
+            "the vault key is in {object}"
+        );
+    }
 }

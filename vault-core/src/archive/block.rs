@@ -135,6 +135,10 @@ pub fn seal(to: &keys::DataRecipient, plaintext: &[u8]) -> Result<Vec<u8>> {
     Ok(keys::seal(to, &compressed)?)
 }
 
+/// The largest block plaintext accepted: blocks are cut at twice the configured block size,
+/// which `BackupTuning` keeps far below this.
+pub const MAX_BLOCK: u64 = 256 << 20;
+
 /// Decrypts and decompresses a sealed block, checking it against its id; `object` names it in
 /// errors. A block that fails authentication is never returned.
 pub fn open(
@@ -146,6 +150,13 @@ pub fn open(
     object: &str,
 ) -> Result<Vec<u8>> {
     let (expected_id, raw_len) = (expected.id.as_str(), expected.raw_length);
+    if raw_len > MAX_BLOCK {
+        // Never allocate what an unchecked length asks for.
+        return Err(Error::corrupt(
+            object,
+            format!("block {expected_id} claims {raw_len} bytes, more than any block holds"),
+        ));
+    }
     let compressed = keys::open(key, sealed).map_err(|e| match e {
         keys::Error::WrongKey => Error::WrongKey {
             tenant: String::new(),

@@ -159,10 +159,26 @@ pub fn encode_list(list: &KeyList) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     (min, max, zstd::bulk::compress(&raw, 3).unwrap_or_default())
 }
 
+/// The largest decoded key set accepted (a block holds at most a few MiB of rows).
+pub const MAX_KEY_SET: usize = 64 << 20;
+
 /// Decodes a key set made by [`encode_list`].
 pub fn decode_set(bytes: &[u8]) -> Result<KeySet> {
-    let raw = zstd::stream::decode_all(bytes)
+    // Bounded: a few bytes of zstd can claim gigabytes.
+    let mut raw = vec![];
+    let decoder = zstd::stream::read::Decoder::new(bytes)
         .map_err(|e| Error::corrupt("key set", format!("does not decompress: {e}")))?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(decoder, MAX_KEY_SET as u64 + 1),
+        &mut raw,
+    )
+    .map_err(|e| Error::corrupt("key set", format!("does not decompress: {e}")))?;
+    if raw.len() > MAX_KEY_SET {
+        return Err(Error::corrupt(
+            "key set",
+            "larger than any block's key set can be",
+        ));
+    }
     let mut keys = vec![];
     let mut i = 0;
     while i < raw.len() {

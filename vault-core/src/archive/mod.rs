@@ -2,5 +2,7 @@
 
 pub mod auth;
 pub mod block;
+#[cfg(test)]
+mod fuzz;
 pub mod keyindex;
 pub mod manifest;

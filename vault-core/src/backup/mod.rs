@@ -267,6 +267,14 @@ impl Vault {
         (Vec<UnregisteredTenant>, Vec<UnownedRows>),
     )> {
         let tuning = self.config().backup.clone();
+        if tuning.block_size as u64 > crate::archive::block::MAX_BLOCK / 4 {
+            // Blocks reach twice the block size; restores refuse blocks above MAX_BLOCK.
+            return Err(Error::Invalid(format!(
+                "[backup] block_size {} is larger than the {} bytes allowed",
+                tuning.block_size,
+                crate::archive::block::MAX_BLOCK / 4
+            )));
+        }
         let workers = tuning.workers.max(1);
         let mut id_keys = Vec::with_capacity(cycle.tenants.len());
         for t in &cycle.tenants {

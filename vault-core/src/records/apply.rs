@@ -102,9 +102,23 @@ impl Vault {
     ) -> Result<RecordRestoreReport> {
         let record = self.tenant(&opts.tenant)?;
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
-        let manifest = self.manifest(&record, &snapshot).await?;
+        let mut manifest = self.manifest(&record, &snapshot).await?;
         let keys = self.unlock(&record, identity).await?;
         let client = pg::connect(&self.config().source).await?;
+        // SQL is built from the live catalog: each table's owner rule and foreign keys come from
+        // the live plan, which must agree with the (authenticated) manifest.
+        let plan = catalog::plan(&client, self.config()).await?;
+        for t in &mut manifest.tables {
+            let name = t.def.display_name();
+            if let Some(live) = plan
+                .tables
+                .iter()
+                .find(|l| l.schema == t.def.schema && l.name == t.def.name)
+            {
+                crate::restore::targets::same_owner(&t.def.owner, &live.owner, &name)?;
+                t.def.foreign_keys = live.foreign_keys.clone();
+            }
+        }
         let mut cache = BlockCache::new(self, &record, &keys);
         let root = manifest
             .tables
@@ -197,7 +211,6 @@ impl Vault {
         if opts.dry_run {
             return Ok(report);
         }
-        let plan = catalog::plan(&client, self.config()).await?;
         let mut client = client;
         let mut tx = client
             .transaction()

@@ -11,7 +11,7 @@
 //! they pass authentication and their id check.
 
 mod diff;
-mod targets;
+pub(crate) mod targets;
 
 use crate::archive::block;
 use crate::archive::manifest::{BlockRef, TenantManifest};

@@ -73,17 +73,7 @@ pub(super) async fn restore_targets(
             path.iter_mut()
                 .for_each(|h| h.ref_schema = mapped(&h.ref_schema));
         }
-        if archived_owner != live.owner {
-            return Err(Error::SchemaMismatch {
-                table: name.clone(),
-                reason: format!(
-                    "its owner was {} at backup time and is {} now; restoring by the new rule could \
-                     touch rows of other tenants",
-                    archived_owner.describe(&name),
-                    live.owner.describe(&name)
-                ),
-            });
-        }
+        same_owner(&archived_owner, &live.owner, &name)?;
         let mut def = live.clone();
         def.columns = m.def.archived_columns().cloned().collect();
         if !def
@@ -100,4 +90,21 @@ pub(super) async fn restore_targets(
         plan,
         targets.into_iter().map(|(_, mi, def)| (mi, def)).collect(),
     ))
+}
+
+/// Refuses when the live owner rule of a table differs from the archived one: SQL built by the
+/// new rule could reach rows of other tenants.
+pub(crate) fn same_owner(archived: &Owner, live: &Owner, name: &str) -> Result<()> {
+    if archived == live {
+        return Ok(());
+    }
+    Err(Error::SchemaMismatch {
+        table: name.to_string(),
+        reason: format!(
+            "its owner was {} at backup time and is {} now; restoring by the new rule could \
+             touch rows of other tenants",
+            archived.describe(name),
+            live.describe(name)
+        ),
+    })
 }
