@@ -93,6 +93,8 @@ mod retention_blocks;
 mod retention_hold;
 #[path = "e2e/rls.rs"]
 mod rls;
+#[path = "e2e/rotation.rs"]
+mod rotation;
 #[path = "e2e/s3.rs"]
 mod s3;
 #[path = "e2e/schema.rs"]

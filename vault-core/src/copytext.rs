@@ -8,6 +8,21 @@
 /// The NULL marker.
 pub const NULL: &[u8] = b"\\N";
 
+/// The longest row read from the database: PostgreSQL's own limit on one field is 1 GB, and a
+/// server that sends more without a newline is not believed (nothing is buffered past this).
+pub const MAX_ROW: usize = 1 << 30;
+
+/// Refuses a partial row that grew past [`MAX_ROW`] (`what` names the stream in the error).
+pub fn check_row_len(len: usize, what: &str) -> crate::Result<()> {
+    if len > MAX_ROW {
+        return Err(crate::Error::corrupt(
+            what,
+            format!("a row longer than {MAX_ROW} bytes without an end"),
+        ));
+    }
+    Ok(())
+}
+
 /// Iterates the raw (still escaped) fields of one line (without its trailing newline).
 pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
     line.split(|&b| b == b'\t')

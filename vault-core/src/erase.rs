@@ -325,8 +325,7 @@ impl Vault {
         let path = layout::key_index(&record.path, &m.snapshot);
         let mut raw = vec![];
         if let Ok(sealed) = self.get(&path).await {
-            let plain =
-                keys::open(&keys.data_key, &sealed).map_err(|e| Error::corrupt(&path, e))?;
+            let plain = keys.open(&sealed).map_err(|e| Error::corrupt(&path, e))?;
             for (id, min, max, set) in keyindex::parse_index(&plain)? {
                 if !rewrites.contains_key(&id) {
                     keyindex::append_index_entry(&mut raw, &id, &min, &max, &set);

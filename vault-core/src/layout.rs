@@ -39,6 +39,14 @@ pub fn wrapped_data_key(tenant_path: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/keys/data-key.age"))
 }
 
+/// An earlier data key of the tenant (generation 0 is the first), wrapped to its current
+/// recipients, for the snapshots sealed to it. Never placed under object lock.
+pub fn former_data_key(tenant_path: &str, generation: usize) -> Path {
+    Path::from(format!(
+        "tenants/{tenant_path}/keys/data-key-g{generation}.age"
+    ))
+}
+
 /// The tenant's id/checksum key, sealed to the tenant's data key.
 pub fn sealed_id_key(tenant_path: &str) -> Path {
     Path::from(format!("tenants/{tenant_path}/keys/id-key.age"))
@@ -90,7 +98,7 @@ pub fn is_authenticated(path: &Path) -> bool {
     let p = path.as_ref();
     !(p == "vault.json"
         || p.ends_with(".pack")
-        || p.ends_with("/keys/data-key.age")
+        || (p.contains("/keys/data-key") && p.ends_with(".age"))
         || p == crate::audit::anchor_path().as_ref())
 }
 

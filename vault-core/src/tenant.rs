@@ -29,12 +29,50 @@ pub struct TenantRecord {
     pub data_recipient: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
+    /// Data recipients of earlier data keys, oldest first (after `rotate-key --revoke`); their
+    /// keys stay readable for the snapshots sealed to them, wrapped to the current recipients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_data_recipients: Vec<String>,
+    /// Blocks in packs named before this (a snapshot-id-like time) were sealed to an earlier data
+    /// key and are never reused by later snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_epoch: Option<String>,
+}
+
+impl TenantRecord {
+    /// Whether a stored block may be reused by a new snapshot: not if it predates a revocation.
+    pub fn may_reuse(&self, pack: &str) -> bool {
+        self.key_epoch.as_deref().is_none_or(|e| pack >= e)
+    }
 }
 
 /// What unlocking a tenant yields: the keys to read its archives.
 pub struct Unlocked {
+    /// The current data key.
     pub data_key: DataKey,
+    /// Earlier data keys (revoked for new snapshots), oldest first.
+    pub former: Vec<DataKey>,
     pub id_key: IdKey,
+}
+
+impl Unlocked {
+    /// Every data key, the current one first.
+    pub fn data_keys(&self) -> impl Iterator<Item = &DataKey> {
+        std::iter::once(&self.data_key).chain(self.former.iter().rev())
+    }
+
+    /// Opens an age file sealed to any of the tenant's data keys.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, keys::Error> {
+        let mut last = keys::Error::WrongKey;
+        for k in self.data_keys() {
+            match keys::open(k, sealed) {
+                Ok(p) => return Ok(p),
+                Err(e @ keys::Error::WrongKey) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
 }
 
 impl Vault {
@@ -67,6 +105,8 @@ impl Vault {
             escrow: allow_escrow,
             data_recipient: data_key.recipient().as_str().to_string(),
             created: OffsetDateTime::now_utc(),
+            former_data_recipients: vec![],
+            key_epoch: None,
         };
         let sealed_id = keys::seal(&data_key.recipient(), id_key.as_bytes())?;
         self.put(&layout::sealed_id_key(&record.path), sealed_id)
@@ -89,18 +129,54 @@ impl Vault {
         Ok(record)
     }
 
-    /// Re-wraps a tenant's data key to new recipients; archives are not touched.
+    /// Re-wraps a tenant's data keys to new recipients; archives are not touched. With
+    /// `revoke`, later snapshots get a new data key (and reuse no earlier block), so a leaked
+    /// earlier tenant key reads nothing written afterwards; escrow is kept only with
+    /// `keep_escrow`. Every wrapped key is rewritten to the new recipients alone, and on a
+    /// versioned bucket the earlier versions of the key objects are deleted.
     pub async fn rotate_tenant_key(
         &self,
         id: &str,
         identity: &TenantIdentities,
         new: &[String],
+        revoke: bool,
+        keep_escrow: bool,
     ) -> Result<TenantRecord> {
         let mut record = self.tenant(id)?;
         let unlocked = self.unlock(&record, identity).await?;
-        let recipients = self.wrap_recipients(new, record.escrow)?;
-        self.store_wrapped_key(&record, keys::wrap(&unlocked.data_key, &recipients.all())?)
+        let escrow = record.escrow && (!revoke || keep_escrow);
+        let recipients = self.wrap_recipients(new, escrow)?;
+        let Unlocked {
+            data_key,
+            mut former,
+            id_key,
+        } = unlocked;
+        let current = if revoke {
+            record
+                .former_data_recipients
+                .push(record.data_recipient.clone());
+            former.push(data_key);
+            let fresh = DataKey::generate();
+            record.data_recipient = fresh.recipient().as_str().to_string();
+            record.key_epoch = Some(layout::new_snapshot_id(OffsetDateTime::now_utc()));
+            let sealed_id = keys::seal(&fresh.recipient(), id_key.as_bytes())?;
+            let path = layout::sealed_id_key(&record.path);
+            self.put(&path, sealed_id).await?;
+            self.delete_old_versions(&path, "key rotation").await?;
+            fresh
+        } else {
+            data_key
+        };
+        for (generation, key) in former.iter().enumerate() {
+            let path = layout::former_data_key(&record.path, generation);
+            self.put(&path, keys::wrap(key, &recipients.all())?).await?;
+            self.delete_old_versions(&path, "key rotation").await?;
+        }
+        self.store_wrapped_key(&record, keys::wrap(&current, &recipients.all())?)
             .await?;
+        self.delete_old_versions(&layout::wrapped_data_key(&record.path), "key rotation")
+            .await?;
+        record.escrow = escrow;
         record.recipients = recipients
             .tenant
             .iter()
@@ -108,18 +184,20 @@ impl Vault {
             .collect();
         self.put(
             &layout::tenant_record(&record.path),
-            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+            serde_json::to_vec_pretty(&record).map_err(|e| Error::Invalid(e.to_string()))?,
         )
         .await?;
-        self.inventory().put_tenant(&record, &unlocked.id_key)?;
+        self.inventory().put_tenant(&record, &id_key)?;
         let draft = crate::audit::AuditDraft::new(crate::audit::actions::KEY_CHANGE)
             .tenant(id)
             .object(layout::wrapped_data_key(&record.path).to_string())
-            .details(
-                serde_json::json!({ "event": "key rotated", "recipients": record.recipients }),
-            );
+            .details(serde_json::json!({
+                "event": if revoke { "key rotated, earlier key revoked" } else { "key rotated" },
+                "recipients": record.recipients, "escrow": record.escrow,
+                "data_keys": record.former_data_recipients.len() + 1,
+            }));
         self.audit(draft).await?;
-        tracing::info!(tenant = id, "tenant key rotated");
+        tracing::info!(tenant = id, revoke, "tenant key rotated");
         Ok(record)
     }
 
@@ -161,6 +239,25 @@ impl Vault {
                 "the wrapped data key does not match the tenant record",
             ));
         }
+        let mut former = Vec::with_capacity(record.former_data_recipients.len());
+        for (generation, recipient) in record.former_data_recipients.iter().enumerate() {
+            let path = layout::former_data_key(&record.path, generation);
+            let wrapped = self.get(&path).await?;
+            let key = keys::unwrap(&wrapped, identity).map_err(|e| match e {
+                keys::Error::WrongKey => Error::WrongKey {
+                    tenant: record.id.clone(),
+                    reason: "the identity does not unwrap the tenant's earlier data keys".into(),
+                },
+                other => Error::corrupt(&path, other),
+            })?;
+            if key.recipient().as_str() != recipient {
+                return Err(Error::corrupt(
+                    &path,
+                    "the wrapped data key does not match the tenant record",
+                ));
+            }
+            former.push(key);
+        }
         let sealed = self.get(&layout::sealed_id_key(&record.path)).await?;
         let raw = keys::open(&data_key, &sealed)
             .map_err(|e| Error::corrupt(layout::sealed_id_key(&record.path), e))?;
@@ -170,6 +267,7 @@ impl Vault {
             .map_err(|_| Error::corrupt(layout::sealed_id_key(&record.path), "wrong length"))?;
         Ok(Unlocked {
             data_key,
+            former,
             id_key: IdKey::from_bytes(raw),
         })
     }

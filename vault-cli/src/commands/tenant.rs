@@ -55,6 +55,14 @@ pub struct RotateKey {
     /// New public key(s) (repeatable).
     #[arg(long, required = true)]
     recipient: Vec<String>,
+    /// Also give later snapshots a new data key, so that the old tenant key (if it leaked)
+    /// reads nothing written from now on. Earlier snapshots stay readable with the new key.
+    #[arg(long)]
+    revoke: bool,
+    /// With --revoke: keep wrapping the data keys to the operator's escrow recipient (dropped
+    /// by default: a revocation starts from the tenant's keys alone).
+    #[arg(long, requires = "revoke")]
+    keep_escrow: bool,
 }
 
 impl TenantCmd {
@@ -133,15 +141,20 @@ impl TenantCmd {
             TenantCmd::RotateKey(r) => {
                 let identity = keys::TenantIdentities::from_file(&r.identity)?;
                 let t = vault
-                    .rotate_tenant_key(&r.id, &identity, &r.recipient)
+                    .rotate_tenant_key(&r.id, &identity, &r.recipient, r.revoke, r.keep_escrow)
                     .await?;
                 if g.json {
                     output::json(&t)?;
                 } else {
                     println!(
-                        "re-wrapped the data key of {:?} to {} recipient(s)",
+                        "re-wrapped the data key(s) of {:?} to {} recipient(s){}",
                         t.id,
-                        t.recipients.len()
+                        t.recipients.len(),
+                        if r.revoke {
+                            "; later snapshots use a new data key that the old tenant key cannot read"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

@@ -162,7 +162,10 @@ fn seal_one(raw: RawBlock, cycle: &Cycle, demux: &Demux, inventory: &Inventory) 
     let id = demux.tenants[raw.tenant]
         .id_key
         .block_id(&cycle.table_names[raw.table], &raw.data);
-    let existing = inventory.block(&tenant.path, &id)?;
+    // A block sealed before a revoking key rotation is sealed again, to the current data key.
+    let existing = inventory
+        .block(&tenant.path, &id)?
+        .filter(|b| tenant.may_reuse(&b.pack));
     let (bytes, key_set) = match existing {
         Some(_) => (None, None),
         None => {

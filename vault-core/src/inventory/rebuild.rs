@@ -115,7 +115,7 @@ impl Vault {
             Err(Error::NotFound { .. }) => return Ok(0),
             Err(e) => return Err(e),
         };
-        let raw = keys::open(&u.data_key, &sealed).map_err(|e| Error::corrupt(&path, e))?;
+        let raw = u.open(&sealed).map_err(|e| Error::corrupt(&path, e))?;
         let mut n = 0;
         for (id, min, max, set) in crate::archive::keyindex::parse_index(&raw)? {
             self.inventory()

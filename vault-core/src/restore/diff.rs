@@ -131,7 +131,6 @@ pub(super) async fn read_live(
     expected_rows: u64,
 ) -> Result<Live> {
     let stream = apply::live_rows(client, def, literal).await?;
-    futures::pin_mut!(stream);
     let keyed = !def.primary_key.is_empty();
     let positions = def.key_positions();
     let capacity = if keyed { expected_rows.min(1 << 24) } else { 0 };
@@ -139,26 +138,17 @@ pub(super) async fn read_live(
         rows: HashMap::with_capacity_and_hasher(capacity as usize, Default::default()),
         checksum: Checksum::default(),
     };
-    let mut carry: Vec<u8> = vec![];
-    while let Some(chunk) = stream
-        .try_next()
-        .await
-        .db(|| format!("reading the live rows of {}", def.display_name()))?
-    {
-        carry.extend_from_slice(&chunk);
-        let end = carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        for line in block::rows(&carry[..end]) {
-            let row = copytext::split_first(line).1.unwrap_or_default();
-            let hash = id_key.row_hash(row);
-            live.checksum.add_hash(hash);
-            if keyed {
-                let mut key = Vec::with_capacity(16);
-                copytext::pick(row, &positions, &mut key);
-                live.rows.insert(key, hash);
-            }
+    let what = format!("the live rows of {}", def.display_name());
+    for_each_row(stream, &what, |row| {
+        let hash = id_key.row_hash(row);
+        live.checksum.add_hash(hash);
+        if keyed {
+            let mut key = Vec::with_capacity(16);
+            copytext::pick(row, &positions, &mut key);
+            live.rows.insert(key, hash);
         }
-        carry.drain(..end);
-    }
+    })
+    .await?;
     Ok(live)
 }
 
@@ -317,23 +307,36 @@ pub(super) async fn stage_table(
 /// rows with the staged keys (keyed tables), or all of its rows (tables replaced whole).
 pub(super) async fn written_checksum(ctx: &Ctx<'_, '_, '_>, c: &TableChange) -> Result<Checksum> {
     let stream = ctx.session.written_rows(c, ctx.literal).await?;
-    futures::pin_mut!(stream);
     let mut sum = Checksum::default();
+    let what = format!("the restored rows of {}", c.def.display_name());
+    for_each_row(stream, &what, |row| sum.add_row(&ctx.keys.id_key, row)).await?;
+    Ok(sum)
+}
+
+/// Calls `f` with each row of a COPY stream of the backup query (without its leading owner
+/// field). A row may span chunks; one longer than [`copytext::MAX_ROW`] is refused rather than
+/// buffered without bound.
+async fn for_each_row(
+    stream: tokio_postgres::CopyOutStream,
+    what: &str,
+    mut f: impl FnMut(&[u8]),
+) -> Result<()> {
+    futures::pin_mut!(stream);
     let mut carry: Vec<u8> = vec![];
-    while let Some(chunk) = stream
-        .try_next()
-        .await
-        .db(|| format!("reading back {}", c.def.display_name()))?
-    {
+    while let Some(chunk) = stream.try_next().await.db(|| format!("reading {what}"))? {
         carry.extend_from_slice(&chunk);
         let end = carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         for line in block::rows(&carry[..end]) {
-            sum.add_row(
-                &ctx.keys.id_key,
-                copytext::split_first(line).1.unwrap_or_default(),
-            );
+            f(copytext::split_first(line).1.unwrap_or_default());
         }
         carry.drain(..end);
+        copytext::check_row_len(carry.len(), what)?;
     }
-    Ok(sum)
+    if !carry.is_empty() {
+        return Err(crate::Error::corrupt(
+            what,
+            "the COPY output ends in the middle of a row",
+        ));
+    }
+    Ok(())
 }

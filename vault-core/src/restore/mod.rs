@@ -394,11 +394,18 @@ pub(crate) fn open_sealed(
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
     let object = layout::pack(&record.path, &b.pack).to_string();
-    block::open(&keys.data_key, &keys.id_key, sealed, table, b, &object).map_err(|e| match e {
-        Error::WrongKey { reason, .. } => Error::WrongKey {
-            tenant: record.id.clone(),
-            reason,
-        },
-        other => other,
-    })
+    // Blocks of snapshots before a revoking key rotation are sealed to an earlier data key.
+    let mut wrong = None;
+    for key in keys.data_keys() {
+        match block::open(key, &keys.id_key, sealed, table, b, &object) {
+            Err(Error::WrongKey { reason, .. }) => {
+                wrong = Some(Error::WrongKey {
+                    tenant: record.id.clone(),
+                    reason,
+                })
+            }
+            other => return other,
+        }
+    }
+    Err(wrong.unwrap_or_else(|| Error::corrupt(&object, "no data key")))
 }

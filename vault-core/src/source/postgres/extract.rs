@@ -169,6 +169,7 @@ pub async fn read_table(
             }
         }
         carry = whole[end..].to_vec();
+        copytext::check_row_len(carry.len(), sql)?;
         unreported += rows;
         // Reporting every row would cost more than the row itself.
         if unreported >= 8192 {
