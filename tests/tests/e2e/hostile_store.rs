@@ -261,6 +261,7 @@ conformance! {
     forged_and_swapped_keys,
     ledger_rollback_and_deletion,
     swapped_data_recipient_and_hold,
+    key_index_and_snapshot_record,
 }
 
 /// A format-1 store (no MACs) is refused with the upgrade step, and `tvault upgrade` seals it.
@@ -332,4 +333,34 @@ fn state_directory_is_owner_only() {
             "the vault key is in {object}"
         );
     }
+}
+
+/// A key index or a snapshot record changed in the store: the rebuild that reads them refuses.
+fn key_index_and_snapshot_record(backend: Backend, name: &str) {
+    let w = world(backend, name);
+    let index = object_of(&w.env, A, &format!("manifests/{}.keys", w.snaps[1]));
+    let original = w.env.read_object(&index);
+    let mut flipped = original.clone();
+    let at = flipped.len() - 3;
+    flipped[at] ^= 0x01;
+    w.env.write_object(&index, flipped);
+    let id = format!("{A}={}", w.key.identity_str());
+    refused(
+        &w,
+        &["inventory", "rebuild", "--identity", &id],
+        "rebuild with an edited key index",
+    );
+    w.env.write_object(&index, original);
+    let record = format!("snapshots/{}.json", w.snaps[0]);
+    let text = String::from_utf8(w.env.read_object(&record)).unwrap();
+    w.env.write_object(
+        &record,
+        text.replace("\"tenants\": 2", "\"tenants\": 3")
+            .into_bytes(),
+    );
+    refused(
+        &w,
+        &["inventory", "rebuild"],
+        "rebuild with an edited snapshot record",
+    );
 }

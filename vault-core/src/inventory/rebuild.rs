@@ -40,6 +40,16 @@ impl Vault {
             })
             .filter(|s| layout::is_snapshot_id(s))
             .collect();
+        // Every snapshot record must be authentic and name its own snapshot.
+        for id in &committed {
+            let path = layout::snapshot_record(id);
+            let bytes = self.get(&path).await?;
+            let record: crate::archive::manifest::SnapshotRecord =
+                serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+            if &record.snapshot != id {
+                return Err(Error::corrupt(&path, "the record names another snapshot"));
+            }
+        }
         let mut records = vec![];
         for meta in self.list(&layout::tenants_prefix()).await? {
             if meta.location.filename() != Some("tenant.json") {
