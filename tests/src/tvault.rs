@@ -444,6 +444,16 @@ impl Env {
         }
     }
 
+    /// `tenants/<dir>/` of `tenant` in the store (found through its tenant record).
+    pub fn tenant_dir(&self, tenant: &str) -> String {
+        self.objects()
+            .keys()
+            .filter(|k| k.ends_with("/tenant.json"))
+            .find(|k| store_json(&self.read_object(k)).is_some_and(|v| v["id"] == tenant))
+            .map(|k| k.trim_end_matches("tenant.json").to_string())
+            .unwrap_or_else(|| panic!("no tenant.json of {tenant}"))
+    }
+
     /// Deletes one store object behind tvault's back.
     pub fn delete_object(&self, key: &str) {
         match &self.bucket {

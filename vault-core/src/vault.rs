@@ -145,11 +145,7 @@ impl Vault {
     /// Safe to run again after an interruption (objects already sealed are checked, not redone).
     pub async fn upgrade(dir: &Path, config: VaultConfig) -> Result<Vault> {
         let mut store = Store::open(dir, &config).await?;
-        let d = read_descriptor(&store)
-            .await?
-            .ok_or_else(|| Error::NotInitialised {
-                path: format!("{} (store has no vault.json)", dir.display()),
-            })?;
+        let d = existing_descriptor(&store, dir).await?;
         if d.format >= VAULT_FORMAT {
             return Err(Error::Invalid(format!(
                 "the vault is already of format {}",
@@ -245,11 +241,7 @@ impl Vault {
             });
         }
         let mut store = Store::open(dir, &config).await?;
-        let d = read_descriptor(&store)
-            .await?
-            .ok_or_else(|| Error::NotInitialised {
-                path: format!("{} (store has no vault.json)", dir.display()),
-            })?;
+        let d = existing_descriptor(&store, dir).await?;
         if d.format < VAULT_FORMAT {
             return Err(Error::Invalid(format!(
                 "this vault's store is of format {}, whose metadata is not authenticated; run \
@@ -462,6 +454,15 @@ async fn read_descriptor(store: &Store) -> Result<Option<Descriptor>> {
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e).store(|| "reading vault.json".into()),
     }
+}
+
+/// The descriptor of an initialised store, or the error that says the store is not one.
+async fn existing_descriptor(store: &Store, dir: &Path) -> Result<Descriptor> {
+    read_descriptor(store)
+        .await?
+        .ok_or_else(|| Error::NotInitialised {
+            path: format!("{} (store has no vault.json)", dir.display()),
+        })
 }
 
 fn descriptor_json(d: &Descriptor) -> Result<Vec<u8>> {

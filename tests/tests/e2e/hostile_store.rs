@@ -8,14 +8,7 @@ use tests::*;
 
 /// The store key of one of `tenant`'s objects (`rel` below its directory, e.g. `hold.json`).
 fn object_of(env: &Env, tenant: &str, rel: &str) -> String {
-    let dir = env
-        .objects()
-        .keys()
-        .filter(|k| k.ends_with("/tenant.json"))
-        .find(|k| store_json(&env.read_object(k)).is_some_and(|v| v["id"] == tenant))
-        .map(|k| k.trim_end_matches("tenant.json").to_string())
-        .unwrap_or_else(|| panic!("no tenant.json of {tenant}"));
-    format!("{dir}{rel}")
+    format!("{}{rel}", env.tenant_dir(tenant))
 }
 
 struct World {

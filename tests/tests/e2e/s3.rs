@@ -22,14 +22,7 @@ fn bucket(env: &Env) -> &str {
 
 /// Bucket key prefix of `tenant`'s directory (`vault/tenants/<dir>/`).
 fn tenant_prefix(env: &Env, tenant: &str) -> String {
-    let dir = env
-        .objects()
-        .keys()
-        .filter(|k| k.ends_with("/tenant.json"))
-        .find(|k| store_json(&env.read_object(k)).is_some_and(|v| v["id"] == tenant))
-        .map(|k| k.trim_end_matches("tenant.json").to_string())
-        .unwrap_or_else(|| panic!("no tenant.json of {tenant}"));
-    format!("{S3_PREFIX}/{dir}")
+    format!("{S3_PREFIX}/{}", env.tenant_dir(tenant))
 }
 
 fn is_archive(key: &str) -> bool {
