@@ -324,7 +324,14 @@ impl Vault {
         // The snapshot's sealed key index: drop the old blocks' entries, add the new ones.
         let path = layout::key_index(&record.path, &m.snapshot);
         let mut raw = vec![];
-        if let Ok(sealed) = self.get(&path).await {
+        // A snapshot without a key index (no keyed table) has none to rewrite; any other failure
+        // to read it (a damaged or tampered index) stops the erasure rather than dropping entries.
+        let existing = match self.get(&path).await {
+            Ok(sealed) => Some(sealed),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(sealed) = existing {
             let plain = keys.open(&sealed).map_err(|e| Error::corrupt(&path, e))?;
             for (id, min, max, set) in keyindex::parse_index(&plain)? {
                 if !rewrites.contains_key(&id) {

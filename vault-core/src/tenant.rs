@@ -158,7 +158,7 @@ impl Vault {
             former.push(data_key);
             let fresh = DataKey::generate();
             record.data_recipient = fresh.recipient().as_str().to_string();
-            record.key_epoch = Some(layout::new_snapshot_id(OffsetDateTime::now_utc()));
+            record.key_epoch = Some(layout::key_epoch(OffsetDateTime::now_utc()));
             let sealed_id = keys::seal(&fresh.recipient(), id_key.as_bytes())?;
             let path = layout::sealed_id_key(&record.path);
             self.put(&path, sealed_id).await?;
