@@ -198,19 +198,100 @@ impl VaultConfig {
     }
 }
 
-/// Removes the password from a connection URL for display.
+/// Parameters whose values are secrets, in a URL's query or a `key=value` conninfo string.
+const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
+
+/// Removes every password from a connection string for display: the `user:password@` of a URL,
+/// `password=` and `sslpassword=` in its query, or in a libpq `key=value` conninfo string.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return redact_conninfo(url);
     };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some(parts) => parts,
-        None => return url.to_string(),
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
     };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+    let rest = match rest.rsplit_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{auth}@{host}"),
+        },
+        None => rest.to_string(),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if SECRET_PARAMS.contains(&k) => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{scheme}://{rest}?{q}"),
+        None => format!("{scheme}://{rest}"),
     }
+}
+
+/// `key=value` conninfo with secret values replaced; values may be single-quoted with `\`
+/// escapes, as libpq reads them.
+fn redact_conninfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            out.push(c);
+            chars.next();
+            continue;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        out.push_str(&key);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            out.push(chars.next().unwrap_or(' '));
+        }
+        if chars.peek() != Some(&'=') {
+            continue;
+        }
+        out.push('=');
+        chars.next();
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            value.push('\'');
+            chars.next();
+            while let Some(c) = chars.next() {
+                value.push(c);
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '\'' => break,
+                    _ => {}
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        if SECRET_PARAMS.contains(&key.as_str()) {
+            out.push_str("***");
+        } else {
+            out.push_str(&value);
+        }
+    }
+    out
 }
 
 impl fmt::Debug for VaultConfig {
@@ -243,6 +324,34 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("backup:***@db:5432/app"));
+    }
+
+    #[test]
+    fn no_form_of_connection_string_shows_a_password() {
+        for (given, shown) in [
+            ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?password=pw&sslmode=require",
+                "postgres://u@h/db?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://h/db?sslpassword=pw",
+                "postgresql://h/db?sslpassword=***",
+            ),
+            (
+                "host=h password=pw dbname=d",
+                "host=h password=*** dbname=d",
+            ),
+            (
+                "host=h password = 'p w\\' x' user=u",
+                "host=h password =*** user=u",
+            ),
+            ("host=h dbname=d", "host=h dbname=d"),
+        ] {
+            let got = redact_url(given);
+            assert_eq!(got, shown, "{given}");
+            assert!(!got.contains("pw") && !got.contains("p w"), "{got}");
+        }
     }
 
     #[test]
