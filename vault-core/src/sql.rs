@@ -16,6 +16,15 @@ pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", ident(schema), ident(table))
 }
 
+/// `ARRAY[<alias>"a"::text, …]`: the values of some columns as text, for messages.
+pub fn as_text(names: &[String], alias: &str) -> String {
+    let each: Vec<String> = names
+        .iter()
+        .map(|c| format!("{alias}{}::text", ident(c)))
+        .collect();
+    format!("ARRAY[{}]", each.join(", "))
+}
+
 /// Asks the server to quote `value` as a string literal, so the quoting rules are exactly the
 /// server's (standard_conforming_strings, encoding) rather than a reimplementation of them.
 pub async fn literal(client: &impl tokio_postgres::GenericClient, value: &str) -> Result<String> {

@@ -221,42 +221,23 @@ impl Vault {
         record: &TenantRecord,
         identity: &TenantIdentities,
     ) -> Result<Unlocked> {
-        let wrapped = self.get(&layout::wrapped_data_key(&record.path)).await?;
-        let data_key = keys::unwrap(&wrapped, identity).map_err(|e| match e {
-            keys::Error::WrongKey => Error::WrongKey {
-                tenant: record.id.clone(),
-                reason: "the identity does not match any of the tenant's registered recipients"
-                    .into(),
-            },
-            keys::Error::Corrupt { reason } => {
-                Error::corrupt(layout::wrapped_data_key(&record.path), reason)
-            }
-            other => other.into(),
-        })?;
-        if data_key.recipient().as_str() != record.data_recipient {
-            return Err(Error::corrupt(
-                layout::wrapped_data_key(&record.path),
-                "the wrapped data key does not match the tenant record",
-            ));
-        }
+        let data_key = self
+            .unwrap_data_key(
+                record,
+                identity,
+                &layout::wrapped_data_key(&record.path),
+                &record.data_recipient,
+                "the identity does not match any of the tenant's registered recipients",
+            )
+            .await?;
         let mut former = Vec::with_capacity(record.former_data_recipients.len());
         for (generation, recipient) in record.former_data_recipients.iter().enumerate() {
             let path = layout::former_data_key(&record.path, generation);
-            let wrapped = self.get(&path).await?;
-            let key = keys::unwrap(&wrapped, identity).map_err(|e| match e {
-                keys::Error::WrongKey => Error::WrongKey {
-                    tenant: record.id.clone(),
-                    reason: "the identity does not unwrap the tenant's earlier data keys".into(),
-                },
-                other => Error::corrupt(&path, other),
-            })?;
-            if key.recipient().as_str() != recipient {
-                return Err(Error::corrupt(
-                    &path,
-                    "the wrapped data key does not match the tenant record",
-                ));
-            }
-            former.push(key);
+            let reason = "the identity does not unwrap the tenant's earlier data keys";
+            former.push(
+                self.unwrap_data_key(record, identity, &path, recipient, reason)
+                    .await?,
+            );
         }
         let sealed = self.get(&layout::sealed_id_key(&record.path)).await?;
         let raw = keys::open(&data_key, &sealed)
@@ -270,6 +251,34 @@ impl Vault {
             former,
             id_key: IdKey::from_bytes(raw),
         })
+    }
+
+    /// Unwraps one wrapped data key with the tenant's identity and checks that it is the key
+    /// the tenant record names (a key swapped in the store is refused).
+    async fn unwrap_data_key(
+        &self,
+        record: &TenantRecord,
+        identity: &TenantIdentities,
+        path: &layout::Path,
+        recipient: &str,
+        wrong_key: &str,
+    ) -> Result<DataKey> {
+        let wrapped = self.get(path).await?;
+        let key = keys::unwrap(&wrapped, identity).map_err(|e| match e {
+            keys::Error::WrongKey => Error::WrongKey {
+                tenant: record.id.clone(),
+                reason: wrong_key.into(),
+            },
+            keys::Error::Corrupt { reason } => Error::corrupt(path, reason),
+            other => other.into(),
+        })?;
+        if key.recipient().as_str() != recipient {
+            return Err(Error::corrupt(
+                path,
+                "the wrapped data key does not match the tenant record",
+            ));
+        }
+        Ok(key)
     }
 
     async fn store_wrapped_key(&self, record: &TenantRecord, wrapped: Vec<u8>) -> Result<()> {

@@ -139,7 +139,7 @@ pub(super) fn cols(names: &[String], alias: &str) -> String {
         .join(", ")
 }
 
-fn equal(names: &[String], a: &str, b: &str) -> String {
+pub(super) fn equal(names: &[String], a: &str, b: &str) -> String {
     names
         .iter()
         .map(|c| format!("{a}.{} = {b}.{}", ident(c), ident(c)))
@@ -214,27 +214,22 @@ impl<'a, 't> Session<'a, 't> {
     /// Creates the staging tables of one table; their column types are the live table's.
     pub async fn stage(&self, c: &TableChange, plan: &Plan) -> Result<()> {
         let table = qualified(&c.def.schema, &c.def.name);
-        let mut sql = format!(
-            "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {table} WITH NO DATA;",
-            staging('w', c.slot),
-            cols(&archived(&c.def), "")
-        );
+        // Typed like the live table's columns; dropped with the transaction.
+        let like = |kind: char, columns: &[String]| {
+            format!(
+                "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {table} WITH NO DATA;",
+                staging(kind, c.slot),
+                cols(columns, "")
+            )
+        };
+        let mut sql = like('w', &archived(&c.def));
         if c.mode == Mode::Keyed {
-            for k in ['u', 'd'] {
-                sql.push_str(&format!(
-                    "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {table} WITH NO DATA;",
-                    staging(k, c.slot),
-                    cols(&c.def.primary_key, "")
-                ));
-            }
+            sql.push_str(&like('u', &c.def.primary_key));
+            sql.push_str(&like('d', &c.def.primary_key));
         }
         let refs = referenced_columns(&c.def, plan);
         if !refs.is_empty() {
-            sql.push_str(&format!(
-                "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {table} WITH NO DATA;",
-                staging('g', c.slot),
-                cols(&refs, "")
-            ));
+            sql.push_str(&like('g', &refs));
         }
         self.tx
             .batch_execute(&sql)
@@ -258,12 +253,8 @@ impl<'a, 't> Session<'a, 't> {
             )],
             Mode::Replace => vec![],
         };
-        let sql = format!(
-            "COPY ({}) TO STDOUT",
-            query::select_where(&c.def, Some(tenant_literal), None, &extra)
-        );
         self.tx
-            .copy_out(&sql)
+            .copy_out(&query::copy_out_where(&c.def, tenant_literal, &extra))
             .await
             .db(|| format!("reading back {}", c.def.display_name()))
     }

@@ -57,17 +57,13 @@ fn from_and_owner(t: &TableDef) -> (String, String) {
 pub fn disagreeing_owners(t: &TableDef, other: &[Hop], column: &str) -> String {
     let (from, owner) = from_and_owner(t);
     let (joins, last) = path_joins(other, "a");
-    let key: Vec<String> = if t.primary_key.is_empty() {
-        vec!["t0.ctid::text".into()]
+    let key = if t.primary_key.is_empty() {
+        "ARRAY[t0.ctid::text]".to_string()
     } else {
-        t.primary_key
-            .iter()
-            .map(|c| format!("t0.{}::text", ident(c)))
-            .collect()
+        crate::sql::as_text(&t.primary_key, "t0.")
     };
     format!(
-        "SELECT count(*) OVER ()::int8, ARRAY[{}] FROM {from}{joins} WHERE {owner} <> {last}.{} LIMIT 5",
-        key.join(", "),
+        "SELECT count(*) OVER ()::int8, {key} FROM {from}{joins} WHERE {owner} <> {last}.{} LIMIT 5",
         ident(column)
     )
 }
@@ -113,6 +109,14 @@ pub fn select_where(
 /// `COPY (select) TO STDOUT`.
 pub fn copy_out(t: &TableDef, tenant_literal: Option<&str>, pages: Option<Pages>) -> String {
     format!("COPY ({}) TO STDOUT", select(t, tenant_literal, pages))
+}
+
+/// `COPY (select_where) TO STDOUT` of one tenant's rows.
+pub fn copy_out_where(t: &TableDef, tenant_literal: &str, extra: &[String]) -> String {
+    format!(
+        "COPY ({}) TO STDOUT",
+        select_where(t, Some(tenant_literal), None, extra)
+    )
 }
 
 /// The owner of one row, found by `$1` = tableoid (oid) and `$2` = ctid (text); no row when

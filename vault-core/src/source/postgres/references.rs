@@ -1,11 +1,11 @@
 //! Reference checks of a restore: after the changes are applied with per-row triggers skipped,
 //! exactly the changed rows are checked, set-based, before commit (see `apply`'s module docs).
 
-use super::apply::{archived, cols, incoming, staging, Session, TableChange};
+use super::apply::{archived, cols, equal, incoming, staging, Session, TableChange};
 use super::catalog::Plan;
 use super::query;
 use crate::error::{DbContext, Error, Result};
-use crate::sql::{ident, qualified};
+use crate::sql::{as_text, ident, qualified};
 
 impl Session<'_, '_> {
     /// Verifies the references of exactly the changed rows (see the module docs). Fails, naming
@@ -59,13 +59,9 @@ impl Session<'_, '_> {
                 .tx
                 .query(
                     &format!(
-                        "SELECT ARRAY[{}] FROM {w} AS w WHERE {} AND NOT EXISTS \
+                        "SELECT {} FROM {w} AS w WHERE {} AND NOT EXISTS \
                          (SELECT 1 FROM {parent} AS p WHERE {}) LIMIT 3",
-                        fk.columns
-                            .iter()
-                            .map(|col| format!("w.{}::text", ident(col)))
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        as_text(&fk.columns, "w."),
                         present.join(" AND "),
                         matches.join(" AND ")
                     ),
@@ -98,24 +94,14 @@ impl Session<'_, '_> {
             let gone = format!(
                 "SELECT DISTINCT {gc} FROM {g} AS g WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {eq})",
                 gc = cols(&r.fk.ref_columns, "g."),
-                eq = r
-                    .fk
-                    .ref_columns
-                    .iter()
-                    .map(|col| format!("t.{} = g.{}", ident(col), ident(col)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ")
+                eq = equal(&r.fk.ref_columns, "t", "g")
             );
             let rows = self
                 .tx
                 .query(
                     &format!(
-                        "SELECT t0.tableoid::int8, t0.ctid::text, ARRAY[{}] FROM {child} AS t0 WHERE ({}) IN ({gone}) LIMIT 3",
-                        r.fk.columns
-                            .iter()
-                            .map(|col| format!("t0.{}::text", ident(col)))
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        "SELECT t0.tableoid::int8, t0.ctid::text, {} FROM {child} AS t0 WHERE ({}) IN ({gone}) LIMIT 3",
+                        as_text(&r.fk.columns, "t0."),
                         cols(&r.fk.columns, "t0.")
                     ),
                     &[],
