@@ -19,10 +19,12 @@
 #   --scale X      size multiplier (default 9: ~1 GB)
 #   --skew X       Zipf exponent of tenant sizes (default 1.0)
 #   --methods L    comma-separated subset of: tvault,pg_dump,per_tenant,copy_floor (default: all)
+#   --db NAME      database of the dataset (default tvault_bench for the default tenants, else
+#                  tvault_bench_<tenants>, so datasets of different shapes are kept side by side)
 #
 # Environment: TVAULT_BIN (default target/release/tvault, built with cargo when missing),
 # TVAULT_BENCH_DIR (scratch space, default target/bench), TVAULT_PGPORT/TVAULT_PGDATA (scripts/pg-local.sh).
-# The dataset lives in database tvault_bench on the local cluster; its parameters are kept in
+# The dataset lives in database --db on the local cluster; its parameters are kept in
 # COMMENT ON DATABASE, so a later run with the same parameters reuses it.
 set -euo pipefail
 
@@ -35,7 +37,7 @@ TENANTS=2000
 SCALE=9
 SKEW=1.0
 METHODS=tvault,pg_dump,per_tenant,copy_floor
-DB=tvault_bench
+DB=
 WORK=${TVAULT_BENCH_DIR:-$REPO/target/bench}
 
 # shellcheck source=bench/lib.sh
@@ -49,6 +51,7 @@ while [[ $# -gt 0 ]]; do
         --scale) SCALE=${2:?--scale needs a value}; shift 2 ;;
         --skew) SKEW=${2:?--skew needs a value}; shift 2 ;;
         --methods) METHODS=${2:?--methods needs a value}; shift 2 ;;
+        --db) DB=${2:?--db needs a value}; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "bench: unknown argument: $1" >&2; usage 2 ;;
     esac
@@ -56,6 +59,11 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $TENANTS =~ ^[1-9][0-9]*$ ]] || die "--tenants must be a positive integer"
 [[ $SCALE =~ ^[0-9]+(\.[0-9]+)?$ && $SKEW =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--scale/--skew must be numbers"
+if [[ -z $DB ]]; then
+    DB=tvault_bench
+    [[ $TENANTS -eq 2000 ]] || DB=tvault_bench_$TENANTS
+fi
+[[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "--db must be a plain lower-case identifier"
 IFS=, read -r -a SELECTED <<<"$METHODS"
 for m in "${SELECTED[@]}"; do
     case $m in tvault|pg_dump|per_tenant|copy_floor) ;; *) die "unknown method: $m" ;; esac
@@ -140,8 +148,8 @@ if selected tvault; then
     "$TVAULT" --vault "$TEMPLATE" -q init --source "$DB_URL" >&2
     reg_start=$SECONDS
     for tenant in "${TENANT_IDS[@]}"; do
-        "$TVAULT" --vault "$TEMPLATE" -q tenant add "$tenant" --recipient "$RECIPIENT" >/dev/null
-    done
+        printf '%s\t%s\n' "$tenant" "$RECIPIENT"
+    done | "$TVAULT" --vault "$TEMPLATE" -q tenant import - >/dev/null
     log "registered ${#TENANT_IDS[@]} tenants in $((SECONDS - reg_start)) s"
     TVAULT_VERSION=$("$TVAULT" --version 2>/dev/null | head -n 1 || true)
 fi

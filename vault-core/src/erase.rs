@@ -348,7 +348,7 @@ impl Vault {
             self.put_archive(&path, sealed, lock).await?;
             old.extend(self.delete_old_versions(&path, "erase").await?);
         }
-        let body = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
+        let body = m.stored_json();
         let manifest = layout::manifest(&record.path, &m.snapshot);
         self.put_archive(&manifest, body, lock).await?;
         old.extend(self.delete_old_versions(&manifest, "erase").await?);

@@ -92,14 +92,29 @@ pub fn is_archive(path: &Path) -> bool {
 
 /// True for objects that carry a vault MAC (`archive::auth`): everything a vault reads back and
 /// trusts, except packs (their blocks are authenticated on their own), wrapped data keys (plain
-/// age files, checked against the tenant's recorded data recipient), the descriptor and the
+/// age files, checked against the tenant's recorded data recipient), table definitions (named by
+/// their hash, which the authenticated manifests give), the descriptor and the
 /// audit anchor (which has its own chain).
 pub fn is_authenticated(path: &Path) -> bool {
     let p = path.as_ref();
     !(p == "vault.json"
         || p.ends_with(".pack")
+        || p.starts_with("schemas/")
         || (p.contains("/keys/data-key") && p.ends_with(".age"))
         || p == crate::audit::anchor_path().as_ref())
+}
+
+/// A stored table definition (content-addressed, shared by every manifest that has it).
+pub fn table_def(id: &str) -> Path {
+    Path::from(format!("schemas/{id}.json"))
+}
+
+/// Table definition ids are 32 lowercase hex digits.
+pub fn is_def_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The sealed record-key index of a tenant snapshot.

@@ -9,7 +9,7 @@ use crate::error::{Error, IoContext, Result, StoreContext};
 use crate::inventory::Inventory;
 use crate::store::{Lock, LockedVersion, Store};
 use crate::{layout, VaultConfig};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,12 @@ struct Descriptor {
 }
 
 /// The store format this tvault writes: 2 authenticates metadata objects with the vault key
-/// (`archive::auth`). Format 1 stores are upgraded by `Vault::upgrade`.
-pub const VAULT_FORMAT: u32 = 2;
+/// (`archive::auth`); 3 stores table definitions once, by digest (`schemas/`), which manifests
+/// refer to. Earlier stores are upgraded by `Vault::upgrade`.
+pub const VAULT_FORMAT: u32 = 3;
+
+/// The first store format whose metadata is authenticated.
+const AUTHENTICATED_FORMAT: u32 = 2;
 
 /// The vault key in the state directory (owner-only).
 const KEY_FILE: &str = "vault.key";
@@ -139,11 +143,14 @@ impl Vault {
         Vault::open(dir, config).await
     }
 
-    /// Upgrades a format-1 store to format 2: a new vault key in the state directory, then a MAC
-    /// on every object that carries one, then the descriptor. It trusts the store as it is: run
-    /// `tvault verify` first. Returns the opened vault; its recovery code is to be kept offline.
+    /// Upgrades a store to the current format. From format 1: a new vault key in the state
+    /// directory, then a MAC on every object that carries one (it trusts the store as it is: run
+    /// `tvault verify` first). From format 2 nothing but the descriptor changes: its archives
+    /// stay readable. Returns the opened vault; its recovery code is to be kept offline.
     /// Safe to run again after an interruption (objects already sealed are checked, not redone).
-    pub async fn upgrade(dir: &Path, config: VaultConfig) -> Result<Vault> {
+    /// The flag tells whether a new vault key was made (from format 1): only then is its
+    /// recovery code to be shown.
+    pub async fn upgrade(dir: &Path, config: VaultConfig) -> Result<(Vault, bool)> {
         let mut store = Store::open(dir, &config).await?;
         let d = existing_descriptor(&store, dir).await?;
         if d.format >= VAULT_FORMAT {
@@ -154,6 +161,7 @@ impl Vault {
         }
         let key = match load_key(dir) {
             Ok(k) => k,
+            Err(e) if d.format >= AUTHENTICATED_FORMAT => return Err(e),
             Err(_) => {
                 let k = VaultKey::generate();
                 write_file_atomic(&dir.join(KEY_FILE), k.code().as_bytes())?;
@@ -161,14 +169,24 @@ impl Vault {
             }
         };
         let fingerprint = key.fingerprint();
+        if d.format >= AUTHENTICATED_FORMAT && d.key_fingerprint.as_deref() != Some(&fingerprint) {
+            return Err(Error::WrongKey {
+                tenant: "(vault)".into(),
+                reason: format!(
+                    "the state directory's vault key has fingerprint {fingerprint}, the store's vault {}",
+                    d.key_fingerprint.as_deref().unwrap_or("none")
+                ),
+            });
+        }
         let inventory = Inventory::open(&dir.join("inventory"))?;
         store.authenticate(key, inventory.digests());
-        let all: Vec<object_store::ObjectMeta> = store
-            .objects()
-            .list(None)
-            .try_collect()
-            .await
-            .store(|| "listing the store".into())?;
+        let all: Vec<object_store::ObjectMeta> = match d.format < AUTHENTICATED_FORMAT {
+            true => store.objects().list(None),
+            false => futures::stream::empty().boxed(),
+        }
+        .try_collect()
+        .await
+        .store(|| "listing the store".into())?;
         for meta in all {
             let path = meta.location;
             if !layout::is_authenticated(&path) || path.as_ref().ends_with(".pending") {
@@ -205,7 +223,10 @@ impl Vault {
         // The store's digest tree keeps the inventory open: close both before reopening.
         drop(store);
         drop(inventory);
-        Vault::open(dir, config).await
+        Ok((
+            Vault::open(dir, config).await?,
+            d.format < AUTHENTICATED_FORMAT,
+        ))
     }
 
     /// The recovery code of the vault key, to keep offline (`init` shows it once).
@@ -242,11 +263,19 @@ impl Vault {
         }
         let mut store = Store::open(dir, &config).await?;
         let d = existing_descriptor(&store, dir).await?;
-        if d.format < VAULT_FORMAT {
+        if d.format < AUTHENTICATED_FORMAT {
             return Err(Error::Invalid(format!(
                 "this vault's store is of format {}, whose metadata is not authenticated; run \
                  `tvault upgrade` once (after `tvault verify`) to give it a vault key",
                 d.format
+            )));
+        }
+        if d.format < VAULT_FORMAT {
+            return Err(Error::Invalid(format!(
+                "this vault's store is of format {}; run `tvault upgrade` once to bring it to \
+                 format {VAULT_FORMAT} (it rewrites only vault.json: archives of format {} stay \
+                 readable as they are)",
+                d.format, d.format
             )));
         }
         if d.format > VAULT_FORMAT {

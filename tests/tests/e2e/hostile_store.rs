@@ -78,18 +78,21 @@ fn other_tenant_intact(w: &World) {
 fn edited_manifest(backend: Backend, name: &str) {
     let w = world(backend, name);
     let path = object_of(&w.env, A, &format!("manifests/{}.json", w.snaps[1]));
-    // Swap the first two column names: the attack that put every email into the name column.
     let text = String::from_utf8(w.env.read_object(&path)).unwrap();
+    let body: Value = serde_json::from_str(&text[text.find('\n').unwrap() + 1..]).unwrap();
+    let def = |i: usize| body["tables"][i]["def"].as_str().unwrap().to_string();
+    let (first, second) = (def(0), def(1));
+    // Swap the definitions of two tables: every row would load into the other table.
     let edited = text
-        .replacen("\"name\":\"id\"", "\"name\":\"tv_tmp\"", 1)
-        .replacen("\"name\":\"tenant_id\"", "\"name\":\"id\"", 1)
-        .replacen("\"name\":\"tv_tmp\"", "\"name\":\"tenant_id\"", 1);
-    assert_ne!(edited, text, "the manifest names its columns");
+        .replacen(&first, "tv_tmp", 1)
+        .replacen(&second, &first, 1)
+        .replacen("tv_tmp", &second, 1);
+    assert_ne!(edited, text, "the manifest names its definitions");
     w.env.write_object(&path, edited.into_bytes());
     refused(
         &w,
         &restore_args(&w, A, &w.snaps[1]),
-        "restore from an edited manifest",
+        "restore from a manifest with swapped definitions",
     );
     let id = w.key.identity_str();
     refused(&w, &["verify", "--tenant", A, "--identity", id], "verify");
@@ -109,6 +112,25 @@ fn edited_manifest(backend: Backend, name: &str) {
         ],
         "record restore",
     );
+    w.env.write_object(&path, text.into_bytes());
+
+    // The definition itself, shared by every manifest: swap two column names, the attack that
+    // put every email into the name column. The local copy is trusted until the inventory is
+    // rebuilt from the store; then the edit is caught by the definition's digest.
+    let schema = format!("schemas/{first}.json");
+    let def_text = String::from_utf8(w.env.read_object(&schema)).unwrap();
+    let edited = def_text
+        .replacen("\"name\":\"id\"", "\"name\":\"tv_tmp\"", 1)
+        .replacen("\"name\":\"tenant_id\"", "\"name\":\"id\"", 1)
+        .replacen("\"name\":\"tv_tmp\"", "\"name\":\"tenant_id\"", 1);
+    assert_ne!(edited, def_text, "the definition names its columns");
+    w.env.write_object(&schema, edited.into_bytes());
+    w.env
+        .tv
+        .run(&["inventory", "rebuild"])
+        .assert_code(3, "rebuild over an edited table definition");
+    w.env.write_object(&schema, def_text.into_bytes());
+    w.env.tv.json(&["inventory", "rebuild"]);
     other_tenant_intact(&w);
 }
 
@@ -305,6 +327,40 @@ fn format_1_vaults_are_upgraded() {
     env.tv
         .run(&["inventory", "rebuild"])
         .assert_code(3, "rebuild with an edited tenant record");
+}
+
+/// A format-2 store is refused with the upgrade step; `tvault upgrade` only rewrites its
+/// descriptor (with the vault's own key: a state directory with another key is refused), and its
+/// archives restore as they are.
+#[test]
+fn format_2_vaults_are_upgraded_in_place() {
+    let (env, key) = Env::with_tenants("hostile_upgrade2", &FIX, &[A, B]);
+    let snap = env.tv.backup_all();
+    let store = env.tv.vault.join("store");
+    let mut d = store_json(&std::fs::read(store.join("vault.json")).unwrap()).unwrap();
+    d["format"] = 2.into();
+    std::fs::write(store.join("vault.json"), d.to_string()).unwrap();
+
+    let out = env.tv.run(&["snapshots"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("tvault upgrade"), "{}", out.stderr);
+    let vault_key = env.tv.vault.join("vault.key");
+    let code = std::fs::read(&vault_key).unwrap();
+    std::fs::write(&vault_key, format!("tvk1-{}", "ab".repeat(32))).unwrap();
+    let out = env.tv.run(&["upgrade"]);
+    assert_ne!(out.code, 0, "upgrade with another vault key");
+    assert!(out.stderr.contains("fingerprint"), "{}", out.stderr);
+    std::fs::write(&vault_key, code).unwrap();
+    env.tv.json(&["upgrade"]);
+    let d = store_json(&std::fs::read(store.join("vault.json")).unwrap()).unwrap();
+    assert_eq!(d["format"], 3, "{d}");
+
+    let mut c = env.db.client();
+    let (rows_a, rows_b) = (rows_of(&mut c, A), rows_of(&mut c, B));
+    mangle(&env, A);
+    env.tv.restore(A, &snap, &key, None);
+    assert_eq!(rows_of(&mut c, A), rows_a);
+    assert_eq!(rows_of(&mut c, B), rows_b);
 }
 
 /// The state directory (inventory, wrapped keys, vault key) is the owner's alone, and the vault

@@ -5,8 +5,26 @@ use crate::source::postgres::catalog::TableDef;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Current archive format version.
+/// Archive format version of snapshot records (unchanged since version 1).
 pub const FORMAT_VERSION: u32 = 1;
+
+/// Manifest format this tvault writes: 2 refers to table definitions by digest
+/// (`schemas/<def id>.json`) instead of repeating them in every manifest. Version 1 manifests
+/// (definitions inline) are still read.
+pub const MANIFEST_FORMAT: u32 = 2;
+
+/// A table definition as stored: its JSON, and its id (the first 32 hex digits of the unkeyed
+/// BLAKE3 of that JSON). Content-addressed, so one object serves every tenant and cycle that
+/// has the same definition, and a reader checks it against the id the manifest names.
+pub fn table_def(def: &TableDef) -> (String, Vec<u8>) {
+    let json = serde_json::to_vec(def).unwrap_or_default();
+    (def_id(&json), json)
+}
+
+/// The id of a stored table definition's JSON.
+pub fn def_id(json: &[u8]) -> String {
+    blake3::hash(json).to_hex()[..32].to_string()
+}
 
 /// Where a block's sealed bytes are: `length` bytes at `offset` of pack object `pack`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -40,7 +58,8 @@ pub struct SourceInfo {
     pub server_version: String,
 }
 
-/// Everything needed to restore one tenant from one snapshot.
+/// Everything needed to restore one tenant from one snapshot, with its table definitions
+/// resolved. Stored as a [`StoredManifest`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TenantManifest {
     pub format: u32,
@@ -59,6 +78,122 @@ impl TenantManifest {
     pub fn rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
     }
+
+    /// The manifest as stored (format 2): tables refer to their definitions by id.
+    pub fn stored_json(&self) -> Vec<u8> {
+        let stored = StoredManifest {
+            format: MANIFEST_FORMAT,
+            snapshot: self.snapshot.clone(),
+            tenant: self.tenant.clone(),
+            tenant_path: self.tenant_path.clone(),
+            created: self.created,
+            source: self.source.clone(),
+            data_recipient: self.data_recipient.clone(),
+            tables: self
+                .tables
+                .iter()
+                .map(|t| StoredTable::ByRef {
+                    table: t.def.display_name(),
+                    def: table_def(&t.def).0,
+                    rows: t.rows,
+                    checksum: t.checksum.clone(),
+                    blocks: t.blocks.clone(),
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&stored).unwrap_or_default()
+    }
+}
+
+/// A manifest as the store holds it (`docs/FORMAT.md`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredManifest {
+    pub format: u32,
+    pub snapshot: String,
+    pub tenant: String,
+    pub tenant_path: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    pub source: SourceInfo,
+    pub data_recipient: String,
+    pub tables: Vec<StoredTable>,
+}
+
+/// One table of a stored manifest: by reference (format 2) or inline (format 1).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredTable {
+    ByRef {
+        /// `schema.table`, for people reading the manifest.
+        table: String,
+        /// Id of the definition in `schemas/<def>.json`.
+        def: String,
+        rows: u64,
+        checksum: String,
+        blocks: Vec<BlockRef>,
+    },
+    Inline(TableManifest),
+}
+
+impl StoredManifest {
+    /// Ids of the definitions the manifest refers to.
+    pub fn def_ids(&self) -> impl Iterator<Item = &str> {
+        self.tables.iter().filter_map(|t| match t {
+            StoredTable::ByRef { def, .. } => Some(def.as_str()),
+            StoredTable::Inline(_) => None,
+        })
+    }
+
+    /// Resolves the definitions (`lookup` gives the definition of an id) into a manifest.
+    pub fn resolve(
+        self,
+        mut lookup: impl FnMut(&str) -> Option<TableDef>,
+    ) -> Result<TenantManifest, String> {
+        if self.format == 0 || self.format > MANIFEST_FORMAT {
+            return Err(format!(
+                "manifest format {} is not one this tvault reads (1 to {MANIFEST_FORMAT})",
+                self.format
+            ));
+        }
+        let mut tables = Vec::with_capacity(self.tables.len());
+        for t in self.tables {
+            tables.push(match t {
+                StoredTable::Inline(t) => t,
+                StoredTable::ByRef {
+                    table,
+                    def,
+                    rows,
+                    checksum,
+                    blocks,
+                } => {
+                    let d = lookup(&def)
+                        .ok_or_else(|| format!("table definition {def} of {table} is missing"))?;
+                    if d.display_name() != table {
+                        return Err(format!(
+                            "table definition {def} is of {}, not {table}",
+                            d.display_name()
+                        ));
+                    }
+                    TableManifest {
+                        def: d,
+                        rows,
+                        checksum,
+                        blocks,
+                    }
+                }
+            });
+        }
+        Ok(TenantManifest {
+            format: self.format,
+            snapshot: self.snapshot,
+            tenant: self.tenant,
+            tenant_path: self.tenant_path,
+            created: self.created,
+            source: self.source,
+            data_recipient: self.data_recipient,
+            tables,
+        })
+    }
 }
 
 /// Commit record of one backup cycle; its presence makes the cycle's manifests visible.
@@ -72,4 +207,48 @@ pub struct SnapshotRecord {
     pub finished: OffsetDateTime,
     /// Number of tenant manifests written by the cycle.
     pub tenants: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = r#"{"format":1,"snapshot":"20261130T000000Z-000000","tenant":"a","tenant_path":"t0",
+"created":"2026-11-30T00:00:00Z","source":{"database":"d","server_version":"15"},"data_recipient":"age1x",
+"tables":[{"schema":"s","name":"t","columns":[{"name":"id","type":"bigint"}],"primary_key":["id"],
+"owner":{"kind":"column","column":"tenant_id"},"rows":1,"checksum":"00","blocks":[]}]}"#;
+
+    #[test]
+    fn format_1_reads_and_format_2_refers_to_definitions_by_id() {
+        let stored: StoredManifest = serde_json::from_str(V1).unwrap();
+        let m = stored.resolve(|_| None).unwrap();
+        assert_eq!(m.tables[0].def.display_name(), "s.t");
+
+        let json = m.stored_json();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(!text.contains("columns"), "{text}");
+        let (id, def_json) = table_def(&m.tables[0].def);
+        assert_eq!(def_id(&def_json), id);
+        assert!(text.contains(&id), "{text}");
+
+        let stored: StoredManifest = serde_json::from_slice(&json).unwrap();
+        assert_eq!(stored.format, MANIFEST_FORMAT);
+        let missing = serde_json::from_slice::<StoredManifest>(&json).unwrap();
+        assert!(missing.resolve(|_| None).unwrap_err().contains("missing"));
+        let back = stored
+            .resolve(|want| (want == id).then(|| m.tables[0].def.clone()))
+            .unwrap();
+        assert_eq!(back.tables[0].def, m.tables[0].def);
+        assert_eq!(back.tables[0].rows, 1);
+
+        // A definition of another table under the id is refused.
+        let mut other = m.tables[0].def.clone();
+        other.name = "u".into();
+        let stored: StoredManifest = serde_json::from_slice(&json).unwrap();
+        assert!(stored.resolve(|_| Some(other.clone())).is_err());
+        // A format this tvault does not know is refused.
+        let future = text.replace("\"format\":2", "\"format\":9");
+        let stored: StoredManifest = serde_json::from_str(&future).unwrap();
+        assert!(stored.resolve(|_| None).unwrap_err().contains("format 9"));
+    }
 }

@@ -4,13 +4,14 @@
 use super::stages::Sealed;
 use super::{Cycle, TenantSummary};
 use crate::archive::block::{self, Checksum};
-use crate::archive::manifest::{BlockRef, TableManifest, TenantManifest, FORMAT_VERSION};
+use crate::archive::manifest::{self, BlockRef, TableManifest, TenantManifest, MANIFEST_FORMAT};
 use crate::config::BackupTuning;
 use crate::error::{Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres::catalog::TableDef;
 use crate::store::{Lock, Store};
 use crate::{layout, Vault};
+use object_store::ObjectStoreExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -98,6 +99,50 @@ async fn extend_locks(vault: &Vault, manifest: &TenantManifest, lock: &Lock) -> 
             vault.store().extend_lock(&path, lock).await?;
         }
         vault.inventory().put_lock_until(&key, until)?;
+    }
+    Ok(())
+}
+
+/// Stores the cycle's table definitions that the store does not hold yet (manifests refer to
+/// them by id), retained as long as the longest-retained archive of the cycle; definitions
+/// stored by earlier cycles get that date extended, as reused packs do.
+async fn store_table_defs(vault: &Vault, cycle: &Cycle) -> Result<()> {
+    let lock = Lock {
+        until: cycle.locks.iter().filter_map(|l| l.until).max(),
+        legal_hold: false,
+    };
+    for def in &cycle.plan.tables {
+        let (id, json) = manifest::table_def(def);
+        let path = layout::table_def(&id);
+        match vault.store().objects().head(&path).await {
+            Ok(_) => {
+                if let Some(until) = lock.until.map(|u| u.unix_timestamp()) {
+                    let key = path.to_string();
+                    if vault
+                        .inventory()
+                        .lock_until(&key)?
+                        .is_none_or(|c| c < until)
+                    {
+                        vault.store().extend_lock(&path, &lock).await?;
+                        vault.inventory().put_lock_until(&key, until)?;
+                    }
+                }
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                vault.store().put_archive(&path, json, &lock).await?;
+                if let Some(until) = lock.until {
+                    vault
+                        .inventory()
+                        .put_lock_until(&path.to_string(), until.unix_timestamp())?;
+                }
+            }
+            Err(e) => {
+                return Err(Error::Store {
+                    context: format!("reading {path}"),
+                    source: e,
+                })
+            }
+        }
     }
     Ok(())
 }
@@ -196,6 +241,7 @@ pub(super) async fn run(
         return Err(Error::Aborted("another part of the backup failed".into()));
     }
 
+    store_table_defs(vault, cycle).await?;
     // A snapshot is dated by when it was taken (the start of the cycle).
     let now = cycle.started;
     let mut out = Vec::with_capacity(accs.len());
@@ -224,7 +270,7 @@ pub(super) async fn run(
             })
             .collect();
         let manifest = TenantManifest {
-            format: FORMAT_VERSION,
+            format: MANIFEST_FORMAT,
             snapshot: cycle.snapshot.clone(),
             tenant: tenant.id.clone(),
             tenant_path: tenant.path.clone(),
@@ -233,7 +279,7 @@ pub(super) async fn run(
             data_recipient: tenant.data_recipient.clone(),
             tables,
         };
-        let body = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
+        let body = manifest.stored_json();
         up.put(layout::manifest(&tenant.path, &cycle.snapshot), body, lock)
             .await?;
         extend_locks(vault, &manifest, lock).await?;

@@ -337,8 +337,7 @@ impl Inventory {
         let mut batch = sled::Batch::default();
         for (def, ids) in tables {
             // Table definitions repeat across tenants and snapshots: store each once.
-            let def_json = json(def);
-            let def_id = blake3::hash(&def_json).to_hex()[..32].to_string();
+            let (def_id, def_json) = crate::archive::manifest::table_def(def);
             self.table_defs.insert(def_id.as_bytes(), def_json)?;
             let entry = SnapshotTable {
                 def: def_id,
@@ -376,6 +375,20 @@ impl Inventory {
             )
         })?;
         Ok(Some((parse(&def, "table definition")?, entry.blocks)))
+    }
+
+    /// A table definition by id (see `manifest::table_def`), if known.
+    pub fn table_def(&self, id: &str) -> Result<Option<TableDef>> {
+        match self.table_defs.get(id.as_bytes())? {
+            Some(v) => Ok(Some(parse(&v, "table definition")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers a table definition read from the store (its id already checked).
+    pub fn put_table_def(&self, id: &str, json: &[u8]) -> Result<()> {
+        self.table_defs.insert(id.as_bytes(), json)?;
+        Ok(())
     }
 
     /// A block's key range and decoded key set, if indexed.

@@ -14,16 +14,18 @@ mod diff;
 pub(crate) mod targets;
 
 use crate::archive::block;
-use crate::archive::manifest::{BlockRef, TenantManifest};
+use crate::archive::manifest::{self, BlockRef, StoredManifest, TenantManifest};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres as pg;
 use crate::source::postgres::apply::{self, Mode};
+use crate::source::postgres::catalog::TableDef;
 use crate::tenant::TenantRecord;
 use crate::{layout, sql, Vault};
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Clone, Default)]
@@ -144,8 +146,17 @@ impl Vault {
             ),
             other => other,
         })?;
-        let m: TenantManifest =
+        let stored: StoredManifest =
             serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+        let mut defs = HashMap::new();
+        for id in stored.def_ids() {
+            if !defs.contains_key(id) {
+                defs.insert(id.to_string(), self.table_def(id).await?);
+            }
+        }
+        let m = stored
+            .resolve(|id| defs.remove(id))
+            .map_err(|e| Error::corrupt(&path, e))?;
         if m.tenant != record.id || m.snapshot != snapshot || m.tenant_path != record.path {
             return Err(Error::corrupt(
                 &path,
@@ -153,6 +164,31 @@ impl Vault {
             ));
         }
         Ok(m)
+    }
+
+    /// A table definition by id: from the inventory, else from the store (checked against its
+    /// id, then remembered).
+    pub async fn table_def(&self, id: &str) -> Result<TableDef> {
+        if let Some(d) = self.inventory().table_def(id)? {
+            return Ok(d);
+        }
+        let path = layout::table_def(id);
+        if !layout::is_def_id(id) {
+            return Err(Error::corrupt(&path, "not a table definition id"));
+        }
+        let body = self.get(&path).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::corrupt(&path, "the table definition is missing"),
+            other => other,
+        })?;
+        if manifest::def_id(&body) != id {
+            return Err(Error::corrupt(
+                &path,
+                "the table definition does not match its id",
+            ));
+        }
+        let def = serde_json::from_slice(&body).map_err(|e| Error::corrupt(&path, e))?;
+        self.inventory().put_table_def(id, &body)?;
+        Ok(def)
     }
 
     /// Fetches and opens one block.
