@@ -133,7 +133,7 @@ async fn store_table_defs(vault: &Vault, cycle: &Cycle) -> Result<()> {
                 if let Some(until) = lock.until {
                     vault
                         .inventory()
-                        .put_lock_until(&path.to_string(), until.unix_timestamp())?;
+                        .put_lock_until(path.as_ref(), until.unix_timestamp())?;
                 }
             }
             Err(e) => {
