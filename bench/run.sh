@@ -130,6 +130,9 @@ log "customers per tenant: largest $BIGGEST, smallest $SMALLEST"
 # ---------------------------------------------------------------------------------------------------------
 # Wall seconds and max RSS of each method's runs, filled by `timed` (bench/lib.sh).
 declare -A WALL RSS BYTES
+# tvault's store and local state (inventory, key copies, audit trail) after the first and the second
+# cycle, and its objects.
+STORE1='' LOCAL1='' OBJECTS1='' STORE2='' LOCAL2='' OBJECTS2=''
 record_bytes() { BYTES[$1]+="$2 "; }
 
 mkdir -p "$WORK"
@@ -211,14 +214,21 @@ for ((run = 1; run <= RUNS; run++)); do
         OUT=$RUN_DIR/tvault
         mkdir -p "$OUT"
         cp -a "$TEMPLATE" "$OUT/vault"
-        timed tvault "$run" -- "$TVAULT" --vault "$OUT/vault" -q backup --all --json
-        if [[ -d $OUT/vault/store ]]; then
-            record_bytes tvault "$(du -sb "$OUT/vault/store" | cut -f1)"
-        else
-            record_bytes tvault "$(du -sb "$OUT/vault" | cut -f1)"
-        fi
+        V=$OUT/vault
+        # The template's objects (tenant records and keys, written by `tenant import`) count too.
+        timed tvault "$run" -- "$TVAULT" --vault "$V" -q backup --all --json
+        record_bytes tvault "$(file_bytes "$V/store")"
+        LOCAL_FILES=("$V/inventory" "$V/keys" "$V/audit.log")
+        STORE1+="$(file_bytes "$V/store") "
+        LOCAL1+="$(file_bytes "${LOCAL_FILES[@]}") "
+        OBJECTS1+="$(file_count "$V/store") "
+        # A second cycle in which nothing changed: what it adds to the store and the local state.
+        timed tvault_again "$run" -- "$TVAULT" --vault "$V" -q backup --all --json
+        STORE2+="$(file_bytes "$V/store") "
+        LOCAL2+="$(file_bytes "${LOCAL_FILES[@]}") "
+        OBJECTS2+="$(file_count "$V/store") "
         # Keep the last run's vault for inspection only.
-        [[ $run -eq $RUNS ]] || rm -rf "$OUT/vault"
+        [[ $run -eq $RUNS ]] || rm -rf "$V"
     fi
 
     if selected pg_dump; then
@@ -292,8 +302,25 @@ REPORT=$(
         printf '| %s | %.2f | %s | %.0f | %s | %s |\n' "$(label "$m")" "$w" "$(ratio "$w" "$base_wall")" \
             "$(awk -v r="$r" 'BEGIN { print r / 1024 }')" "$b" "$(ratio "$b" "$base_bytes")"
     done
-    printf '\nbytes out: tvault = du -sb of the vault store; pg_dump = dump file (compressed); per-tenant = du -sb\n'
-    printf 'of the .copy files (uncompressed, unencrypted); floor = raw COPY text bytes (nothing stored).\n'
+    printf '\nbytes out: tvault = bytes of the files of the vault store; pg_dump = dump file (compressed);\n'
+    printf 'per-tenant = du -sb of the .copy files (uncompressed, unencrypted); floor = raw COPY text bytes.\n'
+    if selected tvault; then
+        s1=$(median "$STORE1") l1=$(median "$LOCAL1") o1=$(median "$OBJECTS1")
+        s2=$(median "$STORE2") l2=$(median "$LOCAL2") o2=$(median "$OBJECTS2")
+        grown=$(awk -v a="$s1" -v b="$l1" -v c="$s2" -v d="$l2" 'BEGIN { printf "%d", (c + d) - (a + b) }')
+        printf '\n| tvault | store bytes | local state bytes | local ÷ store | objects | wall s | max RSS MiB |\n'
+        printf '|---|---:|---:|---:|---:|---:|---:|\n'
+        printf '| first cycle | %s | %s | %s | %s | %.2f | %.0f |\n' "$s1" "$l1" "$(ratio "$l1" "$s1")" "$o1" \
+            "$(median "${WALL[tvault]}")" "$(awk -v r="$(median "${RSS[tvault]}")" 'BEGIN { print r / 1024 }')"
+        printf '| after an unchanged second cycle | %s | %s | %s | %s | %.2f | %.0f |\n' "$s2" "$l2" \
+            "$(ratio "$l2" "$s2")" "$o2" "$(median "${WALL[tvault_again]}")" \
+            "$(awk -v r="$(median "${RSS[tvault_again]}")" 'BEGIN { print r / 1024 }')"
+        printf '\nThe unchanged second cycle added %s bytes (store and local state), %s of the first cycle'"'"'s, and %s objects.\n' \
+            "$grown" "$(awk -v g="$grown" -v a="$s1" -v b="$l1" 'BEGIN { printf "%.2f%%", 100 * g / (a + b) }')" \
+            "$((o2 - o1))"
+        printf 'Local state = inventory, local copies of wrapped keys and audit trail (file bytes); store bytes include\n'
+        printf 'the tenant records and keys that `tenant import` wrote before the first cycle.\n'
+    fi
 )
 printf '%s\n' "$REPORT"
 mkdir -p "$REPO/bench/results"

@@ -45,7 +45,7 @@ mod identity;
 mod recipient;
 
 pub use datakey::{DataKey, DataRecipient};
-pub use envelope::{open, seal, unwrap, wrap};
+pub use envelope::{chunk_range, open, open_range, payload_start, seal, unwrap, wrap};
 pub use error::{Error, Result};
 pub use identity::{generate_identity_file, TenantIdentities};
 pub use recipient::TenantRecipient;

@@ -9,7 +9,7 @@
 
 use crate::archive::block::{self, Checksum};
 use crate::archive::keyindex::{self, KeyCodec, KeyList};
-use crate::archive::manifest::{BlockRef, TenantManifest};
+use crate::archive::manifest::{BlockRef, PackRef, TenantManifest};
 use crate::audit::{actions, AuditDraft};
 use crate::error::{Error, Result};
 use crate::inventory::SnapshotEntry;
@@ -20,7 +20,7 @@ use crate::store::{Lock, LockedVersion};
 use crate::tenant::{self, TenantRecord, Unlocked};
 use crate::{layout, Vault};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use time::OffsetDateTime;
 
 #[derive(Clone, Default)]
@@ -131,16 +131,31 @@ impl Vault {
         let lock = self
             .archive_lock(&record, OffsetDateTime::now_utc())
             .await?;
-        self.write_rewrites(&record, &keys, &mut rewrites, &lock)
+        let new_pack = self
+            .write_rewrites(&record, &keys, &mut rewrites, &lock)
             .await?;
+        // The old blocks' packs, with those blocks zeroed, are prepared first so that every
+        // manifest is written once, with the packs' final hashes; they are stored last.
+        let cleared = self.clear_blocks(&record, &keys, rewrites.keys()).await?;
+        let resealed: Vec<PackRef> = cleared.iter().filter_map(|c| c.resealed.clone()).collect();
+        let changed: Vec<PackRef> = new_pack
+            .into_iter()
+            .chain(resealed.iter().cloned())
+            .collect();
+        let mut updated = HashSet::new();
         for (manifest, summary) in plans {
+            updated.insert(manifest.snapshot.clone());
             let old = self
-                .apply_rewrites(&record, &keys, manifest, &rewrites, &lock)
+                .apply_rewrites(&record, &keys, manifest, &rewrites, &changed, &lock)
                 .await?;
             report.deferred.extend(old);
             report.snapshots.push(summary);
         }
-        let (destroyed, old) = self.destroy_blocks(&record, rewrites.keys(), &lock).await?;
+        report.deferred.extend(
+            self.update_pack_refs(&record, &resealed, &updated, &lock)
+                .await?,
+        );
+        let (destroyed, old) = self.store_cleared(&record, cleared, &lock).await?;
         report.old_blocks_destroyed = destroyed;
         report.deferred.extend(old);
         let mut ledger = self.ledger(&record).await?;
@@ -243,39 +258,42 @@ async fn doomed_rows(
 }
 
 impl Vault {
-    /// Seals the rewritten blocks into one new pack and indexes them.
+    /// Seals the rewritten blocks into one new pack (one age file) and indexes it.
     async fn write_rewrites(
         &self,
         record: &TenantRecord,
         keys: &Unlocked,
         rewrites: &mut HashMap<String, Rewrite>,
         lock: &Lock,
-    ) -> Result<()> {
+    ) -> Result<Option<PackRef>> {
         let pack_name = format!(
             "{}-00000",
             layout::new_snapshot_id(OffsetDateTime::now_utc())
         );
-        let recipient = tenant::data_recipient(record)?;
         let mut pack = vec![];
         for rw in rewrites.values_mut().filter(|r| !r.plaintext.is_empty()) {
             let id = keys.id_key.block_id(&rw.table, &rw.plaintext);
-            let sealed = block::seal(&recipient, &rw.plaintext)?;
+            let compressed = block::compress(&rw.plaintext)?;
             rw.new = Some(BlockRef {
                 id,
                 pack: pack_name.clone(),
                 offset: pack.len() as u64,
-                length: sealed.len() as u64,
+                length: compressed.len() as u64,
                 raw_length: rw.plaintext.len() as u64,
                 rows: block::rows(&rw.plaintext).count() as u64,
-                sealed_hash: block::sealed_hash(&sealed),
+                sealed_hash: String::new(),
             });
-            pack.extend_from_slice(&sealed);
+            pack.extend_from_slice(&compressed);
         }
-        if !pack.is_empty() {
-            self.put_archive(&layout::pack(&record.path, &pack_name), pack, lock)
-                .await?;
+        if pack.is_empty() {
+            return Ok(None);
         }
-        Ok(())
+        let (sealed, pref) = block::seal_pack(&tenant::data_recipient(record)?, &pack_name, &pack)?;
+        self.put_archive(&layout::pack(&record.path, &pack_name), sealed, lock)
+            .await?;
+        self.inventory()
+            .put_packs(&record.path, std::slice::from_ref(&pref))?;
+        Ok(Some(pref))
     }
 
     /// Points one snapshot's manifest, key index and inventory entries at the rewritten blocks;
@@ -286,6 +304,7 @@ impl Vault {
         keys: &Unlocked,
         mut m: TenantManifest,
         rewrites: &HashMap<String, Rewrite>,
+        packs: &[PackRef],
         lock: &Lock,
     ) -> Result<Vec<LockedVersion>> {
         let mut new_entries = vec![];
@@ -348,10 +367,8 @@ impl Vault {
             self.put_archive(&path, sealed, lock).await?;
             old.extend(self.delete_old_versions(&path, "erase").await?);
         }
-        let body = m.stored_json();
-        let manifest = layout::manifest(&record.path, &m.snapshot);
-        self.put_archive(&manifest, body, lock).await?;
-        old.extend(self.delete_old_versions(&manifest, "erase").await?);
+        put_packs(&mut m, packs);
+        old.extend(self.save_manifest(record, &mut m, lock).await?);
         self.inventory()
             .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
         let time = self
@@ -367,39 +384,150 @@ impl Vault {
         Ok(old)
     }
 
-    /// Overwrites the old blocks' bytes with zeros in their packs (offsets of the other blocks
-    /// stay valid) and forgets them; on a versioned bucket the versions holding the old bytes
-    /// are deleted too. Returns how many blocks were destroyed and the versions lock keeps.
-    async fn destroy_blocks<'a>(
+    /// The old blocks' packs with those blocks' bytes overwritten with zeros (offsets of the
+    /// other blocks stay valid). A sealed pack is opened, its blocks' plaintext zeroed, and sealed
+    /// again under a new file key (its hash changes).
+    async fn clear_blocks<'a>(
         &self,
         record: &TenantRecord,
+        keys: &Unlocked,
         ids: impl Iterator<Item = &'a String>,
-        lock: &Lock,
-    ) -> Result<(u64, Vec<LockedVersion>)> {
+    ) -> Result<Vec<Cleared>> {
         let mut by_pack: HashMap<String, Vec<BlockRef>> = HashMap::new();
         for id in ids {
             if let Some(b) = self.inventory().block(&record.path, id)? {
                 by_pack.entry(b.pack.clone()).or_default().push(b);
             }
         }
-        let (mut n, mut old) = (0, vec![]);
+        let mut out = vec![];
         for (pack, blocks) in by_pack {
             let path = layout::pack(&record.path, &pack);
+            let sealed_pack = blocks.iter().any(BlockRef::in_sealed_pack);
             let mut bytes = self.get(&path).await?.to_vec();
+            if sealed_pack {
+                bytes = keys.open(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+            }
+            let mut zeroed = 0;
             for b in &blocks {
                 let (s, e) = (b.offset as usize, (b.offset + b.length) as usize);
                 if let Some(range) = bytes.get_mut(s..e) {
                     range.fill(0);
-                    n += 1;
+                    zeroed += 1;
                 }
             }
-            self.put_archive(&path, bytes, lock).await?;
-            old.extend(self.delete_old_versions(&path, "erase").await?);
+            let mut resealed = None;
+            if sealed_pack {
+                let to = tenant::data_recipient(record)?;
+                let (sealed, pref) = block::seal_pack(&to, &pack, &bytes)?;
+                bytes = sealed;
+                resealed = Some(pref);
+            }
+            out.push(Cleared {
+                path,
+                bytes,
+                blocks,
+                zeroed,
+                resealed,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores the cleared packs and forgets the old blocks; on a versioned bucket the versions
+    /// holding the old bytes are deleted too. Returns how many blocks were destroyed and the
+    /// versions lock keeps.
+    async fn store_cleared(
+        &self,
+        record: &TenantRecord,
+        cleared: Vec<Cleared>,
+        lock: &Lock,
+    ) -> Result<(u64, Vec<LockedVersion>)> {
+        let (mut n, mut old) = (0, vec![]);
+        for c in cleared {
+            self.put_archive(&c.path, c.bytes, lock).await?;
+            old.extend(self.delete_old_versions(&c.path, "erase").await?);
             self.inventory()
-                .remove_blocks(&record.path, blocks.iter().map(|b| b.id.as_str()))?;
+                .remove_blocks(&record.path, c.blocks.iter().map(|b| b.id.as_str()))?;
+            self.inventory()
+                .put_packs(&record.path, c.resealed.as_slice())?;
+            n += c.zeroed;
         }
         Ok((n, old))
     }
+
+    /// Points the other manifests of the tenant that list a pack sealed again at its new hash.
+    async fn update_pack_refs(
+        &self,
+        record: &TenantRecord,
+        resealed: &[PackRef],
+        done: &HashSet<String>,
+        lock: &Lock,
+    ) -> Result<Vec<LockedVersion>> {
+        let mut old = vec![];
+        if resealed.is_empty() {
+            return Ok(old);
+        }
+        for snap in self.inventory().snapshots(&record.path)? {
+            if done.contains(&snap.snapshot) {
+                continue;
+            }
+            let mut m = self.manifest(record, &snap.snapshot).await?;
+            if put_packs(&mut m, resealed) {
+                old.extend(self.save_manifest(record, &mut m, lock).await?);
+            }
+        }
+        Ok(old)
+    }
+
+    /// Writes a changed manifest (listing only the packs its blocks use); on a versioned bucket
+    /// the earlier versions are deleted. Returns the versions lock keeps.
+    async fn save_manifest(
+        &self,
+        record: &TenantRecord,
+        m: &mut TenantManifest,
+        lock: &Lock,
+    ) -> Result<Vec<LockedVersion>> {
+        let used: HashSet<&str> = m
+            .tables
+            .iter()
+            .flat_map(|t| t.blocks.iter().map(|b| b.pack.as_str()))
+            .collect();
+        let mut packs = std::mem::take(&mut m.packs);
+        packs.retain(|p| used.contains(p.name.as_str()));
+        packs.sort_by(|a, b| a.name.cmp(&b.name));
+        packs.dedup_by(|a, b| a.name == b.name);
+        m.packs = packs;
+        let path = layout::manifest(&record.path, &m.snapshot);
+        self.put_archive(&path, m.stored_json(), lock).await?;
+        self.delete_old_versions(&path, "erase").await
+    }
+}
+
+/// A pack whose erased blocks are zeroed, ready to replace the stored one.
+struct Cleared {
+    path: layout::Path,
+    bytes: Vec<u8>,
+    blocks: Vec<BlockRef>,
+    zeroed: u64,
+    /// The pack's new reference, when it is a sealed pack (sealed again).
+    resealed: Option<PackRef>,
+}
+
+/// Puts new pack references in a manifest: a pack sealed again replaces its old reference, a
+/// new pack is added (`save_manifest` keeps only the packs the blocks use). Tells whether a
+/// reference the manifest had changed.
+fn put_packs(m: &mut TenantManifest, packs: &[PackRef]) -> bool {
+    let mut changed = false;
+    for new in packs {
+        match m.packs.iter_mut().find(|p| p.name == new.name) {
+            Some(p) => {
+                changed |= p != new;
+                *p = new.clone();
+            }
+            None => m.packs.push(new.clone()),
+        }
+    }
+    changed
 }
 
 fn codec(def: &TableDef) -> Result<KeyCodec> {

@@ -203,6 +203,8 @@ impl Vault {
                 self.inventory()
                     .remove_blocks(&record.path, ids.iter().map(String::as_str))?;
             }
+            self.inventory()
+                .remove_packs(&record.path, std::iter::once(name))?;
             self.inventory().flush().await?;
             report
                 .deferred

@@ -5,7 +5,7 @@
 //! Its id is a keyed BLAKE3 hash of the plaintext under a per-tenant key: equal blocks of one tenant
 //! share an id (and are stored once), while ids say nothing across tenants.
 
-use super::manifest::BlockRef;
+use super::manifest::{BlockRef, PackRef};
 use crate::error::{Error, Result};
 use zeroize::Zeroizing;
 
@@ -112,8 +112,8 @@ impl Checksum {
     }
 }
 
-/// Compresses and encrypts a block's plaintext.
-pub fn seal(to: &keys::DataRecipient, plaintext: &[u8]) -> Result<Vec<u8>> {
+/// Compresses a block's plaintext (a pack seals many at once: `seal_pack`).
+pub fn compress(plaintext: &[u8]) -> Result<Vec<u8>> {
     thread_local! {
         // A compression context per sealing thread: creating one per block costs more than
         // compressing a small block.
@@ -132,7 +132,26 @@ pub fn seal(to: &keys::DataRecipient, plaintext: &[u8]) -> Result<Vec<u8>> {
             }
         })
         .map_err(|e| Error::Invalid(format!("compressing a block: {e}")))?;
-    Ok(keys::seal(to, &compressed)?)
+    Ok(compressed)
+}
+
+/// Seals a pack (compressed blocks concatenated) to the tenant's data key as one age file: one
+/// public-key operation per pack, not per block. Each block stays readable on its own: age
+/// authenticates the payload in 64 KiB chunks, and a reader fetches only the chunks that
+/// cover a block (`keys::open_range`).
+pub fn seal_pack(
+    to: &keys::DataRecipient,
+    name: &str,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, PackRef)> {
+    let sealed = keys::seal(to, plaintext)?;
+    let pack = PackRef {
+        name: name.to_string(),
+        length: sealed.len() as u64,
+        start: keys::payload_start(sealed.len(), plaintext.len()) as u64,
+        hash: sealed_hash(&sealed),
+    };
+    Ok((sealed, pack))
 }
 
 /// The largest block plaintext accepted: blocks are cut at twice the configured block size,
@@ -157,14 +176,70 @@ pub fn open(
             format!("block {expected_id} claims {raw_len} bytes, more than any block holds"),
         ));
     }
-    let compressed = keys::open(key, sealed).map_err(|e| match e {
+    let compressed = keys::open(key, sealed).map_err(|e| key_error(e, expected_id, object))?;
+    decompress(id_key, &compressed, table, expected, object)
+}
+
+/// Decrypts a block of a sealed pack from the pack's head and the chunks that cover it (see
+/// `keys::open_range`), then decompresses and checks it like [`open`].
+pub fn open_in_pack(
+    key: &keys::DataKey,
+    id_key: &IdKey,
+    part: &PackPart,
+    table: &str,
+    expected: &BlockRef,
+    object: &str,
+) -> Result<Vec<u8>> {
+    let expected_id = expected.id.as_str();
+    if expected.raw_length > MAX_BLOCK || expected.length > 2 * MAX_BLOCK {
+        return Err(Error::corrupt(
+            object,
+            format!("block {expected_id} claims more bytes than any block holds"),
+        ));
+    }
+    let compressed = keys::open_range(
+        key,
+        &part.head,
+        &part.window,
+        part.total,
+        expected.offset,
+        expected.length as usize,
+    )
+    .map_err(|e| key_error(e, expected_id, object))?;
+    decompress(id_key, &compressed, table, expected, object)
+}
+
+/// The parts of a sealed pack that one block needs: the head (age header and nonce, up to the
+/// payload start) and the whole chunks that cover the block (`keys::chunk_range`).
+#[derive(Clone, Debug)]
+pub struct PackPart {
+    pub head: bytes::Bytes,
+    pub window: bytes::Bytes,
+    /// Bytes of the whole pack object.
+    pub total: u64,
+}
+
+fn key_error(e: keys::Error, id: &str, object: &str) -> Error {
+    match e {
         keys::Error::WrongKey => Error::WrongKey {
             tenant: String::new(),
-            reason: format!("block {expected_id} in {object} was sealed to a different data key"),
+            reason: format!("block {id} in {object} was sealed to a different data key"),
         },
-        other => Error::corrupt(object, format!("block {expected_id}: {other}")),
-    })?;
-    let plaintext = zstd::bulk::decompress(&compressed, raw_len as usize).map_err(|e| {
+        other => Error::corrupt(object, format!("block {id}: {other}")),
+    }
+}
+
+/// Decompresses a block and checks it against its id.
+fn decompress(
+    id_key: &IdKey,
+    compressed: &[u8],
+    table: &str,
+    expected: &BlockRef,
+    object: &str,
+) -> Result<Vec<u8>> {
+    // Callers checked `raw_length` against MAX_BLOCK before decrypting.
+    let (expected_id, raw_len) = (expected.id.as_str(), expected.raw_length);
+    let plaintext = zstd::bulk::decompress(compressed, raw_len as usize).map_err(|e| {
         Error::corrupt(
             object,
             format!("block {expected_id} does not decompress: {e}"),

@@ -73,9 +73,39 @@ proptest! {
         let r = block::open(&key, &id, &bytes, "s.t", &block_ref(raw_length), "pack");
         prop_assert!(r.is_err());
         // A genuine block whose manifest claims an absurd length is refused before decompressing.
-        let sealed = block::seal(&key.recipient(), b"1\tx\n").unwrap();
+        let sealed = keys::seal(&key.recipient(), &block::compress(b"1\tx\n").unwrap()).unwrap();
         let big = block::open(&key, &id, &sealed, "s.t", &block_ref(block::MAX_BLOCK + 1 + raw_length % 1024), "pack");
         prop_assert!(big.is_err());
+    }
+
+    #[test]
+    fn sealed_packs_never_panic_nor_trust_their_offsets(
+        head in proptest::collection::vec(any::<u8>(), 0..300),
+        window in proptest::collection::vec(any::<u8>(), 0..1024),
+        (offset, length, total) in (any::<u64>(), any::<u64>(), any::<u64>()),
+        flip in any::<usize>(),
+    ) {
+        let (key, id) = (keys::DataKey::generate(), IdKey::generate());
+        let mut b = block_ref(4);
+        (b.offset, b.length) = (offset, length % (1 << 20));
+        let part = |head: &[u8], window: &[u8], total| block::PackPart {
+            head: head.to_vec().into(), window: window.to_vec().into(), total,
+        };
+        prop_assert!(block::open_in_pack(&key, &id, &part(&head, &window, total), "s.t", &b, "pack").is_err());
+        // A genuine pack with one bit flipped, or read at the wrong place, is refused.
+        let compressed = block::compress(b"1\tx\n").unwrap();
+        let (sealed, pref) = block::seal_pack(&key.recipient(), "p", &compressed).unwrap();
+        let (h, w) = sealed.split_at(pref.start as usize);
+        let mut w = w.to_vec();
+        let at = flip % w.len();
+        w[at] ^= 1;
+        (b.length, b.offset, b.raw_length) = (compressed.len() as u64, 0, 4);
+        b.id = id.block_id("s.t", b"1\tx\n");
+        let genuine = part(h, &sealed[pref.start as usize..], pref.length);
+        prop_assert_eq!(block::open_in_pack(&key, &id, &genuine, "s.t", &b, "pack").unwrap(), b"1\tx\n");
+        prop_assert!(block::open_in_pack(&key, &id, &part(h, &w, pref.length), "s.t", &b, "pack").is_err());
+        b.offset = 1 + offset % 64;
+        prop_assert!(block::open_in_pack(&key, &id, &part(h, &sealed[pref.start as usize..], pref.length), "s.t", &b, "pack").is_err());
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub fn def_id(json: &[u8]) -> String {
     blake3::hash(json).to_hex()[..32].to_string()
 }
 
-/// Where a block's sealed bytes are: `length` bytes at `offset` of pack object `pack`.
+/// Where a block is. In a sealed pack (format 3, `sealed_hash` empty): its compressed bytes are
+/// `length` bytes at `offset` of the pack's plaintext (the pack is one age file). In a pack of
+/// sealed blocks (earlier formats): its sealed bytes are `length` bytes at `offset` of the pack
+/// object.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BlockRef {
     pub id: String,
@@ -36,8 +39,29 @@ pub struct BlockRef {
     /// Plaintext length (bounds decompression).
     pub raw_length: u64,
     pub rows: u64,
-    /// BLAKE3 of the sealed bytes (see `block::sealed_hash`).
+    /// BLAKE3 of the block's sealed bytes (see `block::sealed_hash`); empty for a block of a
+    /// sealed pack, whose [`PackRef`] has the hash of the whole object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sealed_hash: String,
+}
+
+impl BlockRef {
+    /// The block lives in a sealed pack (one age file for the whole pack).
+    pub fn in_sealed_pack(&self) -> bool {
+        self.sealed_hash.is_empty()
+    }
+}
+
+/// A sealed pack: one age file whose plaintext is compressed blocks concatenated.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PackRef {
+    pub name: String,
+    /// Bytes of the object.
+    pub length: u64,
+    /// Where the payload's first chunk starts (after the age header and nonce).
+    pub start: u64,
+    /// BLAKE3 of the object (first 32 hex digits): damage is found without any key.
+    pub hash: String,
 }
 
 /// One table of a tenant snapshot.
@@ -72,6 +96,9 @@ pub struct TenantManifest {
     /// The data key's public recipient the blocks were sealed to.
     pub data_recipient: String,
     pub tables: Vec<TableManifest>,
+    /// The sealed packs the blocks live in (format 3 packs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<PackRef>,
 }
 
 impl TenantManifest {
@@ -100,6 +127,7 @@ impl TenantManifest {
                     blocks: t.blocks.clone(),
                 })
                 .collect(),
+            packs: self.packs.clone(),
         };
         serde_json::to_vec(&stored).unwrap_or_default()
     }
@@ -117,6 +145,8 @@ pub struct StoredManifest {
     pub source: SourceInfo,
     pub data_recipient: String,
     pub tables: Vec<StoredTable>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<PackRef>,
 }
 
 /// One table of a stored manifest: by reference (format 2) or inline (format 1).
@@ -192,6 +222,7 @@ impl StoredManifest {
             source: self.source,
             data_recipient: self.data_recipient,
             tables,
+            packs: self.packs,
         })
     }
 }

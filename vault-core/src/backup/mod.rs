@@ -219,6 +219,7 @@ impl Vault {
         .await?;
         self.delete(&pending).await?;
         for (t, c) in cycle.tenants.iter().zip(&committed) {
+            self.inventory().put_packs(&t.path, &c.packs)?;
             self.inventory().put_blocks(&t.path, c.new_blocks.iter())?;
             self.inventory()
                 .put_snapshot(&t.path, &c.entry, &c.tables)?;
@@ -573,6 +574,7 @@ impl Vault {
     /// Adds a committed tenant snapshot to the inventory from its manifest (no key needed).
     pub async fn index_snapshot(&self, record: &TenantRecord, snapshot: &str) -> Result<()> {
         let m = self.manifest(record, snapshot).await?;
+        self.inventory().put_packs(&record.path, &m.packs)?;
         self.inventory()
             .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
         let entry = SnapshotEntry::of(&m, m.created);

@@ -1,10 +1,13 @@
-//! The packer: appends sealed blocks to per-tenant pack objects, uploads them, and writes each
-//! tenant's manifest and sealed key index once every pack is stored.
+//! The packer: appends compressed blocks to per-tenant packs, seals each pack to the tenant's
+//! data key as one age file, uploads it, and writes each tenant's manifest and sealed key index
+//! once every pack is stored.
 
 use super::stages::Sealed;
 use super::{Cycle, TenantSummary};
 use crate::archive::block::{self, Checksum};
-use crate::archive::manifest::{self, BlockRef, TableManifest, TenantManifest, MANIFEST_FORMAT};
+use crate::archive::manifest::{
+    self, BlockRef, PackRef, TableManifest, TenantManifest, MANIFEST_FORMAT,
+};
 use crate::config::BackupTuning;
 use crate::error::{Error, Result};
 use crate::inventory::SnapshotEntry;
@@ -23,6 +26,8 @@ pub(super) struct Committed {
     pub summary: TenantSummary,
     pub new_blocks: Vec<BlockRef>,
     pub entry: SnapshotEntry,
+    /// The sealed packs the snapshot's blocks live in.
+    pub packs: Vec<PackRef>,
     /// Per table (`schema.table`), the ids of the blocks the snapshot references.
     pub tables: Vec<(TableDef, Vec<String>)>,
 }
@@ -39,30 +44,67 @@ struct TenantAcc {
     new_blocks: Vec<BlockRef>,
     key_index: Vec<u8>,
     reused: u64,
+    /// Packs sealed so far.
+    packs: Vec<PackRef>,
 }
 
 struct Uploads {
     store: Store,
-    running: JoinSet<Result<()>>,
+    /// Each task uploads one object; a pack's task seals it first and returns its [`PackRef`]
+    /// with the tenant's index.
+    running: JoinSet<Result<Option<(usize, PackRef)>>>,
+    sealed: Vec<(usize, PackRef)>,
 }
 
 impl Uploads {
     async fn put(&mut self, path: layout::Path, bytes: Vec<u8>, lock: &Lock) -> Result<()> {
+        self.make_room().await?;
+        let store = self.store.clone();
+        let lock = lock.clone();
+        self.running.spawn(async move {
+            store.put_archive(&path, bytes, &lock).await?;
+            Ok(None)
+        });
+        Ok(())
+    }
+
+    /// Seals a tenant's pack (compressed blocks) as one age file, then uploads it.
+    async fn put_pack(
+        &mut self,
+        cycle: &Cycle,
+        tenant: usize,
+        name: String,
+        plain: Vec<u8>,
+    ) -> Result<()> {
+        self.make_room().await?;
+        let store = self.store.clone();
+        let lock = cycle.locks[tenant].clone();
+        let to = cycle.recipients[tenant].clone();
+        let path = layout::pack(&cycle.tenants[tenant].path, &name);
+        self.running.spawn(async move {
+            let (sealed, pack) =
+                tokio::task::spawn_blocking(move || block::seal_pack(&to, &name, &plain))
+                    .await
+                    .map_err(|e| Error::Aborted(format!("sealing a pack: {e}")))??;
+            store.put_archive(&path, sealed, &lock).await?;
+            Ok(Some((tenant, pack)))
+        });
+        Ok(())
+    }
+
+    async fn make_room(&mut self) -> Result<()> {
         while self.running.len() >= PARALLEL_PUTS {
             self.join_one().await?;
         }
-        let store = self.store.clone();
-        let lock = lock.clone();
-        self.running
-            .spawn(async move { store.put_archive(&path, bytes, &lock).await });
         Ok(())
     }
 
     async fn join_one(&mut self) -> Result<()> {
-        match self.running.join_next().await {
-            Some(r) => r.map_err(|e| Error::Aborted(format!("upload task: {e}")))?,
-            None => Ok(()),
+        if let Some(r) = self.running.join_next().await {
+            let done = r.map_err(|e| Error::Aborted(format!("upload task: {e}")))??;
+            self.sealed.extend(done);
         }
+        Ok(())
     }
 
     async fn finish(&mut self) -> Result<()> {
@@ -147,6 +189,42 @@ async fn store_table_defs(vault: &Vault, cycle: &Cycle) -> Result<()> {
     Ok(())
 }
 
+/// Starts sealing and uploading a tenant's pending pack.
+async fn flush(up: &mut Uploads, cycle: &Cycle, acc: &mut TenantAcc, t: usize) -> Result<()> {
+    let name = pack_name(&cycle.snapshot, acc.seq);
+    acc.seq += 1;
+    up.put_pack(cycle, t, name, std::mem::take(&mut acc.pack))
+        .await
+}
+
+/// The sealed packs a manifest's blocks live in: those of this cycle, and those of earlier
+/// cycles that hold reused blocks (from the inventory).
+fn manifest_packs(
+    vault: &Vault,
+    tenant_path: &str,
+    own: &[PackRef],
+    tables: &[TableManifest],
+) -> Result<Vec<PackRef>> {
+    let mut packs = own.to_vec();
+    for b in tables.iter().flat_map(|t| &t.blocks) {
+        if !b.in_sealed_pack() || packs.iter().any(|p| p.name == b.pack) {
+            continue;
+        }
+        let p = vault
+            .inventory()
+            .pack(tenant_path, &b.pack)?
+            .ok_or_else(|| {
+                Error::corrupt(
+                    layout::pack(tenant_path, &b.pack),
+                    "the inventory does not know this sealed pack: run `tvault inventory rebuild`",
+                )
+            })?;
+        packs.push(p);
+    }
+    packs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(packs)
+}
+
 fn pack_name(snapshot: &str, seq: u32) -> String {
     format!("{snapshot}-{seq:05}")
 }
@@ -167,13 +245,9 @@ pub(super) async fn run(
     let mut up = Uploads {
         store: vault.store().clone(),
         running: JoinSet::new(),
+        sealed: vec![],
     };
     let mut pending = 0usize;
-    let flush = |acc: &mut TenantAcc, t: usize| {
-        let path = layout::pack(&cycle.tenants[t].path, &pack_name(&cycle.snapshot, acc.seq));
-        acc.seq += 1;
-        (path, std::mem::take(&mut acc.pack), &cycle.locks[t])
-    };
     while let Some(s) = rx.recv().await {
         let acc = &mut accs[s.tenant];
         acc.tables[s.table].0.merge(s.checksum);
@@ -194,7 +268,7 @@ pub(super) async fn run(
                     length: bytes.len() as u64,
                     raw_length: s.raw_length,
                     rows: s.checksum.rows,
-                    sealed_hash: block::sealed_hash(&bytes),
+                    sealed_hash: String::new(),
                 };
                 acc.pack.extend_from_slice(&bytes);
                 pending += bytes.len();
@@ -218,27 +292,27 @@ pub(super) async fn run(
         acc.tables[s.table].1.push(r);
         if acc.pack.len() >= tuning.pack_size {
             pending -= acc.pack.len();
-            let (path, bytes, lock) = flush(acc, s.tenant);
-            up.put(path, bytes, lock).await?;
+            flush(&mut up, cycle, acc, s.tenant).await?;
         }
         while pending > tuning.memory_budget / 2 {
             let Some((t, _)) = accs.iter().enumerate().max_by_key(|(_, a)| a.pack.len()) else {
                 break;
             };
             pending -= accs[t].pack.len();
-            let (path, bytes, lock) = flush(&mut accs[t], t);
-            up.put(path, bytes, lock).await?;
+            flush(&mut up, cycle, &mut accs[t], t).await?;
         }
     }
     for (t, acc) in accs.iter_mut().enumerate() {
         if !acc.pack.is_empty() {
-            let (path, bytes, lock) = flush(acc, t);
-            up.put(path, bytes, lock).await?;
+            flush(&mut up, cycle, acc, t).await?;
         }
     }
     up.finish().await?;
     if abort.load(Ordering::Relaxed) {
         return Err(Error::Aborted("another part of the backup failed".into()));
+    }
+    for (t, pack) in std::mem::take(&mut up.sealed) {
+        accs[t].packs.push(pack);
     }
 
     store_table_defs(vault, cycle).await?;
@@ -269,7 +343,9 @@ pub(super) async fn run(
                 blocks,
             })
             .collect();
+        let packs = manifest_packs(vault, &tenant.path, &acc.packs, &tables)?;
         let manifest = TenantManifest {
+            packs,
             format: MANIFEST_FORMAT,
             snapshot: cycle.snapshot.clone(),
             tenant: tenant.id.clone(),
@@ -298,6 +374,7 @@ pub(super) async fn run(
             new_blocks: acc.new_blocks,
             entry,
             tables,
+            packs: manifest.packs,
         });
     }
     up.finish().await?;

@@ -29,7 +29,7 @@ pub struct Sealed {
     pub id: String,
     pub raw_length: u64,
     pub checksum: Checksum,
-    /// The sealed bytes when the block is new; `None` when the inventory already stores it.
+    /// The compressed bytes when the block is new; `None` when the inventory already stores it.
     pub bytes: Option<Vec<u8>>,
     pub existing: Option<BlockRef>,
     /// Encoded key set of the block (min key, max key, set) for the sealed key index.
@@ -103,7 +103,8 @@ pub async fn reader(
     Ok(leftovers)
 }
 
-/// Hashes, deduplicates and seals blocks on blocking threads, `parallel` at a time.
+/// Hashes, deduplicates and compresses blocks on blocking threads, `parallel` at a time (the
+/// packer seals whole packs).
 pub async fn seal_stage(
     raw: mpsc::Receiver<RawBlock>,
     out: mpsc::Sender<Sealed>,
@@ -177,10 +178,7 @@ fn seal_one(raw: RawBlock, cycle: &Cycle, demux: &Demux, inventory: &Inventory) 
                 inventory.put_key_set(&tenant.path, &id, &min, &max, &set)?;
                 Some((min, max, set))
             };
-            (
-                Some(block::seal(&cycle.recipients[raw.tenant], &raw.data)?),
-                key_set,
-            )
+            (Some(block::compress(&raw.data)?), key_set)
         }
     };
     Ok(Sealed {

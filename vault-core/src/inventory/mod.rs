@@ -6,6 +6,8 @@
 //! - `snapshots`: tenant path, 0, snapshot id -> [`SnapshotEntry`] (JSON)
 //! - `blocks`:    tenant path, 0, block id -> [`BlockRef`] (JSON): where a stored block lives
 //! - `key_sets`:  tenant path, 0, block id -> min key, max key, compressed key set
+//! - `packs`:     tenant path, 0, pack -> [`PackRef`] (JSON): length, payload start and hash of a
+//!   sealed pack
 //! - `snapshot_tables`: tenant path, 0, snapshot, 0, table -> table definition id and block ids
 //! - `table_defs`: definition id -> table definition JSON (shared by tenants and snapshots)
 //!
@@ -13,7 +15,7 @@
 //! then searches the block's key set. No row data is stored beyond primary keys.
 
 use crate::archive::block::IdKey;
-use crate::archive::manifest::BlockRef;
+use crate::archive::manifest::{BlockRef, PackRef};
 use crate::error::{Error, Result};
 use crate::source::postgres::catalog::TableDef;
 use crate::tenant::TenantRecord;
@@ -86,6 +88,8 @@ pub struct Inventory {
     snapshots: sled::Tree,
     blocks: sled::Tree,
     key_sets: sled::Tree,
+    /// Sealed packs: `tenant path \0 pack` -> [`PackRef`] JSON.
+    packs: sled::Tree,
     snapshot_tables: sled::Tree,
     table_defs: sled::Tree,
     /// Object versions object lock kept from deletion: `object \0 version` -> [`Deferred`].
@@ -164,6 +168,7 @@ impl Inventory {
             snapshots: db.open_tree("snapshots")?,
             blocks: db.open_tree("blocks")?,
             key_sets: db.open_tree("key_sets")?,
+            packs: db.open_tree("packs")?,
             snapshot_tables: db.open_tree("snapshot_tables")?,
             table_defs: db.open_tree("table_defs")?,
             deferred: db.open_tree("deferred")?,
@@ -190,6 +195,35 @@ impl Inventory {
         prefix.push(0);
         for k in self.snapshot_tables.scan_prefix(prefix).keys() {
             self.snapshot_tables.remove(k?)?;
+        }
+        Ok(())
+    }
+
+    /// Remembers sealed packs (from a manifest: the backup that wrote them, a rebuild, an erasure
+    /// that sealed them again).
+    pub fn put_packs(&self, tenant_path: &str, packs: &[PackRef]) -> Result<()> {
+        for p in packs {
+            self.packs.insert(key2(tenant_path, &p.name), json(p))?;
+        }
+        Ok(())
+    }
+
+    /// A sealed pack of a tenant, if known.
+    pub fn pack(&self, tenant_path: &str, name: &str) -> Result<Option<PackRef>> {
+        match self.packs.get(key2(tenant_path, name))? {
+            Some(v) => Ok(Some(parse(&v, "pack")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets packs once they are deleted.
+    pub fn remove_packs<'a>(
+        &self,
+        tenant_path: &str,
+        names: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        for n in names {
+            self.packs.remove(key2(tenant_path, n))?;
         }
         Ok(())
     }
@@ -221,6 +255,7 @@ impl Inventory {
         for tree in [
             &self.snapshots,
             &self.blocks,
+            &self.packs,
             &self.key_sets,
             &self.snapshot_tables,
         ] {
@@ -240,6 +275,7 @@ impl Inventory {
             &self.id_keys,
             &self.snapshots,
             &self.blocks,
+            &self.packs,
             &self.key_sets,
             &self.snapshot_tables,
             &self.table_defs,

@@ -203,24 +203,72 @@ impl Vault {
         open_sealed(record, keys, table, b, &sealed)
     }
 
-    /// Fetches a block's sealed bytes with one ranged read and checks their hash.
-    pub async fn fetch_sealed(&self, record: &TenantRecord, b: &BlockRef) -> Result<Bytes> {
+    /// Fetches what opening a block takes: for a block of a sealed pack, the pack's head and the
+    /// chunks that cover the block (two ranged reads); for a block sealed on its own (earlier
+    /// formats), its sealed bytes (one ranged read), checked against their hash.
+    pub async fn fetch_sealed(&self, record: &TenantRecord, b: &BlockRef) -> Result<Fetched> {
         let path = layout::pack(&record.path, &b.pack);
-        let end = b.offset + b.length;
-        let sealed = match self.store().objects().get_range(&path, b.offset..end).await {
+        if !b.in_sealed_pack() {
+            let sealed = self
+                .read_range(&path, b.offset..b.offset + b.length, &b.id)
+                .await?;
+            self.count_read(sealed.len() as u64);
+            if block::sealed_hash(&sealed) != b.sealed_hash {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("block {} does not match its recorded hash", b.id),
+                ));
+            }
+            return Ok(Fetched::Block(sealed));
+        }
+        let pack = self
+            .inventory()
+            .pack(&record.path, &b.pack)?
+            .ok_or_else(|| {
+                Error::corrupt(
+                    &path,
+                    "the inventory does not know this sealed pack: run `tvault inventory rebuild`",
+                )
+            })?;
+        let window = keys::chunk_range(pack.start, pack.length, b.offset, b.length);
+        if window.end <= window.start || pack.start > pack.length {
+            return Err(Error::corrupt(
+                &path,
+                format!("block {} lies outside its pack", b.id),
+            ));
+        }
+        let head = self.read_range(&path, 0..pack.start, &b.id).await?;
+        let bytes = self.read_range(&path, window.clone(), &b.id).await?;
+        self.count_read((head.len() + bytes.len()) as u64);
+        Ok(Fetched::InPack(block::PackPart {
+            head,
+            window: bytes,
+            total: pack.length,
+        }))
+    }
+
+    /// One ranged read of a pack, telling a truncated pack (permanent damage) from a failing
+    /// store (retry later).
+    async fn read_range(
+        &self,
+        path: &layout::Path,
+        range: std::ops::Range<u64>,
+        block: &str,
+    ) -> Result<Bytes> {
+        let end = range.end;
+        let got = match self.store().objects().get_range(path, range.clone()).await {
             Ok(bytes) => bytes,
             Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::corrupt(&path, "the pack object is missing"))
+                return Err(Error::corrupt(path, "the pack object is missing"))
             }
             Err(e) => {
-                // Tell a truncated pack (permanent damage) from a failing store (retry later).
-                if let Ok(meta) = self.store().objects().head(&path).await {
+                if let Ok(meta) = self.store().objects().head(path).await {
                     if meta.size < end {
                         return Err(Error::corrupt(
-                            &path,
+                            path,
                             format!(
-                                "block {} needs bytes {}..{end} but the object has only {} bytes: it is truncated",
-                                b.id, b.offset, meta.size
+                                "block {block} needs bytes {}..{end} but the object has only {} bytes: it is truncated",
+                                range.start, meta.size
                             ),
                         ));
                     }
@@ -231,20 +279,10 @@ impl Vault {
                 });
             }
         };
-        self.count_read(sealed.len() as u64);
-        if sealed.len() as u64 != b.length {
-            return Err(Error::corrupt(
-                &path,
-                format!("block {} is truncated", b.id),
-            ));
+        if got.len() as u64 != end - range.start {
+            return Err(Error::corrupt(path, format!("block {block} is truncated")));
         }
-        if block::sealed_hash(&sealed) != b.sealed_hash {
-            return Err(Error::corrupt(
-                &path,
-                format!("block {} does not match its recorded hash", b.id),
-            ));
-        }
-        Ok(sealed)
+        Ok(got)
     }
 
     /// Restores one tenant from a snapshot (see the module docs) and records it in the audit trail.
@@ -427,13 +465,19 @@ pub(crate) fn open_sealed(
     keys: &crate::tenant::Unlocked,
     table: &str,
     b: &BlockRef,
-    sealed: &[u8],
+    sealed: &Fetched,
 ) -> Result<Vec<u8>> {
     let object = layout::pack(&record.path, &b.pack).to_string();
     // Blocks of snapshots before a revoking key rotation are sealed to an earlier data key.
     let mut wrong = None;
     for key in keys.data_keys() {
-        match block::open(key, &keys.id_key, sealed, table, b, &object) {
+        let opened = match sealed {
+            Fetched::Block(bytes) => block::open(key, &keys.id_key, bytes, table, b, &object),
+            Fetched::InPack(part) => {
+                block::open_in_pack(key, &keys.id_key, part, table, b, &object)
+            }
+        };
+        match opened {
             Err(Error::WrongKey { reason, .. }) => {
                 wrong = Some(Error::WrongKey {
                     tenant: record.id.clone(),
@@ -444,4 +488,13 @@ pub(crate) fn open_sealed(
         }
     }
     Err(wrong.unwrap_or_else(|| Error::corrupt(&object, "no data key")))
+}
+
+/// What opening one block takes, as fetched from the store.
+#[derive(Clone, Debug)]
+pub enum Fetched {
+    /// A block sealed on its own (earlier formats).
+    Block(Bytes),
+    /// A block of a sealed pack: the pack's head and the chunks that cover the block.
+    InPack(block::PackPart),
 }
