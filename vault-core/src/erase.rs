@@ -19,6 +19,7 @@ use crate::source::postgres::catalog::TableDef;
 use crate::store::{Lock, LockedVersion};
 use crate::tenant::{self, TenantRecord, Unlocked};
 use crate::{layout, Vault};
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use time::OffsetDateTime;
@@ -296,7 +297,7 @@ impl Vault {
         Ok(Some(pref))
     }
 
-    /// Points one snapshot's manifest, key index and inventory entries at the rewritten blocks;
+    /// Points one snapshot's manifest and inventory entries at the rewritten blocks;
     /// returns the old versions object lock keeps.
     async fn apply_rewrites(
         &self,
@@ -307,7 +308,6 @@ impl Vault {
         packs: &[PackRef],
         lock: &Lock,
     ) -> Result<Vec<LockedVersion>> {
-        let mut new_entries = vec![];
         for t in &mut m.tables {
             let mut sum = Checksum::from_manifest(t.rows, &t.checksum).ok_or_else(|| {
                 Error::corrupt(
@@ -332,7 +332,6 @@ impl Vault {
                         let (min, max, set) = keyindex::encode_list(&list);
                         self.inventory()
                             .put_key_set(&record.path, &n.id, &min, &max, &set)?;
-                        new_entries.push((n.id.clone(), min, max, set));
                     }
                 }
             }
@@ -340,32 +339,19 @@ impl Vault {
             t.rows = sum.rows;
             t.checksum = sum.hex();
         }
-        // The snapshot's sealed key index: drop the old blocks' entries, add the new ones.
-        let path = layout::key_index(&record.path, &m.snapshot);
-        let mut raw = vec![];
-        // A snapshot without a key index (no keyed table) has none to rewrite; any other failure
-        // to read it (a damaged or tampered index) stops the erasure rather than dropping entries.
-        let existing = match self.get(&path).await {
-            Ok(sealed) => Some(sealed),
-            Err(Error::NotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        if let Some(sealed) = existing {
-            let plain = keys.open(&sealed).map_err(|e| Error::corrupt(&path, e))?;
-            for (id, min, max, set) in keyindex::parse_index(&plain)? {
-                if !rewrites.contains_key(&id) {
-                    keyindex::append_index_entry(&mut raw, &id, &min, &max, &set);
-                }
-            }
-        }
-        for (id, min, max, set) in &new_entries {
-            keyindex::append_index_entry(&mut raw, id, min, max, set);
-        }
+        // Stores of format 2 kept a sealed key index per snapshot, with the keys of the erased
+        // rows: it goes (a rebuild reads key sets from the blocks themselves).
         let mut old = vec![];
-        if !raw.is_empty() {
-            let sealed = keys::seal(&tenant::data_recipient(record)?, &raw)?;
-            self.put_archive(&path, sealed, lock).await?;
-            old.extend(self.delete_old_versions(&path, "erase").await?);
+        let path = layout::key_index(&record.path, &m.snapshot);
+        match self.store().objects().head(&path).await {
+            Ok(_) => old.extend(self.delete_archive(&path, "erase").await?),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(Error::Store {
+                    context: format!("reading {path}"),
+                    source: e,
+                })
+            }
         }
         put_packs(&mut m, packs);
         old.extend(self.save_manifest(record, &mut m, lock).await?);

@@ -387,19 +387,26 @@ fn state_directory_is_owner_only() {
 /// A key index or a snapshot record changed in the store: the rebuild that reads them refuses.
 fn key_index_and_snapshot_record(backend: Backend, name: &str) {
     let w = world(backend, name);
-    let index = object_of(&w.env, A, &format!("manifests/{}.keys", w.snaps[1]));
-    let original = w.env.read_object(&index);
+    // The record key sets of a rebuild come from the blocks: an edited pack stops it.
+    let pack = w
+        .env
+        .objects()
+        .into_keys()
+        .find(|k| k.starts_with(&w.env.tenant_dir(A)) && k.ends_with(".pack"))
+        .unwrap();
+    let original = w.env.read_object(&pack);
     let mut flipped = original.clone();
     let at = flipped.len() - 3;
     flipped[at] ^= 0x01;
-    w.env.write_object(&index, flipped);
+    w.env.write_object(&pack, flipped);
     let id = format!("{A}={}", w.key.identity_str());
     refused(
         &w,
         &["inventory", "rebuild", "--identity", &id],
-        "rebuild with an edited key index",
+        "rebuild with an edited pack",
     );
-    w.env.write_object(&index, original);
+    w.env.write_object(&pack, original);
+    w.env.tv.json(&["inventory", "rebuild", "--identity", &id]);
     let record = format!("snapshots/{}.json", w.snaps[0]);
     let text = String::from_utf8(w.env.read_object(&record)).unwrap();
     w.env.write_object(

@@ -66,7 +66,7 @@ fn archives_are_locked_for_the_min_age_and_holds_become_legal_holds() {
 
     let (a_prefix, b_prefix) = (tenant_prefix(&env, A), tenant_prefix(&env, B));
     let (archive, rest) = split_keys(&env, &a_prefix);
-    assert_eq!(archive.len(), 3, "pack, manifest, key index: {archive:?}");
+    assert_eq!(archive.len(), 2, "pack, manifest: {archive:?}");
     for k in &archive {
         let l = s3_admin().lock(bucket(&env), k, None);
         assert_eq!(l.mode.as_deref(), Some("GOVERNANCE"), "{k}: {l:?}");
@@ -100,7 +100,7 @@ fn archives_are_locked_for_the_min_age_and_holds_become_legal_holds() {
     ));
     env.tv.backup_all();
     let (archive2, _) = split_keys(&env, &a_prefix);
-    assert_eq!(archive2.len(), 6, "{archive2:?}");
+    assert_eq!(archive2.len(), 4, "{archive2:?}");
     for k in &archive2 {
         assert!(
             s3_admin().lock(bucket(&env), k, None).legal_hold,
@@ -120,7 +120,7 @@ fn archives_are_locked_for_the_min_age_and_holds_become_legal_holds() {
     let b0 = rows_of(&mut c, B);
     let cert = env.tv.json(&["forget-tenant", A, "--yes"]);
     let deferred = cert["deferred"].as_array().unwrap();
-    assert_eq!(deferred.len(), 6, "{cert:#}");
+    assert_eq!(deferred.len(), 4, "{cert:#}");
     assert!(deferred.iter().all(|d| d["until"].is_string()), "{cert:#}");
     let versions = s3_admin().versions(bucket(&env), &a_prefix);
     assert!(
@@ -130,14 +130,14 @@ fn archives_are_locked_for_the_min_age_and_holds_become_legal_holds() {
         "only the locked archive versions remain: {versions:?}"
     );
     let r = env.tv.json(&["retention", "apply"]);
-    assert_eq!(r["deferred"].as_array().unwrap().len(), 6, "{r:#}");
+    assert_eq!(r["deferred"].as_array().unwrap().len(), 4, "{r:#}");
     assert_eq!(r["deferred_deleted"], 0, "{r:#}");
     let doctor = env.tv.json(&["doctor"]);
-    assert_eq!(doctor["deferred_deletions"].as_array().unwrap().len(), 6);
+    assert_eq!(doctor["deferred_deletions"].as_array().unwrap().len(), 4);
 
     expire_locks(&env, &a_prefix);
     let r = env.tv.json(&["retention", "apply"]);
-    assert_eq!(r["deferred_deleted"], 6, "{r:#}");
+    assert_eq!(r["deferred_deleted"], 4, "{r:#}");
     assert_eq!(r["deferred"], Value::Array(vec![]), "{r:#}");
     assert!(s3_admin().versions(bucket(&env), &a_prefix).is_empty());
 

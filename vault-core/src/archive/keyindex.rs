@@ -156,7 +156,9 @@ pub fn encode_list(list: &KeyList) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         raw.extend_from_slice(k);
         raw.extend_from_slice(&h.to_le_bytes());
     }
-    (min, max, zstd::bulk::compress(&raw, 3).unwrap_or_default())
+    // The sealing threads' compression context: a new context per block costs more than
+    // compressing a small key set.
+    (min, max, super::block::compress(&raw).unwrap_or_default())
 }
 
 /// The largest decoded key set accepted (a block holds at most a few MiB of rows).

@@ -1,6 +1,6 @@
 //! The packer: appends compressed blocks to per-tenant packs, seals each pack to the tenant's
-//! data key as one age file, uploads it, and writes each tenant's manifest and sealed key index
-//! once every pack is stored.
+//! data key as one age file, uploads it, and writes each tenant's manifest once every pack is
+//! stored.
 
 use super::stages::Sealed;
 use super::{Cycle, TenantSummary};
@@ -42,7 +42,6 @@ struct TenantAcc {
     seq: u32,
     seen: HashMap<String, BlockRef>,
     new_blocks: Vec<BlockRef>,
-    key_index: Vec<u8>,
     reused: u64,
     /// Packs sealed so far.
     packs: Vec<PackRef>,
@@ -274,15 +273,6 @@ pub(super) async fn run(
                 pending += bytes.len();
                 acc.seen.insert(s.id.clone(), r.clone());
                 acc.new_blocks.push(r.clone());
-                if let Some((min, max, set)) = s.key_set {
-                    crate::archive::keyindex::append_index_entry(
-                        &mut acc.key_index,
-                        &s.id,
-                        &min,
-                        &max,
-                        &set,
-                    );
-                }
                 r
             }
             (None, None, None) => {
@@ -322,15 +312,6 @@ pub(super) async fn run(
     for (t, acc) in accs.into_iter().enumerate() {
         let tenant = &cycle.tenants[t];
         let lock = &cycle.locks[t];
-        if !acc.key_index.is_empty() {
-            let sealed = keys::seal(&cycle.recipients[t], &acc.key_index)?;
-            up.put(
-                layout::key_index(&tenant.path, &cycle.snapshot),
-                sealed,
-                lock,
-            )
-            .await?;
-        }
         let tables: Vec<TableManifest> = cycle
             .plan
             .tables

@@ -32,8 +32,6 @@ pub struct Sealed {
     /// The compressed bytes when the block is new; `None` when the inventory already stores it.
     pub bytes: Option<Vec<u8>>,
     pub existing: Option<BlockRef>,
-    /// Encoded key set of the block (min key, max key, set) for the sealed key index.
-    pub key_set: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
 }
 
 /// One reader: takes (table, tenant?) units until none are left.
@@ -167,18 +165,15 @@ fn seal_one(raw: RawBlock, cycle: &Cycle, demux: &Demux, inventory: &Inventory) 
     let existing = inventory
         .block(&tenant.path, &id)?
         .filter(|b| tenant.may_reuse(&b.pack));
-    let (bytes, key_set) = match existing {
-        Some(_) => (None, None),
+    let bytes = match existing {
+        Some(_) => None,
         None => {
-            let key_set = if raw.keys.is_empty() {
-                None
-            } else {
+            if !raw.keys.is_empty() {
                 let (min, max, set) = keyindex::encode_list(&raw.keys);
                 // Content-addressed, so writing it before the cycle commits is harmless.
                 inventory.put_key_set(&tenant.path, &id, &min, &max, &set)?;
-                Some((min, max, set))
-            };
-            (Some(block::compress(&raw.data)?), key_set)
+            }
+            Some(block::compress(&raw.data)?)
         }
     };
     Ok(Sealed {
@@ -189,6 +184,5 @@ fn seal_one(raw: RawBlock, cycle: &Cycle, demux: &Demux, inventory: &Inventory) 
         checksum: raw.checksum,
         bytes,
         existing,
-        key_set,
     })
 }

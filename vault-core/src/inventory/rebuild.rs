@@ -3,8 +3,11 @@
 //! Without any key, the operational part comes back: tenants, committed snapshots, block
 //! locations, per-snapshot block lists. With a tenant's identity (or the escrow identity), that
 //! tenant's id key and record key sets come back too, which record lookups and further backups of
-//! the tenant need.
+//! the tenant need; the key sets are read from the blocks themselves (every block of the tenant
+//! is read and decrypted once).
 
+use crate::archive::block;
+use crate::archive::keyindex::{self, KeyCodec, KeyList};
 use crate::error::{Error, Result};
 use crate::tenant::TenantRecord;
 use crate::{layout, Vault};
@@ -112,25 +115,35 @@ impl Vault {
         Ok(report)
     }
 
-    /// Loads a snapshot's sealed key index into the inventory; returns the number of key sets.
+    /// Indexes the key sets of a snapshot's blocks not indexed yet, from the blocks themselves
+    /// (each is read and decrypted once); returns the number of key sets.
     async fn index_key_sets(
         &self,
         r: &TenantRecord,
         u: &crate::tenant::Unlocked,
         snapshot: &str,
     ) -> Result<u64> {
-        let path = layout::key_index(&r.path, snapshot);
-        let sealed = match self.get(&path).await {
-            Ok(b) => b,
-            Err(Error::NotFound { .. }) => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        let raw = u.open(&sealed).map_err(|e| Error::corrupt(&path, e))?;
+        let m = self.manifest(r, snapshot).await?;
         let mut n = 0;
-        for (id, min, max, set) in crate::archive::keyindex::parse_index(&raw)? {
-            self.inventory()
-                .put_key_set(&r.path, &id, &min, &max, &set)?;
-            n += 1;
+        for t in &m.tables {
+            let Some(codec) = KeyCodec::for_table(&t.def) else {
+                continue;
+            };
+            let name = t.def.display_name();
+            for b in &t.blocks {
+                if self.inventory().has_key_set(&r.path, &b.id)? {
+                    continue;
+                }
+                let plain = self.read_block(r, u, &name, b).await?;
+                let mut list = KeyList::default();
+                for row in block::rows(&plain) {
+                    list.push_row(&codec, row, u.id_key.row_hash(row));
+                }
+                let (min, max, set) = keyindex::encode_list(&list);
+                self.inventory()
+                    .put_key_set(&r.path, &b.id, &min, &max, &set)?;
+                n += 1;
+            }
         }
         Ok(n)
     }
