@@ -85,11 +85,11 @@ impl Vault {
     ) -> Result<TenantRetention> {
         let policy = self.effective_policy(record).await?;
         let hold = self.hold(record).await?;
+        // A version is as young as the last cycle that found it current.
         let snaps: Vec<(String, OffsetDateTime)> = self
-            .inventory()
-            .snapshots(&record.path)?
+            .versions(record, &self.inventory().cycles()?)?
             .into_iter()
-            .map(|s| (s.snapshot, s.time))
+            .map(|s| (s.snapshot.clone(), s.current_until()))
             .collect();
         let mut decisions = retention::evaluate(&snaps, &policy, hold.as_ref(), now);
         if let Some(min_age) = policy.min_age {

@@ -23,6 +23,7 @@ fn world(backend: Backend, name: &str) -> World {
     let (env, key) = Env::with_tenants_on(name, &FIX, &[A, B], backend);
     let first = env.tv.backup_all();
     change(&env, A, 1);
+    change(&env, B, 1);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = env.tv.backup_all();
     mangle(&env, A);

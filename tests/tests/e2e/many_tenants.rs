@@ -40,3 +40,91 @@ fn forty_tenants_each_get_exactly_their_rows() {
         &rows_exact(&mut c, "public.items", "true", None),
     );
 }
+
+/// A cycle that finds a tenant unchanged writes nothing for it: no manifest, no pack, no
+/// inventory entry. Its id still restores every tenant as it was then (through the version it
+/// found), and once retention deletes that version the cycle no longer stands for anything.
+#[test]
+fn unchanged_tenants_cost_nothing_in_a_later_cycle() {
+    let names: Vec<String> = (0..40).map(name).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (env, key) = Env::with_tenants("many_unchanged", &["many_tenants.sql"], &refs);
+    let mut c = env.db.client();
+    let s1 = env.tv.backup_all();
+    let before_objects = env.objects().len();
+    env.db
+        .exec("UPDATE items SET v = 'changed' WHERE tenant_id = 't05' AND n = 1");
+    let b2 = env.tv.json(&["backup", "--all"]);
+    let s2 = snapshot_id(&b2);
+    for t in b2["tenants"].as_array().unwrap() {
+        let changed = t["tenant"] == "t05";
+        assert_eq!(t["unchanged"], !changed, "{t}");
+    }
+    // One manifest and one pack more; the snapshot record says it covered all, wrote one.
+    let added: Vec<String> = env
+        .objects()
+        .into_keys()
+        .filter(|k| k.contains(&s2))
+        .collect();
+    assert_eq!(
+        added.len(),
+        3,
+        "t05's manifest and pack, the record: {added:?}"
+    );
+    assert_eq!(env.objects().len(), before_objects + 3);
+    let text = String::from_utf8(env.read_object(&format!("snapshots/{s2}.json"))).unwrap();
+    let record = store_json(text.as_bytes()).unwrap();
+    assert_eq!(record["scope"], "all", "{record}");
+    assert_eq!(record["written"], 1, "{record}");
+    assert_eq!(record["tenants"], 40, "{record}");
+
+    // t07 has one snapshot, current until the second cycle; t05 has two.
+    let list = env.tv.json(&["snapshots", "--tenant", "t07"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["snapshot"], s1.as_str());
+    assert!(list[0]["confirmed"].is_string(), "{list:?}");
+    assert_eq!(
+        env.tv
+            .json(&["snapshots", "--tenant", "t05"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The second cycle's id restores every tenant as it was then.
+    let at_s2 = rows_exact(&mut c, "public.items", "true", None);
+    env.db.exec("DELETE FROM items WHERE tenant_id = 't03'");
+    env.tv.backup_all();
+    c.execute("DELETE FROM items", &[]).unwrap();
+    for n in &names {
+        env.tv.restore(n, &s2, &key, None);
+    }
+    assert_rows_eq(
+        "every tenant restored from the cycle that found most unchanged",
+        &at_s2,
+        &rows_exact(&mut c, "public.items", "true", None),
+    );
+
+    // Keep only t03's newest version (its rows deleted): the second cycle found the deleted
+    // version, so it no longer stands for anything of t03's.
+    env.tv.ok(&["policy", "set", "t03", "--keep-last", "1"]);
+    env.tv.json(&["retention", "apply"]);
+    let out = env.tv.run(&[
+        "restore",
+        "t03",
+        "--snapshot",
+        &s2,
+        "--identity",
+        key.identity_str(),
+    ]);
+    out.assert_code(4, "restore of a cycle whose version retention deleted");
+    env.tv.json(&[
+        "verify",
+        "--identity",
+        key.identity_str(),
+        "--tenant",
+        "t07",
+    ]);
+}

@@ -11,6 +11,7 @@ fn min_age_keeps_young_snapshots_and_max_age_deletes_old_ones() {
     let mut snaps = Vec::new();
     for i in 0..3 {
         change(&env, A, i);
+        change(&env, B, i);
         snaps.push(snapshot_id(&backup(&env)));
     }
 

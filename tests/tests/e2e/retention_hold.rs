@@ -30,6 +30,7 @@ fn legal_hold_blocks_retention_and_erasure_until_released() {
     let mut snaps = Vec::new();
     for i in 0..3 {
         change(&env, A, i);
+        change(&env, B, i);
         snaps.push(snapshot_id(&backup(&env)));
     }
     policy(&env.tv, A, &["--keep-last", "1"]);

@@ -4,6 +4,10 @@ use clap::Args;
 use std::process::ExitCode;
 
 /// List committed snapshots (of one tenant, or of every tenant).
+///
+/// A cycle that finds a tenant unchanged since its latest snapshot writes nothing for it: that
+/// snapshot stands for the cycle too, and "current until" shows the last cycle that found it so
+/// (`confirmed` in --json). Restoring with such a cycle's id restores the snapshot it found.
 #[derive(Args, Debug)]
 pub struct Snapshots {
     #[arg(long)]
@@ -26,8 +30,16 @@ impl Snapshots {
                 .time
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
+            let until = s
+                .confirmed
+                .and_then(|c| {
+                    c.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|c| format!("  current until {c}"))
+                .unwrap_or_default();
             println!(
-                "{}  {}  {}  {} tables  {} rows  {}",
+                "{}  {}  {}  {} tables  {} rows  {}{until}",
                 s.snapshot,
                 time,
                 s.tenant,

@@ -99,11 +99,29 @@ pub struct TenantManifest {
     /// The sealed packs the blocks live in (format 3 packs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packs: Vec<PackRef>,
+    /// The tenant's version this one replaced (its latest manifest when the cycle ran): cycles
+    /// that found the tenant unchanged write no manifest, and this tells where the previous
+    /// version's stretch of time ended even once retention deleted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 impl TenantManifest {
     pub fn rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    /// Digest of what the manifest says about the tenant's data (tables, blocks, packs, data
+    /// key), not of when: equal digests mean a cycle found the tenant unchanged.
+    pub fn content_digest(&self) -> String {
+        let tables: Vec<_> = self
+            .tables
+            .iter()
+            .map(|t| (table_def(&t.def).0, t.rows, &t.checksum, &t.blocks))
+            .collect();
+        let json =
+            serde_json::to_vec(&(&self.data_recipient, tables, &self.packs)).unwrap_or_default();
+        blake3::hash(&json).to_hex()[..32].to_string()
     }
 
     /// The manifest as stored (format 2): tables refer to their definitions by id.
@@ -128,6 +146,7 @@ impl TenantManifest {
                 })
                 .collect(),
             packs: self.packs.clone(),
+            previous: self.previous.clone(),
         };
         serde_json::to_vec(&stored).unwrap_or_default()
     }
@@ -147,6 +166,8 @@ pub struct StoredManifest {
     pub tables: Vec<StoredTable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packs: Vec<PackRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 /// One table of a stored manifest: by reference (format 2) or inline (format 1).
@@ -223,6 +244,7 @@ impl StoredManifest {
             data_recipient: self.data_recipient,
             tables,
             packs: self.packs,
+            previous: self.previous,
         })
     }
 }
@@ -236,8 +258,42 @@ pub struct SnapshotRecord {
     pub started: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub finished: OffsetDateTime,
-    /// Number of tenant manifests written by the cycle.
+    /// Number of tenants the cycle backed up.
     pub tenants: u64,
+    /// Which tenants it backed up; absent in records of format 1, whose cycles wrote a manifest
+    /// for each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Number of manifests it wrote: tenants it found unchanged get none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<u64>,
+}
+
+/// The tenants a cycle backed up.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scope {
+    /// `"all"`: every tenant registered when the cycle started.
+    All(AllTenants),
+    /// The tenant dirs it was limited to.
+    Listed(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum AllTenants {
+    All,
+}
+
+impl SnapshotRecord {
+    /// The cycle backed up this tenant (registered at `created`, in dir `path`).
+    pub fn covers(&self, path: &str, created: OffsetDateTime) -> bool {
+        match &self.scope {
+            Some(Scope::All(_)) => created <= self.started,
+            Some(Scope::Listed(dirs)) => dirs.iter().any(|d| d == path),
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]

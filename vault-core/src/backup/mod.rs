@@ -13,7 +13,7 @@ mod stages;
 
 use stages::{reader, seal_stage, Sealed, Unit};
 
-use crate::archive::manifest::{SnapshotRecord, SourceInfo, FORMAT_VERSION};
+use crate::archive::manifest::{AllTenants, Scope, SnapshotRecord, SourceInfo, FORMAT_VERSION};
 use crate::audit::{actions, AuditDraft};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
@@ -61,6 +61,8 @@ pub struct TenantSummary {
     pub blocks_new: u64,
     pub blocks_reused: u64,
     pub bytes_stored: u64,
+    /// Unchanged since its latest version: the cycle wrote nothing for it.
+    pub unchanged: bool,
 }
 
 /// Rows of a tenant value that is not registered (not archived).
@@ -109,7 +111,19 @@ pub struct BackupReport {
 #[derive(Serialize, Deserialize)]
 struct PendingMarker {
     snapshot: String,
+    /// The cycle covers every registered tenant (then `tenant_paths` is empty: at 20,000 tenants
+    /// the list alone would be 700 KB per cycle).
+    #[serde(default)]
+    all: bool,
     tenant_paths: Vec<String>,
+}
+
+/// Whom a cycle covers, for its snapshot record.
+fn scope(cycle: &Cycle, opts: &BackupOptions) -> Scope {
+    match opts.tenants {
+        None => Scope::All(AllTenants::All),
+        Some(_) => Scope::Listed(cycle.tenants.iter().map(|t| t.path.clone()).collect()),
+    }
 }
 
 struct Cycle {
@@ -188,7 +202,11 @@ impl Vault {
         });
         let marker = PendingMarker {
             snapshot: snapshot.clone(),
-            tenant_paths: cycle.tenants.iter().map(|t| t.path.clone()).collect(),
+            all: opts.tenants.is_none(),
+            tenant_paths: match opts.tenants {
+                None => vec![],
+                Some(_) => cycle.tenants.iter().map(|t| t.path.clone()).collect(),
+            },
         };
         let pending = layout::Path::from(format!("snapshots/{snapshot}.pending"));
         self.put(&pending, serde_json::to_vec(&marker).unwrap_or_default())
@@ -211,6 +229,8 @@ impl Vault {
             started,
             finished: OffsetDateTime::now_utc(),
             tenants: cycle.tenants.len() as u64,
+            scope: Some(scope(&cycle, &opts)),
+            written: Some(committed.iter().filter(|c| !c.unchanged).count() as u64),
         };
         self.put(
             &layout::snapshot_record(&snapshot),
@@ -218,7 +238,11 @@ impl Vault {
         )
         .await?;
         self.delete(&pending).await?;
+        self.inventory().put_cycle(&record)?;
         for (t, c) in cycle.tenants.iter().zip(&committed) {
+            if c.unchanged {
+                continue;
+            }
             self.inventory().put_packs(&t.path, &c.packs)?;
             self.inventory().put_blocks(&t.path, c.new_blocks.iter())?;
             self.inventory()
@@ -606,15 +630,28 @@ impl Vault {
                 }
                 Err(e) => return Err(e),
             };
+            let paths = match marker.all {
+                true => self.tenants()?.into_iter().map(|t| t.path).collect(),
+                false => marker.tenant_paths,
+            };
             if committed {
-                // Killed after its commit but before the inventory was updated: index it now.
-                for path in &marker.tenant_paths {
-                    if let Some(record) = self.tenants()?.into_iter().find(|t| &t.path == path) {
-                        self.index_snapshot(&record, snapshot).await?;
+                // Killed after its commit but before the inventory was updated: index it now
+                // (tenants the cycle found unchanged have no manifest in it).
+                let bytes = self.get(&layout::snapshot_record(snapshot)).await?;
+                let record: SnapshotRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::corrupt(layout::snapshot_record(snapshot), e))?;
+                self.inventory().put_cycle(&record)?;
+                for path in &paths {
+                    let Some(t) = self.tenants()?.into_iter().find(|t| &t.path == path) else {
+                        continue;
+                    };
+                    let manifest = layout::manifest(path, snapshot);
+                    if self.store().objects().head(&manifest).await.is_ok() {
+                        self.index_snapshot(&t, snapshot).await?;
                     }
                 }
             } else {
-                for path in &marker.tenant_paths {
+                for path in &paths {
                     for dir in ["packs", "manifests"] {
                         let prefix = layout::Path::from(format!("tenants/{path}/{dir}"));
                         for obj in self.list(&prefix).await? {

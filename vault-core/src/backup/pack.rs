@@ -28,6 +28,8 @@ pub(super) struct Committed {
     pub entry: SnapshotEntry,
     /// The sealed packs the snapshot's blocks live in.
     pub packs: Vec<PackRef>,
+    /// The tenant had not changed since its latest version: nothing was written for it.
+    pub unchanged: bool,
     /// Per table (`schema.table`), the ids of the blocks the snapshot references.
     pub tables: Vec<(TableDef, Vec<String>)>,
 }
@@ -115,9 +117,15 @@ impl Uploads {
 }
 
 /// Makes every pack the snapshot references retained at least as long as the snapshot itself:
-/// packs written by earlier cycles and reused here get their retention date extended. The
-/// inventory remembers the date last set, so each pack is extended at most once a day.
-async fn extend_locks(vault: &Vault, manifest: &TenantManifest, lock: &Lock) -> Result<()> {
+/// packs written by earlier cycles and reused here get their retention date extended, and so
+/// does the `standing` manifest of a tenant the cycle found unchanged. The inventory remembers
+/// the date last set, so each object is extended at most once a day.
+async fn extend_locks(
+    vault: &Vault,
+    manifest: &TenantManifest,
+    standing: Option<layout::Path>,
+    lock: &Lock,
+) -> Result<()> {
     let Some(until) = lock.until.map(|u| u.unix_timestamp()) else {
         return Ok(());
     };
@@ -128,17 +136,19 @@ async fn extend_locks(vault: &Vault, manifest: &TenantManifest, lock: &Lock) -> 
         .collect();
     packs.sort_unstable();
     packs.dedup();
-    for pack in packs {
-        let path = layout::pack(&manifest.tenant_path, pack);
+    let paths = packs
+        .into_iter()
+        // Packs written in this cycle already carry the date.
+        .filter(|p| !p.starts_with(&manifest.snapshot))
+        .map(|p| layout::pack(&manifest.tenant_path, p))
+        .chain(standing);
+    for path in paths {
         let key = path.to_string();
         let current = vault.inventory().lock_until(&key)?;
         if current.is_some_and(|c| c >= until) {
             continue;
         }
-        // Packs written in this cycle already carry the date.
-        if !pack.starts_with(&manifest.snapshot) {
-            vault.store().extend_lock(&path, lock).await?;
-        }
+        vault.store().extend_lock(&path, lock).await?;
         vault.inventory().put_lock_until(&key, until)?;
     }
     Ok(())
@@ -325,7 +335,9 @@ pub(super) async fn run(
             })
             .collect();
         let packs = manifest_packs(vault, &tenant.path, &acc.packs, &tables)?;
+        let latest = vault.inventory().latest_snapshot(&tenant.path)?;
         let manifest = TenantManifest {
+            previous: latest.as_ref().map(|e| e.snapshot.clone()),
             packs,
             format: MANIFEST_FORMAT,
             snapshot: cycle.snapshot.clone(),
@@ -336,11 +348,26 @@ pub(super) async fn run(
             data_recipient: tenant.data_recipient.clone(),
             tables,
         };
-        let body = manifest.stored_json();
-        up.put(layout::manifest(&tenant.path, &cycle.snapshot), body, lock)
-            .await?;
-        extend_locks(vault, &manifest, lock).await?;
+        // Unchanged since its latest version: no manifest, and nothing in the inventory; the
+        // cycle's record says it covered the tenant, and the version it found stays retained
+        // at least as long as this cycle's archives would be.
+        let unchanged = acc.new_blocks.is_empty()
+            && latest.as_ref().and_then(|e| e.content.as_deref())
+                == Some(manifest.content_digest().as_str());
+        match (unchanged, &manifest.previous) {
+            (true, Some(previous)) => {
+                let standing = layout::manifest(&tenant.path, previous);
+                extend_locks(vault, &manifest, Some(standing), lock).await?;
+            }
+            _ => {
+                let body = manifest.stored_json();
+                up.put(layout::manifest(&tenant.path, &cycle.snapshot), body, lock)
+                    .await?;
+                extend_locks(vault, &manifest, None, lock).await?;
+            }
+        }
         let summary = TenantSummary {
+            unchanged,
             tenant: tenant.id.clone(),
             tables: manifest.tables.len() as u64,
             rows: manifest.rows(),
@@ -351,6 +378,7 @@ pub(super) async fn run(
         let entry = SnapshotEntry::of(&manifest, now);
         let tables = crate::inventory::table_blocks(&manifest);
         out.push(Committed {
+            unchanged,
             summary,
             new_blocks: acc.new_blocks,
             entry,

@@ -8,6 +8,7 @@
 //! - `key_sets`:  tenant path, 0, block id -> min key, max key, compressed key set
 //! - `packs`:     tenant path, 0, pack -> [`PackRef`] (JSON): length, payload start and hash of a
 //!   sealed pack
+//! - `cycles`:    snapshot id -> [`SnapshotRecord`] (JSON): committed cycles and whom they covered
 //! - `snapshot_tables`: tenant path, 0, snapshot, 0, table -> table definition id and block ids
 //! - `table_defs`: definition id -> table definition JSON (shared by tenants and snapshots)
 //!
@@ -15,7 +16,7 @@
 //! then searches the block's key set. No row data is stored beyond primary keys.
 
 use crate::archive::block::IdKey;
-use crate::archive::manifest::{BlockRef, PackRef};
+use crate::archive::manifest::{BlockRef, PackRef, SnapshotRecord};
 use crate::error::{Error, Result};
 use crate::source::postgres::catalog::TableDef;
 use crate::tenant::TenantRecord;
@@ -37,6 +38,20 @@ pub struct SnapshotEntry {
     pub rows: u64,
     /// Sealed bytes referenced by the snapshot (shared blocks counted in full).
     pub bytes: u64,
+    /// The version this one replaced (`TenantManifest::previous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// `TenantManifest::content_digest`: a cycle that computes the same writes no manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The start of the last cycle that found the tenant unchanged since this snapshot (computed
+    /// when listed, never stored).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub confirmed: Option<OffsetDateTime>,
 }
 
 /// A block's smallest key, largest key and encoded key set.
@@ -63,7 +78,15 @@ impl SnapshotEntry {
                 .flat_map(|t| &t.blocks)
                 .map(|b| b.length)
                 .sum(),
+            previous: m.previous.clone(),
+            content: Some(m.content_digest()),
+            confirmed: None,
         }
+    }
+
+    /// The time retention ages the snapshot by: the last time a cycle found its data current.
+    pub fn current_until(&self) -> OffsetDateTime {
+        self.confirmed.unwrap_or(self.time).max(self.time)
     }
 }
 
@@ -90,6 +113,8 @@ pub struct Inventory {
     key_sets: sled::Tree,
     /// Sealed packs: `tenant path \0 pack` -> [`PackRef`] JSON.
     packs: sled::Tree,
+    /// Committed cycles: `snapshot` -> [`SnapshotRecord`] JSON.
+    cycles: sled::Tree,
     snapshot_tables: sled::Tree,
     table_defs: sled::Tree,
     /// Object versions object lock kept from deletion: `object \0 version` -> [`Deferred`].
@@ -169,6 +194,7 @@ impl Inventory {
             blocks: db.open_tree("blocks")?,
             key_sets: db.open_tree("key_sets")?,
             packs: db.open_tree("packs")?,
+            cycles: db.open_tree("cycles")?,
             snapshot_tables: db.open_tree("snapshot_tables")?,
             table_defs: db.open_tree("table_defs")?,
             deferred: db.open_tree("deferred")?,
@@ -228,6 +254,22 @@ impl Inventory {
         Ok(())
     }
 
+    /// Remembers a committed cycle (its snapshot record).
+    pub fn put_cycle(&self, record: &SnapshotRecord) -> Result<()> {
+        self.cycles
+            .insert(record.snapshot.as_bytes(), json(record))?;
+        Ok(())
+    }
+
+    /// Every committed cycle, oldest first.
+    pub fn cycles(&self) -> Result<Vec<SnapshotRecord>> {
+        self.cycles
+            .iter()
+            .values()
+            .map(|v| parse(&v?, "cycle"))
+            .collect()
+    }
+
     /// Every stored block of a tenant.
     pub fn blocks_of(&self, tenant_path: &str) -> Result<Vec<BlockRef>> {
         self.blocks
@@ -276,6 +318,7 @@ impl Inventory {
             &self.snapshots,
             &self.blocks,
             &self.packs,
+            &self.cycles,
             &self.key_sets,
             &self.snapshot_tables,
             &self.table_defs,
@@ -460,6 +503,11 @@ impl Inventory {
             .collect::<Result<Vec<SnapshotEntry>>>()?;
         list.sort_by(|a, b| (a.time, &a.snapshot).cmp(&(b.time, &b.snapshot)));
         Ok(list)
+    }
+
+    /// A tenant's newest snapshot (by time: two cycles in one second have ids in random order).
+    pub fn latest_snapshot(&self, tenant_path: &str) -> Result<Option<SnapshotEntry>> {
+        Ok(self.snapshots(tenant_path)?.pop())
     }
 
     pub fn block(&self, tenant_path: &str, block_id: &str) -> Result<Option<BlockRef>> {

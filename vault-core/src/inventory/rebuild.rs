@@ -44,6 +44,7 @@ impl Vault {
             .filter(|s| layout::is_snapshot_id(s))
             .collect();
         // Every snapshot record must be authentic and name its own snapshot.
+        let mut records_of_cycles = vec![];
         for id in &committed {
             let path = layout::snapshot_record(id);
             let bytes = self.get(&path).await?;
@@ -52,6 +53,7 @@ impl Vault {
             if &record.snapshot != id {
                 return Err(Error::corrupt(&path, "the record names another snapshot"));
             }
+            records_of_cycles.push(record);
         }
         let mut records = vec![];
         for meta in self.list(&layout::tenants_prefix()).await? {
@@ -79,6 +81,9 @@ impl Vault {
             ));
         }
         self.inventory().clear()?;
+        for c in &records_of_cycles {
+            self.inventory().put_cycle(c)?;
+        }
         for r in &records {
             report.tenants += 1;
             let unlocked = match identities.get(&r.id) {

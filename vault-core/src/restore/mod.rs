@@ -14,7 +14,7 @@ mod diff;
 pub(crate) mod targets;
 
 use crate::archive::block;
-use crate::archive::manifest::{self, BlockRef, StoredManifest, TenantManifest};
+use crate::archive::manifest::{self, BlockRef, SnapshotRecord, StoredManifest, TenantManifest};
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::SnapshotEntry;
 use crate::source::postgres as pg;
@@ -99,15 +99,51 @@ impl Vault {
             Some(id) => vec![self.tenant(id)?],
             None => self.tenants()?,
         };
+        let cycles = self.inventory().cycles()?;
         let mut all = vec![];
         for t in tenants {
-            all.extend(self.inventory().snapshots(&t.path)?);
+            all.extend(self.versions(&t, &cycles)?);
         }
         all.sort_by(|a, b| (a.time, &a.snapshot, &a.tenant).cmp(&(b.time, &b.snapshot, &b.tenant)));
         Ok(all)
     }
 
-    /// Resolves `latest` or checks that a snapshot id exists for the tenant.
+    /// A tenant's snapshots, oldest first, each with the start of the last cycle that found the
+    /// tenant unchanged since it (`confirmed`). A cycle that finds a tenant unchanged writes no
+    /// manifest; the version it found stands for it. A version's stretch ends where the next
+    /// version's `previous` says the one after it began, so a version retention deleted in
+    /// between is never stood in for by an older one.
+    pub fn versions(
+        &self,
+        record: &TenantRecord,
+        cycles: &[SnapshotRecord],
+    ) -> Result<Vec<SnapshotEntry>> {
+        // Ordered by time, not by id: two cycles in one second have ids in random order.
+        let mut list = self.inventory().snapshots(&record.path)?;
+        let started = |id: &str| cycles.iter().find(|c| c.snapshot == id).map(|c| c.started);
+        for i in 0..list.len() {
+            let start = list[i].time;
+            let end = list.get(i + 1).map(|next| match &next.previous {
+                // The version after this one was deleted: its cycle ends the stretch; if that
+                // cannot be dated, no cycle is credited to this version.
+                Some(p) if *p != list[i].snapshot => started(p).unwrap_or(start),
+                _ => next.time,
+            });
+            list[i].confirmed = cycles
+                .iter()
+                .filter(|c| {
+                    c.started > start
+                        && end.is_none_or(|e| c.started < e)
+                        && c.covers(&record.path, record.created)
+                })
+                .map(|c| c.started)
+                .max();
+        }
+        Ok(list)
+    }
+
+    /// Resolves `latest`, checks that a snapshot id exists for the tenant, or maps a cycle that
+    /// found the tenant unchanged to the version it found.
     pub fn resolve_snapshot(&self, record: &TenantRecord, snapshot: &str) -> Result<String> {
         let list = self.inventory().snapshots(&record.path)?;
         let hint = || {
@@ -121,13 +157,21 @@ impl Vault {
                 Error::not_found(format!("any snapshot of tenant {:?}", record.id), hint())
             });
         }
-        if !list.iter().any(|s| s.snapshot == snapshot) {
-            return Err(Error::not_found(
-                format!("snapshot {snapshot:?} of tenant {:?}", record.id),
-                hint(),
-            ));
+        if list.iter().any(|s| s.snapshot == snapshot) {
+            return Ok(snapshot.to_string());
         }
-        Ok(snapshot.to_string())
+        let cycles = self.inventory().cycles()?;
+        if let Some(cycle) = cycles.iter().find(|c| c.snapshot == snapshot) {
+            let stood_for = self.versions(record, std::slice::from_ref(cycle))?;
+            if let Some(v) = stood_for.into_iter().find(|v| v.confirmed.is_some()) {
+                tracing::info!(tenant = %record.id, snapshot, version = %v.snapshot, "the cycle found the tenant unchanged since this version");
+                return Ok(v.snapshot);
+            }
+        }
+        Err(Error::not_found(
+            format!("snapshot {snapshot:?} of tenant {:?}", record.id),
+            hint(),
+        ))
     }
 
     /// Reads a tenant's manifest of a committed snapshot.
