@@ -366,6 +366,8 @@ impl Vault {
         let entry = SnapshotEntry::of(&m, time);
         let tables = crate::inventory::table_blocks(&m);
         self.inventory()
+            .put_table_defs(m.tables.iter().map(|t| &t.def))?;
+        self.inventory()
             .put_snapshot(&record.path, &entry, &tables)?;
         Ok(old)
     }

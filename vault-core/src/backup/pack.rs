@@ -11,7 +11,6 @@ use crate::archive::manifest::{
 use crate::config::BackupTuning;
 use crate::error::{Error, Result};
 use crate::inventory::SnapshotEntry;
-use crate::source::postgres::catalog::TableDef;
 use crate::store::{Lock, Store};
 use crate::{layout, Vault};
 use object_store::ObjectStoreExt;
@@ -30,8 +29,8 @@ pub(super) struct Committed {
     pub packs: Vec<PackRef>,
     /// The tenant had not changed since its latest version: nothing was written for it.
     pub unchanged: bool,
-    /// Per table (`schema.table`), the ids of the blocks the snapshot references.
-    pub tables: Vec<(TableDef, Vec<String>)>,
+    /// Per table, the ids of the blocks the snapshot references.
+    pub tables: Vec<crate::inventory::TableBlocks>,
 }
 
 /// Uploads running at once.

@@ -90,15 +90,21 @@ impl SnapshotEntry {
     }
 }
 
-/// Per table of a manifest: its definition and the ids of the blocks it references.
-pub fn table_blocks(m: &crate::archive::manifest::TenantManifest) -> Vec<(TableDef, Vec<String>)> {
+/// Per table of a manifest: its name, the id of its definition and the ids of the blocks it
+/// references (what the inventory keeps of a snapshot; the definition itself once, by id).
+pub struct TableBlocks {
+    pub table: String,
+    pub def: String,
+    pub blocks: Vec<String>,
+}
+
+pub fn table_blocks(m: &crate::archive::manifest::TenantManifest) -> Vec<TableBlocks> {
     m.tables
         .iter()
-        .map(|t| {
-            (
-                t.def.clone(),
-                t.blocks.iter().map(|b| b.id.clone()).collect(),
-            )
+        .map(|t| TableBlocks {
+            table: t.def.display_name(),
+            def: crate::archive::manifest::table_def(&t.def).0,
+            blocks: t.blocks.iter().map(|b| b.id.clone()).collect(),
         })
         .collect()
 }
@@ -405,27 +411,33 @@ impl Inventory {
         }))
     }
 
+    /// Keeps table definitions (by id) that snapshots refer to.
+    pub fn put_table_defs<'a>(&self, defs: impl Iterator<Item = &'a TableDef>) -> Result<()> {
+        for def in defs {
+            let (id, json) = crate::archive::manifest::table_def(def);
+            if !self.table_defs.contains_key(id.as_bytes())? {
+                self.table_defs.insert(id.as_bytes(), json)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records a committed tenant snapshot and, per table, the ids of the blocks it references
-    /// (what `find` walks instead of reading manifests).
+    /// (what `find` walks instead of reading manifests). The definitions must be known
+    /// ([`Self::put_table_defs`]).
     pub fn put_snapshot(
         &self,
         tenant_path: &str,
         e: &SnapshotEntry,
-        tables: &[(TableDef, Vec<String>)],
+        tables: &[TableBlocks],
     ) -> Result<()> {
         let mut batch = sled::Batch::default();
-        for (def, ids) in tables {
-            // Table definitions repeat across tenants and snapshots: store each once.
-            let (def_id, def_json) = crate::archive::manifest::table_def(def);
-            self.table_defs.insert(def_id.as_bytes(), def_json)?;
+        for t in tables {
             let entry = SnapshotTable {
-                def: def_id,
-                blocks: ids.clone(),
+                def: t.def.clone(),
+                blocks: t.blocks.clone(),
             };
-            batch.insert(
-                key3(tenant_path, &e.snapshot, &def.display_name()),
-                json(&entry),
-            );
+            batch.insert(key3(tenant_path, &e.snapshot, &t.table), json(&entry));
         }
         self.snapshot_tables.apply_batch(batch)?;
         self.snapshots
