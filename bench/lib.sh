@@ -12,6 +12,9 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit "
 timed() {
     local name=$1 run=$2
     shift 3
+    # Write back what earlier steps left dirty (copies and deletions of whole vaults), so that no
+    # method pays for another's file system work.
+    sync
     local metrics=$OUT/time.txt
     if ! /usr/bin/time -v -o "$metrics" "$@" >"$OUT/stdout" 2>"$OUT/stderr"; then
         tail -n 30 "$OUT/stderr" >&2

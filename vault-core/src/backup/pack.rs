@@ -326,11 +326,15 @@ pub(super) async fn run(
             .tables
             .iter()
             .zip(acc.tables)
-            .map(|(def, (sum, blocks))| TableManifest {
-                def: def.clone(),
-                rows: sum.rows,
-                checksum: sum.hex(),
-                blocks,
+            .map(|(def, (sum, mut blocks))| {
+                // Readers of split tables deliver blocks in any order; rows need none.
+                blocks.sort_by(|a, b| a.id.cmp(&b.id));
+                TableManifest {
+                    def: def.clone(),
+                    rows: sum.rows,
+                    checksum: sum.hex(),
+                    blocks,
+                }
             })
             .collect();
         let packs = manifest_packs(vault, &tenant.path, &acc.packs, &tables)?;

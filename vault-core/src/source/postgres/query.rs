@@ -7,10 +7,15 @@ use super::catalog::{Hop, Owner, TableDef};
 use crate::sql::{ident, qualified};
 
 /// Session settings that fix the text form of every type, so archives do not depend on the
-/// server's or the role's defaults (the same list pg_dump pins).
+/// server's or the role's defaults (the same list pg_dump pins). Rows must also come in the
+/// same order each cycle, or they are cut into different blocks and nothing deduplicates
+/// (measured: an unchanged 1 GB database stored 9 MB anew per cycle): a scan of a large table
+/// would start wherever another scan of it is (`synchronize_seqscans`), and a parallel join
+/// returns rows in whatever order its workers finish.
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; \
      SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET bytea_output = 'hex'; \
-     SET client_encoding = 'UTF8'; SET standard_conforming_strings = on";
+     SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; \
+     SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0";
 
 /// ` JOIN … AS {prefix}1 ON … JOIN … AS {prefix}2 …` following `path` from alias `t0`; returns
 /// the joins and the alias of the last table.
