@@ -82,10 +82,10 @@ pub struct SourceInfo {
     pub server_version: String,
 }
 
-/// Everything needed to restore one tenant from one snapshot, with its table definitions
-/// resolved. Stored as a [`StoredManifest`].
+/// A tenant's manifest: everything needed to restore it from one snapshot. `T` is a table as
+/// stored ([`StoredTable`]: definitions by id) or resolved ([`TableManifest`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TenantManifest {
+pub struct Manifest<T> {
     pub format: u32,
     pub snapshot: String,
     pub tenant: String,
@@ -95,7 +95,7 @@ pub struct TenantManifest {
     pub source: SourceInfo,
     /// The data key's public recipient the blocks were sealed to.
     pub data_recipient: String,
-    pub tables: Vec<TableManifest>,
+    pub tables: Vec<T>,
     /// The sealed packs the blocks live in (format 3 packs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packs: Vec<PackRef>,
@@ -104,6 +104,30 @@ pub struct TenantManifest {
     /// version's stretch of time ended even once retention deleted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+}
+
+/// A manifest with its table definitions resolved.
+pub type TenantManifest = Manifest<TableManifest>;
+
+/// A manifest as the store holds it (`docs/FORMAT.md`).
+pub type StoredManifest = Manifest<StoredTable>;
+
+impl<T> Manifest<T> {
+    /// The same manifest with other tables.
+    fn with_tables<U>(&self, format: u32, tables: Vec<U>) -> Manifest<U> {
+        Manifest {
+            format,
+            snapshot: self.snapshot.clone(),
+            tenant: self.tenant.clone(),
+            tenant_path: self.tenant_path.clone(),
+            created: self.created,
+            source: self.source.clone(),
+            data_recipient: self.data_recipient.clone(),
+            tables,
+            packs: self.packs.clone(),
+            previous: self.previous.clone(),
+        }
+    }
 }
 
 impl TenantManifest {
@@ -126,48 +150,20 @@ impl TenantManifest {
 
     /// The manifest as stored (format 2): tables refer to their definitions by id.
     pub fn stored_json(&self) -> Vec<u8> {
-        let stored = StoredManifest {
-            format: MANIFEST_FORMAT,
-            snapshot: self.snapshot.clone(),
-            tenant: self.tenant.clone(),
-            tenant_path: self.tenant_path.clone(),
-            created: self.created,
-            source: self.source.clone(),
-            data_recipient: self.data_recipient.clone(),
-            tables: self
-                .tables
-                .iter()
-                .map(|t| StoredTable::ByRef {
-                    table: t.def.display_name(),
-                    def: table_def(&t.def).0,
-                    rows: t.rows,
-                    checksum: t.checksum.clone(),
-                    blocks: t.blocks.clone(),
-                })
-                .collect(),
-            packs: self.packs.clone(),
-            previous: self.previous.clone(),
-        };
+        let tables = self
+            .tables
+            .iter()
+            .map(|t| StoredTable::ByRef {
+                table: t.def.display_name(),
+                def: table_def(&t.def).0,
+                rows: t.rows,
+                checksum: t.checksum.clone(),
+                blocks: t.blocks.clone(),
+            })
+            .collect();
+        let stored = self.with_tables(MANIFEST_FORMAT, tables);
         serde_json::to_vec(&stored).unwrap_or_default()
     }
-}
-
-/// A manifest as the store holds it (`docs/FORMAT.md`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StoredManifest {
-    pub format: u32,
-    pub snapshot: String,
-    pub tenant: String,
-    pub tenant_path: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created: OffsetDateTime,
-    pub source: SourceInfo,
-    pub data_recipient: String,
-    pub tables: Vec<StoredTable>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub packs: Vec<PackRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
 }
 
 /// One table of a stored manifest: by reference (format 2) or inline (format 1).
@@ -197,7 +193,7 @@ impl StoredManifest {
 
     /// Resolves the definitions (`lookup` gives the definition of an id) into a manifest.
     pub fn resolve(
-        self,
+        mut self,
         mut lookup: impl FnMut(&str) -> Option<TableDef>,
     ) -> Result<TenantManifest, String> {
         if self.format == 0 || self.format > MANIFEST_FORMAT {
@@ -207,7 +203,7 @@ impl StoredManifest {
             ));
         }
         let mut tables = Vec::with_capacity(self.tables.len());
-        for t in self.tables {
+        for t in std::mem::take(&mut self.tables) {
             tables.push(match t {
                 StoredTable::Inline(t) => t,
                 StoredTable::ByRef {
@@ -234,18 +230,8 @@ impl StoredManifest {
                 }
             });
         }
-        Ok(TenantManifest {
-            format: self.format,
-            snapshot: self.snapshot,
-            tenant: self.tenant,
-            tenant_path: self.tenant_path,
-            created: self.created,
-            source: self.source,
-            data_recipient: self.data_recipient,
-            tables,
-            packs: self.packs,
-            previous: self.previous,
-        })
+        let format = self.format;
+        Ok(self.with_tables(format, tables))
     }
 }
 
