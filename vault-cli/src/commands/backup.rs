@@ -6,6 +6,9 @@ use std::sync::Arc;
 use vault_core::{BackupOptions, Progress};
 
 /// Run a backup cycle: one consistent snapshot, one encrypted archive per tenant.
+///
+/// A tenant whose data has not changed since its latest snapshot gets nothing written: that
+/// snapshot stands for this cycle too (`tvault snapshots` shows it "current until" the cycle).
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["all", "tenant"])))]
 pub struct Backup {
@@ -45,10 +48,12 @@ impl Backup {
         let rows: u64 = report.tenants.iter().map(|t| t.rows).sum();
         let stored: u64 = report.tenants.iter().map(|t| t.bytes_stored).sum();
         let reused: u64 = report.tenants.iter().map(|t| t.blocks_reused).sum();
+        let unchanged = report.tenants.iter().filter(|t| t.unchanged).count();
         println!(
-            "snapshot {}: {} tenants, {} rows, {} new ({} blocks reused) in {:.1}s",
+            "snapshot {}: {} tenants ({} unchanged: nothing written for them), {} rows, {} new ({} blocks reused) in {:.1}s",
             report.snapshot,
             report.tenants.len(),
+            unchanged,
             rows,
             output::human_bytes(stored),
             reused,
