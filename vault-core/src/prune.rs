@@ -7,6 +7,7 @@
 //! prune never runs beside a backup of the same vault and cannot delete a block that backup is
 //! about to reference; the inventory forgets pruned blocks before the next backup deduplicates.
 
+use crate::archive::manifest::SnapshotRecord;
 use crate::audit::{actions, AuditDraft};
 use crate::error::Result;
 use crate::retention::{self, Decision};
@@ -65,9 +66,11 @@ impl Vault {
         if !dry_run {
             self.retry_deferred(&mut report).await?;
         }
+        // Read once: every tenant's versions are dated against the same cycles.
+        let cycles = self.inventory().cycles()?;
         for record in tenants {
             let t = self
-                .retain_tenant(&record, dry_run, now, real_now, &mut report)
+                .retain_tenant(&record, &cycles, dry_run, (now, real_now), &mut report)
                 .await?;
             report.tenants.push(t);
         }
@@ -78,16 +81,16 @@ impl Vault {
     async fn retain_tenant(
         &self,
         record: &TenantRecord,
+        cycles: &[SnapshotRecord],
         dry_run: bool,
-        now: OffsetDateTime,
-        real_now: OffsetDateTime,
+        (now, real_now): (OffsetDateTime, OffsetDateTime),
         report: &mut RetentionReport,
     ) -> Result<TenantRetention> {
         let policy = self.effective_policy(record).await?;
         let hold = self.hold(record).await?;
         // A version is as young as the last cycle that found it current.
         let snaps: Vec<(String, OffsetDateTime)> = self
-            .versions(record, &self.inventory().cycles()?)?
+            .versions(record, cycles)?
             .into_iter()
             .map(|s| (s.snapshot.clone(), s.current_until()))
             .collect();
