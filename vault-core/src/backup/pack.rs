@@ -137,20 +137,40 @@ async fn extend_locks(
     packs.dedup();
     let paths = packs
         .into_iter()
-        // Packs written in this cycle already carry the date.
-        .filter(|p| !p.starts_with(&manifest.snapshot))
-        .map(|p| layout::pack(&manifest.tenant_path, p))
-        .chain(standing);
-    for path in paths {
-        let key = path.to_string();
-        let current = vault.inventory().lock_until(&key)?;
-        if current.is_some_and(|c| c >= until) {
-            continue;
-        }
-        vault.store().extend_lock(&path, lock).await?;
-        vault.inventory().put_lock_until(&key, until)?;
+        .map(|p| {
+            (
+                layout::pack(&manifest.tenant_path, p),
+                p.starts_with(&manifest.snapshot),
+            )
+        })
+        .chain(standing.map(|m| (m, false)));
+    for (path, written_now) in paths {
+        retain_until(vault, &path, lock, until, written_now).await?;
     }
     Ok(())
+}
+
+/// Makes `path` retained until `until` (unix seconds) unless the inventory remembers a date at
+/// least as late; an object `written_now` already carries the date and only gets remembered.
+async fn retain_until(
+    vault: &Vault,
+    path: &layout::Path,
+    lock: &Lock,
+    until: i64,
+    written_now: bool,
+) -> Result<()> {
+    let key = path.to_string();
+    if vault
+        .inventory()
+        .lock_until(&key)?
+        .is_some_and(|c| c >= until)
+    {
+        return Ok(());
+    }
+    if !written_now {
+        vault.store().extend_lock(path, lock).await?;
+    }
+    vault.inventory().put_lock_until(&key, until)
 }
 
 /// Stores the cycle's table definitions that the store does not hold yet (manifests refer to
@@ -164,27 +184,11 @@ async fn store_table_defs(vault: &Vault, cycle: &Cycle) -> Result<()> {
     for def in &cycle.plan.tables {
         let (id, json) = manifest::table_def(def);
         let path = layout::table_def(&id);
-        match vault.store().objects().head(&path).await {
-            Ok(_) => {
-                if let Some(until) = lock.until.map(|u| u.unix_timestamp()) {
-                    let key = path.to_string();
-                    if vault
-                        .inventory()
-                        .lock_until(&key)?
-                        .is_none_or(|c| c < until)
-                    {
-                        vault.store().extend_lock(&path, &lock).await?;
-                        vault.inventory().put_lock_until(&key, until)?;
-                    }
-                }
-            }
+        let written_now = match vault.store().objects().head(&path).await {
+            Ok(_) => false,
             Err(object_store::Error::NotFound { .. }) => {
                 vault.store().put_archive(&path, json, &lock).await?;
-                if let Some(until) = lock.until {
-                    vault
-                        .inventory()
-                        .put_lock_until(path.as_ref(), until.unix_timestamp())?;
-                }
+                true
             }
             Err(e) => {
                 return Err(Error::Store {
@@ -192,6 +196,9 @@ async fn store_table_defs(vault: &Vault, cycle: &Cycle) -> Result<()> {
                     source: e,
                 })
             }
+        };
+        if let Some(until) = lock.until.map(|u| u.unix_timestamp()) {
+            retain_until(vault, &path, &lock, until, written_now).await?;
         }
     }
     Ok(())
@@ -354,9 +361,9 @@ pub(super) async fn run(
         // Unchanged since its latest version: no manifest, and nothing in the inventory; the
         // cycle's record says it covered the tenant, and the version it found stays retained
         // at least as long as this cycle's archives would be.
+        let entry = SnapshotEntry::of(&manifest, now);
         let unchanged = acc.new_blocks.is_empty()
-            && latest.as_ref().and_then(|e| e.content.as_deref())
-                == Some(manifest.content_digest().as_str());
+            && latest.as_ref().and_then(|e| e.content.as_ref()) == entry.content.as_ref();
         match (unchanged, &manifest.previous) {
             (true, Some(previous)) => {
                 let standing = layout::manifest(&tenant.path, previous);
@@ -378,7 +385,6 @@ pub(super) async fn run(
             blocks_reused: acc.reused,
             bytes_stored: acc.new_blocks.iter().map(|b| b.length).sum(),
         };
-        let entry = SnapshotEntry::of(&manifest, now);
         let tables = crate::inventory::table_blocks(&manifest);
         out.push(Committed {
             unchanged,
