@@ -10,6 +10,12 @@
 # Environment:
 #   TVAULT_PGDATA  data directory (default: <repo>/target/pg-local)
 #   TVAULT_PGPORT  TCP port on 127.0.0.1 (default: 54329)
+#   TVAULT_PG_TLS_DIR  when set, a "secure" cluster for the connection tests: TLS on, with a CA, a server
+#                  certificate for `localhost` only and a client certificate made in that directory
+#                  (root.crt, server.crt, client.crt/.key, and other-root.crt, a CA that signed nothing);
+#                  role `tvault` must log in over TLS with password TVAULT_PG_PASSWORD (scram-sha-256), role
+#                  `tvault_cert` with the client certificate; connections without TLS are refused except
+#                  for the bootstrap role `postgres` (trust), which the tests use to create databases.
 #
 # THIS IS A TEST CLUSTER ONLY: it uses `trust` authentication for local and 127.0.0.1 connections (anyone on
 # this machine can connect as any role, superuser included) and runs with fsync=off, so a crash can corrupt it.
@@ -28,7 +34,38 @@ BOOTSTRAP_ROLE=postgres
 log() { printf 'pg-local: %s\n' "$*" >&2; }
 die() { printf 'pg-local: error: %s\n' "$*" >&2; exit 1; }
 
-url() { printf 'postgres://%s@127.0.0.1:%s/postgres\n' "$SUPERUSER_ROLE" "$PORT"; }
+TLS_DIR=${TVAULT_PG_TLS_DIR:-}
+
+url() {
+    if [[ -n $TLS_DIR ]]; then
+        printf 'postgres://%s@127.0.0.1:%s/postgres\n' "$BOOTSTRAP_ROLE" "$PORT"
+    else
+        printf 'postgres://%s@127.0.0.1:%s/postgres\n' "$SUPERUSER_ROLE" "$PORT"
+    fi
+}
+
+# A test CA, a server certificate for the name localhost (not for 127.0.0.1, so that verify-full by
+# address fails) and a client certificate for role tvault_cert; made once.
+make_certs() {
+    [[ -f $TLS_DIR/client.ext ]] && return 0
+    mkdir -p "$TLS_DIR"
+    log "making a test CA and certificates in $TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+        openssl req -x509 "${ec[@]}" -days 3650 -subj /CN=tvault-test-ca -keyout ca.key -out root.crt
+        openssl req -x509 "${ec[@]}" -days 3650 -subj /CN=tvault-other-ca -keyout other-ca.key -out other-root.crt
+        openssl req "${ec[@]}" -subj /CN=localhost -keyout server.key -out server.csr
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >server.ext
+        openssl x509 -req -in server.csr -CA root.crt -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile server.ext -out server.crt
+        openssl req "${ec[@]}" -subj /CN=tvault_cert -keyout client.key -out client.csr
+        printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA root.crt -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile client.ext -out client.crt
+        chmod 600 client.key
+    ) >/dev/null 2>&1 || die "openssl could not make the test certificates in $TLS_DIR"
+}
 
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
@@ -151,9 +188,28 @@ logging_collector = off
 log_min_messages = warning
 EOF
 )
+    if [[ -n $TLS_DIR ]]; then
+        make_certs
+        local f
+        for f in server.crt server.key root.crt; do
+            install -m 600 "$TLS_DIR/$f" "$PGDATA/$f"
+            if is_root; then chown postgres: "$PGDATA/$f"; fi
+        done
+        conf+=$'\nssl = on\nssl_cert_file = \'server.crt\'\nssl_key_file = \'server.key\'\nssl_ca_file = \'root.crt\'\npassword_encryption = scram-sha-256'
+    fi
     as_pg tee "$PGDATA/tvault-test.conf" >/dev/null <<<"$conf"
     if ! grep -q "^include_if_exists = 'tvault-test.conf'" "$PGDATA/postgresql.conf"; then
         as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null <<<"include_if_exists = 'tvault-test.conf'"
+    fi
+    if [[ -n $TLS_DIR ]]; then
+        as_pg tee "$PGDATA/pg_hba.conf" >/dev/null <<'EOF'
+# Written by scripts/pg-local.sh: the secure test cluster (TVAULT_PG_TLS_DIR). Loopback only.
+local     all   all                         trust
+host      all   postgres      127.0.0.1/32  trust
+hostssl   all   tvault_cert   127.0.0.1/32  cert
+hostssl   all   all           127.0.0.1/32  scram-sha-256
+EOF
+        return 0
     fi
     # trust: test cluster only (see the header). Nothing listens beyond 127.0.0.1.
     as_pg tee "$PGDATA/pg_hba.conf" >/dev/null <<'EOF'
@@ -173,6 +229,13 @@ ensure_role() {
             CREATE ROLE $SUPERUSER_ROLE LOGIN SUPERUSER;
         END IF;
     END \$\$;" >&2
+    if [[ -n $TLS_DIR ]]; then
+        local pw=${TVAULT_PG_PASSWORD:?TVAULT_PG_PASSWORD is needed with TVAULT_PG_TLS_DIR}
+        psql_admin -v pw="$pw" >&2 <<'EOF'
+ALTER ROLE tvault PASSWORD :'pw';
+SELECT 'CREATE ROLE tvault_cert LOGIN SUPERUSER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tvault_cert') \gexec
+EOF
+    fi
 }
 
 wait_ready() {

@@ -11,7 +11,8 @@
 #   TVAULT_TEST_S3   set by this script to the S3 server's endpoint (http://127.0.0.1:54330); tests create
 #                    their own buckets there
 #   TVAULT_LINT=1    also run `cargo clippy --all-targets -- -D warnings` and `cargo fmt --check` (CI sets it)
-#   TVAULT_STOP_PG=1 stop the cluster afterwards (by default it is left running for the next run)
+#   TVAULT_STOP_PG=1 stop the clusters afterwards (by default they are left running for the next run)
+#   TVAULT_TEST_PG_SECURE_PORT  port of the second, TLS-only cluster the connection tests start (54331)
 #   TVAULT_STOP_S3=1 stop the S3 server afterwards
 #   TVAULT_PGPORT, TVAULT_PGDATA   passed on to scripts/pg-local.sh; TVAULT_S3PORT to scripts/s3-local.sh
 # Exit status: cargo's (the first failing step's).
@@ -40,6 +41,9 @@ echo "TVAULT_TEST_S3=$TVAULT_TEST_S3" >&2
 stop_services() {
     if [[ ${TVAULT_STOP_PG:-0} == 1 ]]; then
         bash scripts/pg-local.sh stop || true
+        # The TLS-only cluster the connection tests start (tests/src/pg.rs, secure_cluster).
+        TVAULT_PGDATA=$REPO/target/pg-secure TVAULT_PGPORT=${TVAULT_TEST_PG_SECURE_PORT:-54331} \
+            bash scripts/pg-local.sh stop || true
     fi
     if [[ ${TVAULT_STOP_S3:-0} == 1 ]]; then
         bash scripts/s3-local.sh stop || true

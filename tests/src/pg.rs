@@ -114,10 +114,17 @@ pub struct TestDb {
     pub name: String,
     /// Superuser URL of this database.
     pub url: String,
+    /// Superuser URL of its cluster.
+    admin: String,
 }
 
 impl TestDb {
     pub fn new(test_name: &str) -> TestDb {
+        TestDb::on_cluster(admin_url(), test_name)
+    }
+
+    /// A throwaway database on the cluster of superuser URL `admin`.
+    pub fn on_cluster(admin: &str, test_name: &str) -> TestDb {
         let clean: String = test_name
             .to_lowercase()
             .chars()
@@ -125,13 +132,13 @@ impl TestDb {
             .take(36)
             .collect();
         let name = format!("tv_{clean}_{}", unique_suffix());
-        let mut admin = connect(admin_url());
-        admin
+        connect(admin)
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e:?}"));
         TestDb {
-            url: url_with_db(admin_url(), &name),
+            url: url_with_db(admin, &name),
             name,
+            admin: admin.to_string(),
         }
     }
 
@@ -180,7 +187,7 @@ impl Drop for TestDb {
             eprintln!("keeping test database {}", self.name);
             return;
         }
-        if let Ok(mut c) = Client::connect(admin_url(), postgres::NoTls) {
+        if let Ok(mut c) = Client::connect(&self.admin, postgres::NoTls) {
             let _ = c.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                 self.name
@@ -236,4 +243,61 @@ impl Drop for TestRole {
             let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", self.name));
         }
     }
+}
+
+/// The second test cluster, for connection security (`scripts/pg-local.sh` with
+/// `TVAULT_PG_TLS_DIR`): TLS with a test CA and a server certificate for `localhost` only; role
+/// `tvault` logs in over TLS with [`SecureCluster::PASSWORD`] (scram-sha-256), role `tvault_cert`
+/// with the client certificate; other connections without TLS are refused, except the bootstrap
+/// role `postgres` that creates the test databases.
+pub struct SecureCluster {
+    /// `postgres://postgres@127.0.0.1:<port>/postgres` (trust, no TLS).
+    pub admin_url: String,
+    pub port: u16,
+    /// `root.crt`, `other-root.crt` (a CA that signed nothing), `client.crt`, `client.key`.
+    pub tls_dir: std::path::PathBuf,
+}
+
+impl SecureCluster {
+    pub const PASSWORD: &'static str = "Secure-e2e-Pw-7781";
+}
+
+pub fn secure_cluster() -> &'static SecureCluster {
+    static C: OnceLock<SecureCluster> = OnceLock::new();
+    C.get_or_init(|| {
+        let port: u16 = std::env::var("TVAULT_TEST_PG_SECURE_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(54331);
+        let target = repo_root().join("target");
+        let tls_dir = target.join("pg-secure-tls");
+        let script = repo_root().join("scripts").join("pg-local.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .env("TVAULT_PGDATA", target.join("pg-secure"))
+            .env("TVAULT_PGPORT", port.to_string())
+            .env("TVAULT_PG_TLS_DIR", &tls_dir)
+            .env("TVAULT_PG_PASSWORD", SecureCluster::PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("");
+        assert!(
+            out.status.success() && url.starts_with("postgres://"),
+            "the secure test cluster did not start ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SecureCluster {
+            admin_url: url.to_string(),
+            port,
+            tls_dir,
+        }
+    })
 }

@@ -33,6 +33,8 @@ mod cli;
 mod concurrent;
 #[path = "e2e/conformance.rs"]
 mod conformance;
+#[path = "e2e/connections.rs"]
+mod connections;
 #[path = "e2e/consistency.rs"]
 mod consistency;
 #[path = "e2e/edge_tables.rs"]
@@ -99,5 +101,7 @@ mod rotation;
 mod s3;
 #[path = "e2e/schema.rs"]
 mod schema;
+#[path = "e2e/timeouts.rs"]
+mod timeouts;
 #[path = "e2e/triggers.rs"]
 mod triggers;

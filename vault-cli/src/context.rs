@@ -25,7 +25,8 @@ pub struct Global {
     /// Config file to use instead of <vault>/config.toml.
     #[arg(long, global = true, env = "TVAULT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Override the source database URL of the config.
+    /// Override the source database of the config: a postgres:// URL or a libpq key=value
+    /// string; PG* variables and ~/.pgpass fill what it leaves out (docs/CONNECTIONS.md).
     #[arg(long, global = true, env = "TVAULT_SOURCE", hide_env_values = true)]
     pub source: Option<String>,
     /// Print one JSON document on stdout instead of text.

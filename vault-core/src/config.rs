@@ -39,6 +39,9 @@ pub struct VaultConfig {
     pub escrow_recipient: Option<String>,
     #[serde(default)]
     pub backup: BackupTuning,
+    /// `[restore]`: how long restores and record restores wait for locks and statements.
+    #[serde(default, skip_serializing_if = "RestoreLimits::is_default")]
+    pub restore: RestoreLimits,
     /// Operator retention: the default policy and the bounds tenant policies must stay within.
     #[serde(default, skip_serializing_if = "RetentionConfig::is_empty")]
     pub retention: RetentionConfig,
@@ -174,6 +177,40 @@ impl Default for BackupTuning {
     }
 }
 
+/// Limits of a restore's session on the target database, so that a restore never queues behind
+/// (and in front of) the application's locks for long, nor runs a statement without end.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestoreLimits {
+    /// `lock_timeout` in seconds (0: wait forever).
+    pub lock_timeout_secs: u64,
+    /// `statement_timeout` in seconds (0: none).
+    pub statement_timeout_secs: u64,
+}
+
+impl Default for RestoreLimits {
+    fn default() -> Self {
+        RestoreLimits {
+            lock_timeout_secs: 10,
+            statement_timeout_secs: 3600,
+        }
+    }
+}
+
+impl RestoreLimits {
+    fn is_default(&self) -> bool {
+        self == &RestoreLimits::default()
+    }
+
+    /// The `SET` statements for a restore's session.
+    pub fn session_sql(&self) -> String {
+        format!(
+            "SET lock_timeout = '{}s'; SET statement_timeout = '{}s'",
+            self.lock_timeout_secs, self.statement_timeout_secs
+        )
+    }
+}
+
 fn default_tenant_column() -> String {
     "tenant_id".to_string()
 }
@@ -192,113 +229,18 @@ impl VaultConfig {
             rls_tenant_setting: None,
             escrow_recipient: None,
             backup: BackupTuning::default(),
+            restore: RestoreLimits::default(),
             retention: RetentionConfig::default(),
             s3: S3Config::default(),
         }
     }
 }
 
-/// Parameters whose values are secrets, in a URL's query or a `key=value` conninfo string.
-const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
-
-/// Removes every password from a connection string for display: the `user:password@` of a URL,
-/// `password=` and `sslpassword=` in its query, or in a libpq `key=value` conninfo string.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return redact_conninfo(url);
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let rest = match rest.rsplit_once('@') {
-        Some((auth, host)) => match auth.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{auth}@{host}"),
-        },
-        None => rest.to_string(),
-    };
-    let query = query.map(|q| {
-        q.split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if SECRET_PARAMS.contains(&k) => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("&")
-    });
-    match query {
-        Some(q) => format!("{scheme}://{rest}?{q}"),
-        None => format!("{scheme}://{rest}"),
-    }
-}
-
-/// `key=value` conninfo with secret values replaced; values may be single-quoted with `\`
-/// escapes, as libpq reads them.
-fn redact_conninfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            out.push(c);
-            chars.next();
-            continue;
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        out.push_str(&key);
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            out.push(chars.next().unwrap_or(' '));
-        }
-        if chars.peek() != Some(&'=') {
-            continue;
-        }
-        out.push('=');
-        chars.next();
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            value.push('\'');
-            chars.next();
-            while let Some(c) = chars.next() {
-                value.push(c);
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '\'' => break,
-                    _ => {}
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        if SECRET_PARAMS.contains(&key.as_str()) {
-            out.push_str("***");
-        } else {
-            out.push_str(&value);
-        }
-    }
-    out
-}
-
 impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
-            .field("source", &redact_url(&self.source))
-            .field("store", &self.store.as_deref().map(redact_url))
+            .field("source", &crate::source::postgres::redact(&self.source))
+            .field("store", &self.store)
             .field("tenant_column", &self.tenant_column)
             .field("include_schemas", &self.include_schemas)
             .field("exclude_schemas", &self.exclude_schemas)
@@ -308,6 +250,7 @@ impl fmt::Debug for VaultConfig {
             .field("rls_tenant_setting", &self.rls_tenant_setting)
             .field("escrow_recipient", &self.escrow_recipient)
             .field("backup", &self.backup)
+            .field("restore", &self.restore)
             .field("retention", &self.retention)
             .field("s3", &self.s3)
             .finish()
@@ -324,34 +267,6 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("backup:***@db:5432/app"));
-    }
-
-    #[test]
-    fn no_form_of_connection_string_shows_a_password() {
-        for (given, shown) in [
-            ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
-            (
-                "postgres://u@h/db?password=pw&sslmode=require",
-                "postgres://u@h/db?password=***&sslmode=require",
-            ),
-            (
-                "postgresql://h/db?sslpassword=pw",
-                "postgresql://h/db?sslpassword=***",
-            ),
-            (
-                "host=h password=pw dbname=d",
-                "host=h password=*** dbname=d",
-            ),
-            (
-                "host=h password = 'p w\\' x' user=u",
-                "host=h password =*** user=u",
-            ),
-            ("host=h dbname=d", "host=h dbname=d"),
-        ] {
-            let got = redact_url(given);
-            assert_eq!(got, shown, "{given}");
-            assert!(!got.contains("pw") && !got.contains("p w"), "{got}");
-        }
     }
 
     #[test]

@@ -162,9 +162,21 @@ pub trait DbContext<T> {
 
 impl<T> DbContext<T> for std::result::Result<T, tokio_postgres::Error> {
     fn db(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Database {
-            context: context(),
-            source,
+        self.map_err(|source| {
+            use tokio_postgres::error::SqlState;
+            let mut context = context();
+            match source.code() {
+                Some(c) if c == &SqlState::LOCK_NOT_AVAILABLE => context.push_str(
+                    " (another session holds a lock longer than lock_timeout; its transaction \
+                     was rolled back: retry later, or raise [restore] lock_timeout_secs)",
+                ),
+                Some(c) if c == &SqlState::QUERY_CANCELED => context.push_str(
+                    " (a statement ran longer than statement_timeout or was cancelled; its \
+                     transaction was rolled back: raise [restore] statement_timeout_secs)",
+                ),
+                _ => {}
+            }
+            Error::Database { context, source }
         })
     }
 }

@@ -59,6 +59,10 @@ impl Backup {
             reused,
             report.duration_ms as f64 / 1000.0
         );
+        println!(
+            "source snapshot held open {:.1}s (vacuum on the source waits for it)",
+            report.snapshot_held_ms as f64 / 1000.0
+        );
         if !report.global_tables.is_empty() {
             println!(
                 "global tables, not in tenant archives: {}",

@@ -3,6 +3,7 @@ use crate::output;
 use clap::Args;
 use std::process::ExitCode;
 use vault_core::archive::auth::VaultKey;
+use vault_core::source::postgres::conninfo;
 use vault_core::{Vault, VaultConfig};
 
 /// Create a vault: local directory, config file, inventory and object store.
@@ -45,6 +46,8 @@ impl Init {
                 "`tvault init` needs --source postgres://user@host/db (or TVAULT_SOURCE)"
             )
         })?;
+        // The config file never holds a password: libpq's own sources supply it at each run.
+        let (source, had_password) = conninfo::without_password(&source)?;
         let mut config = VaultConfig::new(source);
         config.store = match (g.store_url(), self.store) {
             (Some(url), Some(other)) if url != other => {
@@ -77,6 +80,12 @@ impl Init {
         let fingerprint = VaultKey::from_code(&code)
             .map(|k| k.fingerprint())
             .unwrap_or_default();
+        if had_password {
+            eprintln!(
+                "note: the password given in --source was not written to the config; give it to \
+                 each run with PGPASSWORD, a password file (~/.pgpass or PGPASSFILE) or --source"
+            );
+        }
         if g.json {
             let mut v = serde_json::json!({ "vault": dir, "store": store, "vault_key_fingerprint": fingerprint });
             if !joined {

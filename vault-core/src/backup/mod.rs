@@ -105,6 +105,9 @@ pub struct BackupReport {
     /// Rows of child tables whose foreign-key paths lead to different tenants.
     pub ambiguous_rows: Vec<AmbiguousRows>,
     pub duration_ms: u64,
+    /// How long the cycle kept its snapshot of the source open: while it is, vacuum cannot
+    /// remove rows that other transactions delete or update.
+    pub snapshot_held_ms: u64,
 }
 
 /// Written at the start of a cycle and removed at its end; one left behind marks an interrupted
@@ -169,6 +172,7 @@ impl Vault {
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await
             .db(|| "starting the snapshot transaction".into())?;
+        let snapshot_opened = std::time::Instant::now();
         let plan = catalog::plan(&coordinator, self.config()).await?;
         let role = pg::current_role(&coordinator).await?;
         catalog::check_rls(&plan, self.config(), &role)?;
@@ -225,6 +229,9 @@ impl Vault {
         let (committed, leftovers) = self
             .run_pipeline(&cycle, coordinator, &snapshot_name, &opts, &progress)
             .await?;
+        // Every reader has ended its transaction: the snapshot is released.
+        let snapshot_held_ms = snapshot_opened.elapsed().as_millis() as u64;
+        tracing::info!(snapshot_held_ms, "source snapshot released");
         progress(Progress::Finishing);
 
         let record = SnapshotRecord {
@@ -265,6 +272,7 @@ impl Vault {
             unowned_rows: unowned,
             ambiguous_rows,
             duration_ms: clock.elapsed().as_millis() as u64,
+            snapshot_held_ms,
         })
     }
 

@@ -104,7 +104,7 @@ impl Vault {
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
         let mut manifest = self.manifest(&record, &snapshot).await?;
         let keys = self.unlock(&record, identity).await?;
-        let client = pg::connect(&self.config().source).await?;
+        let client = pg::connect_for_restore(&self.config().source, &self.config().restore).await?;
         // SQL is built from the live catalog: each table's owner rule and foreign keys come from
         // the live plan, which must agree with the (authenticated) manifest.
         let plan = catalog::plan(&client, self.config()).await?;

@@ -339,7 +339,7 @@ impl Vault {
             .tenant(opts.tenant.clone())
             .details(serde_json::json!({
                 "snapshot": opts.snapshot,
-                "target": opts.target.as_deref().map(crate::config::redact_url).unwrap_or_else(|| "live".into()),
+                "target": opts.target.as_deref().map(crate::source::postgres::redact).unwrap_or_else(|| "live".into()),
                 "dry_run": opts.dry_run,
             }));
         let result = self.restore_tenant(opts, identity).await;
@@ -368,7 +368,7 @@ impl Vault {
             .target
             .clone()
             .unwrap_or_else(|| self.config().source.clone());
-        let mut client = pg::connect(&url).await?;
+        let mut client = pg::connect_for_restore(&url, &self.config().restore).await?;
         let (plan, targets) =
             targets::restore_targets(&client, self.config(), &manifest, &opts.schema_map).await?;
         let erased = self.ledger(&record).await?.erased();
@@ -386,7 +386,7 @@ impl Vault {
             }
         };
         let role = pg::current_role(&client).await?;
-        let reader = pg::connect(&url).await?;
+        let reader = pg::connect_for_restore(&url, &self.config().restore).await?;
         let mut tx = client
             .transaction()
             .await
@@ -488,7 +488,7 @@ impl Vault {
             snapshot,
             target: match &opts.target {
                 None => "live".into(),
-                Some(u) => crate::config::redact_url(u),
+                Some(u) => crate::source::postgres::redact(u),
             },
             dry_run: opts.dry_run,
             foreign_keys: if replica { "set_based" } else { "row_by_row" },
