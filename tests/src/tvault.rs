@@ -404,8 +404,17 @@ impl Env {
         self.tv.keygen(&self.path(name))
     }
 
-    /// Every object of the vault's store (key relative to the store root -> size).
+    /// Every object of the vault's store (key relative to the store root -> size), but the
+    /// store lease and its lock file, which coordinate operations and hold no data.
     pub fn objects(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut all = self.all_objects();
+        all.remove("lease.json");
+        all.remove("lease.lock");
+        all
+    }
+
+    /// Every object of the vault's store, the lease included.
+    pub fn all_objects(&self) -> std::collections::BTreeMap<String, u64> {
         match &self.bucket {
             None => {
                 let store = self.tv.vault.join("store");

@@ -69,6 +69,8 @@ mod isolation;
 mod keys;
 #[path = "e2e/latest.rs"]
 mod latest;
+#[path = "e2e/leases.rs"]
+mod leases;
 #[path = "e2e/many_tenants.rs"]
 mod many_tenants;
 #[path = "e2e/no_pk.rs"]

@@ -29,6 +29,17 @@ pub struct Global {
     /// string; PG* variables and ~/.pgpass fill what it leaves out (docs/CONNECTIONS.md).
     #[arg(long, global = true, env = "TVAULT_SOURCE", hide_env_values = true)]
     pub source: Option<String>,
+    /// Wait up to this many seconds for another tvault process using this state directory, or
+    /// holding the store's lease (a backup, retention, erase or forget elsewhere), instead of
+    /// failing at once with exit code 5.
+    #[arg(
+        long,
+        global = true,
+        env = "TVAULT_WAIT",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
+    pub wait: u64,
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -99,7 +110,8 @@ impl Global {
 
     pub async fn open(&self) -> Result<Vault> {
         let config = self.config()?;
-        Ok(Vault::open(&self.dir(), config).await?)
+        let wait = std::time::Duration::from_secs(self.wait);
+        Ok(Vault::open_waiting(&self.dir(), config, wait).await?)
     }
 
     pub fn progress(&self) -> bool {

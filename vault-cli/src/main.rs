@@ -46,6 +46,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             v if v.is_integrity() => 3,
             v if v.is_not_found() => 4,
             vault_core::Error::Invalid(_) => 2,
+            vault_core::Error::Busy(_) => 5,
             vault_core::Error::Keys(k) => of_keys(k),
             _ => 1,
         };

@@ -634,10 +634,47 @@ fn now_micros() -> OffsetDateTime {
     now.replace_microsecond(now.microsecond()).unwrap_or(now)
 }
 
-/// Name of the anchor object in the store.
-pub fn anchor_path() -> ObjPath {
-    ObjPath::from("audit/head.json")
+/// Name of a state directory's anchor object in the store: `audit/trails/<trail>.json`, one per
+/// state directory (each host keeps its own trail), or `audit/head.json` for a state directory
+/// made before trails had ids.
+pub fn anchor_path(trail: Option<&str>) -> ObjPath {
+    match trail {
+        Some(id) => ObjPath::from(format!("audit/trails/{id}.json")),
+        None => ObjPath::from("audit/head.json"),
+    }
 }
+
+/// True for the anchor objects (never authenticated by the vault key: they have their chain).
+pub fn is_anchor(path: &ObjPath) -> bool {
+    let p = path.as_ref();
+    p == "audit/head.json" || (p.starts_with("audit/trails/") && p.ends_with(".json"))
+}
+
+/// The trail id of a state directory (`audit.trail`), if it has one.
+pub fn trail_id(dir: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(dir.join(TRAIL_FILE)) {
+        Ok(s) => {
+            let id = s.trim().to_string();
+            match id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                true => Ok(Some(id)),
+                false => Err(Error::corrupt(TRAIL_FILE, "not a 32-digit hex trail id")),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).io(|| format!("reading {}", dir.join(TRAIL_FILE).display())),
+    }
+}
+
+/// Gives a new state directory its own trail id.
+pub fn new_trail(dir: &Path) -> Result<String> {
+    let mut id = [0u8; 16];
+    rand::fill(&mut id);
+    let id = hex::encode(id);
+    crate::vault::write_file_atomic(&dir.join(TRAIL_FILE), id.as_bytes())?;
+    Ok(id)
+}
+
+const TRAIL_FILE: &str = "audit.trail";
 
 /// `audit/head.json`: the log's head as of the last operation, kept outside the vault directory
 /// so that cutting the local log's tail is detectable.
@@ -657,8 +694,8 @@ impl Anchor {
 }
 
 /// Reads the anchor; `None` when no operation has anchored the log yet.
-pub async fn read_anchor(store: &dyn ObjectStore) -> Result<Option<Anchor>> {
-    let path = anchor_path();
+pub async fn read_anchor(store: &dyn ObjectStore, path: &ObjPath) -> Result<Option<Anchor>> {
+    let path = path.clone();
     let bytes = match store.get(&path).await {
         Ok(r) => r.bytes().await.store(|| format!("reading {path}"))?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -676,9 +713,14 @@ pub async fn read_anchor(store: &dyn ObjectStore) -> Result<Option<Anchor>> {
 
 /// Records the log's head in the store. Refuses to move the anchor backwards or to replace it
 /// with a different hash at the same seq: that would hide a local log restored from an old copy.
-pub async fn write_anchor(store: &dyn ObjectStore, seq: u64, hash: &str) -> Result<()> {
-    let path = anchor_path();
-    if let Some(old) = read_anchor(store).await? {
+pub async fn write_anchor(
+    store: &dyn ObjectStore,
+    path: &ObjPath,
+    seq: u64,
+    hash: &str,
+) -> Result<()> {
+    let path = path.clone();
+    if let Some(old) = read_anchor(store, &path).await? {
         if old.seq > seq || (old.seq == seq && old.hash != hash) {
             return Err(Error::Conflict(format!(
                 "the audit anchor in the store is at seq {} but the local log's head is seq {seq}: \
@@ -931,25 +973,35 @@ mod tests {
     #[tokio::test]
     async fn anchor_round_trip() {
         let store = object_store::memory::InMemory::new();
-        assert_eq!(read_anchor(&store).await.expect("read"), None);
-        write_anchor(&store, 5, "ab").await.expect("write");
-        let a = read_anchor(&store).await.expect("read").expect("anchor");
+        let p = anchor_path(Some("0123456789abcdef0123456789abcdef"));
+        let other = anchor_path(None);
+        assert_eq!(read_anchor(&store, &p).await.expect("read"), None);
+        write_anchor(&store, &p, 5, "ab").await.expect("write");
+        let a = read_anchor(&store, &p)
+            .await
+            .expect("read")
+            .expect("anchor");
         assert_eq!(a.head(), (5, "ab".to_string()));
-        write_anchor(&store, 5, "ab")
+        write_anchor(&store, &p, 5, "ab")
             .await
             .expect("same head again");
         assert!(matches!(
-            write_anchor(&store, 4, "cd").await,
+            write_anchor(&store, &p, 4, "cd").await,
             Err(Error::Conflict(_))
         ));
         assert!(matches!(
-            write_anchor(&store, 5, "cd").await,
+            write_anchor(&store, &p, 5, "cd").await,
             Err(Error::Conflict(_))
         ));
-        write_anchor(&store, 6, "ef").await.expect("forward");
+        // Another state directory's trail is anchored on its own.
+        write_anchor(&store, &other, 1, "zz")
+            .await
+            .expect("other trail");
+        write_anchor(&store, &p, 6, "ef").await.expect("forward");
         assert_eq!(
-            read_anchor(&store).await.expect("read").map(|a| a.seq),
+            read_anchor(&store, &p).await.expect("read").map(|a| a.seq),
             Some(6)
         );
+        assert!(is_anchor(&p) && is_anchor(&other));
     }
 }

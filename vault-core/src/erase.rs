@@ -67,6 +67,20 @@ impl Vault {
         opts: &EraseOptions,
         identity: &keys::TenantIdentities,
     ) -> Result<EraseReport> {
+        match opts.dry_run {
+            true => self.erase_pass(opts, identity).await,
+            false => {
+                self.with_lease("erase", self.erase_pass(opts, identity))
+                    .await
+            }
+        }
+    }
+
+    async fn erase_pass(
+        &self,
+        opts: &EraseOptions,
+        identity: &keys::TenantIdentities,
+    ) -> Result<EraseReport> {
         let record = self.tenant(&opts.tenant)?;
         self.refuse_if_held(&record, actions::ERASURE).await?;
         let keys = self.unlock(&record, identity).await?;

@@ -70,6 +70,11 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// Another process holds the state directory, or another holder the store lease (exit
+    /// code 5 in the CLI: try again later).
+    #[error("{0}")]
+    Busy(String),
+
     /// Errors of the tenant key layer.
     #[error(transparent)]
     Keys(#[from] keys::Error),

@@ -42,6 +42,10 @@ pub struct ErasureCertificate {
 impl Vault {
     /// Deletes everything of a tenant; refused under a legal hold.
     pub async fn forget_tenant(&self, tenant: &str) -> Result<ErasureCertificate> {
+        self.with_lease("forget", self.forget_pass(tenant)).await
+    }
+
+    async fn forget_pass(&self, tenant: &str) -> Result<ErasureCertificate> {
         let record = self.tenant(tenant)?;
         self.refuse_if_held(&record, actions::ERASURE).await?;
         let mut objects = self.list(&layout::tenant_dir(&record.path)).await?;

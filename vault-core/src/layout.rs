@@ -93,15 +93,17 @@ pub fn is_archive(path: &Path) -> bool {
 /// True for objects that carry a vault MAC (`archive::auth`): everything a vault reads back and
 /// trusts, except packs (their blocks are authenticated on their own), wrapped data keys (plain
 /// age files, checked against the tenant's recorded data recipient), table definitions (named by
-/// their hash, which the authenticated manifests give), the descriptor and the
-/// audit anchor (which has its own chain).
+/// their hash, which the authenticated manifests give), the descriptor, the audit anchors (which
+/// have their chain) and the store lease (coordination, not data; its lock file on a local store).
 pub fn is_authenticated(path: &Path) -> bool {
     let p = path.as_ref();
     !(p == "vault.json"
         || p.ends_with(".pack")
         || p.starts_with("schemas/")
         || (p.contains("/keys/data-key") && p.ends_with(".age"))
-        || p == crate::audit::anchor_path().as_ref())
+        || crate::audit::is_anchor(path)
+        || p == crate::lease::path().as_ref()
+        || p == "lease.lock")
 }
 
 /// A stored table definition (content-addressed, shared by every manifest that has it).

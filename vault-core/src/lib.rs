@@ -26,6 +26,7 @@ pub mod error;
 pub mod forget;
 pub mod inventory;
 pub mod layout;
+pub mod lease;
 pub mod ledger;
 pub mod policy;
 pub mod prune;

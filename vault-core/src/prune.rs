@@ -49,6 +49,21 @@ impl Vault {
         dry_run: bool,
         now: Option<OffsetDateTime>,
     ) -> Result<RetentionReport> {
+        match dry_run {
+            true => self.retention_pass(tenant, dry_run, now).await,
+            false => {
+                self.with_lease("retention", self.retention_pass(tenant, dry_run, now))
+                    .await
+            }
+        }
+    }
+
+    async fn retention_pass(
+        &self,
+        tenant: Option<&str>,
+        dry_run: bool,
+        now: Option<OffsetDateTime>,
+    ) -> Result<RetentionReport> {
         let real_now = OffsetDateTime::now_utc();
         let now = now.unwrap_or(real_now);
         let tenants = match tenant {

@@ -24,8 +24,8 @@ use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{
-    BackoffConfig, CredentialProvider, ObjectStore, ObjectStoreExt, PutPayload, PutResult,
-    RetryConfig, WriteMultipart,
+    BackoffConfig, CredentialProvider, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, PutResult, RetryConfig, WriteMultipart,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -92,6 +92,8 @@ pub struct BucketState {
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
     s3: Option<Arc<S3>>,
+    /// The directory of a local store (where conditional writes use a file lock).
+    root: Option<PathBuf>,
     location: String,
     /// The vault key and the MACs of the versions last written; `None` before a vault opens.
     auth: Option<Arc<Auth>>,
@@ -113,6 +115,7 @@ impl Store {
             Ok(Store {
                 objects: Arc::new(fs),
                 s3: None,
+                root: Some(p.clone()),
                 location: p.display().to_string(),
                 auth: None,
             })
@@ -128,6 +131,7 @@ impl Store {
                 Ok(Store {
                     objects,
                     s3: Some(Arc::new(s3)),
+                    root: None,
                     location: url.to_string(),
                     auth: None,
                 })
@@ -140,6 +144,7 @@ impl Store {
                 Ok(Store {
                     objects: Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
                     s3: None,
+                    root: None,
                     location: url.to_string(),
                     auth: None,
                 })
@@ -297,6 +302,108 @@ impl Store {
         match self.objects.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(vec![]),
             Err(e) => Err(e).store(|| format!("deleting {path}")),
+        }
+    }
+
+    /// An object with the tag a conditional write compares against, or `None` when absent.
+    /// Only for small coordination objects (the lease): never authenticated, read whole.
+    pub async fn get_tagged(&self, path: &ObjPath) -> Result<Option<(Vec<u8>, Tag)>> {
+        if let Some(root) = &self.root {
+            let file = root.join(path.as_ref());
+            return tokio::task::spawn_blocking(move || -> Result<_> {
+                let _lock = file_lock(&file)?;
+                Ok(match std::fs::read(&file) {
+                    Ok(b) => Some((b.clone(), Tag::of_content(&b))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e).io(|| format!("reading {}", file.display())),
+                })
+            })
+            .await
+            .map_err(|e| Error::Aborted(format!("reading {path}: {e}")))?;
+        }
+        if let Some(s3) = &self.s3 {
+            return s3.get_tagged(path).await;
+        }
+        match self.objects.get(path).await {
+            Ok(r) => {
+                let tag = Tag {
+                    etag: r.meta.e_tag.clone().unwrap_or_default(),
+                    version: r.meta.version.clone(),
+                };
+                let bytes = r.bytes().await.store(|| format!("reading {path}"))?;
+                Ok(Some((bytes.to_vec(), tag)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).store(|| format!("reading {path}")),
+        }
+    }
+
+    /// Writes `bytes` only if the object is absent (`expected` = `None`) or still carries
+    /// `expected`: an atomic compare-and-swap (S3 `If-None-Match`/`If-Match`, a file lock on a
+    /// local store). `Ok(None)` when the condition did not hold. On a versioned bucket the
+    /// replaced version is deleted, so that a renewed lease leaves nothing behind.
+    pub async fn put_if(
+        &self,
+        path: &ObjPath,
+        bytes: Vec<u8>,
+        expected: Option<&Tag>,
+    ) -> Result<Option<Tag>> {
+        if let Some(root) = &self.root {
+            let file = root.join(path.as_ref());
+            let expected = expected.cloned();
+            return tokio::task::spawn_blocking(move || -> Result<_> {
+                let _lock = file_lock(&file)?;
+                let current = match std::fs::read(&file) {
+                    Ok(b) => Some(Tag::of_content(&b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e).io(|| format!("reading {}", file.display())),
+                };
+                if current.map(|t| t.etag) != expected.map(|t| t.etag) {
+                    return Ok(None);
+                }
+                crate::vault::write_file_atomic(&file, &bytes)?;
+                Ok(Some(Tag::of_content(&bytes)))
+            })
+            .await
+            .map_err(|e| Error::Aborted(format!("writing {path}: {e}")))?;
+        }
+        if let Some(s3) = &self.s3 {
+            let put = s3.put_if(path, bytes, expected).await?;
+            if let (
+                Some(new),
+                Some(Tag {
+                    version: Some(old), ..
+                }),
+            ) = (&put, expected)
+            {
+                if new.version.as_deref() != Some(old.as_str()) {
+                    // Best effort: a default retention may keep it, which doctor reports.
+                    let _ = s3.delete_version(path, old, false).await;
+                }
+            }
+            return Ok(put);
+        }
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(t) => PutMode::Update(object_store::UpdateVersion {
+                e_tag: Some(t.etag.clone()),
+                version: t.version.clone(),
+            }),
+        };
+        match self
+            .objects
+            .put_opts(path, PutPayload::from(bytes), PutOptions::from(mode))
+            .await
+        {
+            Ok(r) => Ok(Some(Tag {
+                etag: r.e_tag.unwrap_or_default(),
+                version: r.version,
+            })),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(None),
+            Err(e) => Err(e).store(|| format!("writing {path}")),
         }
     }
 
@@ -710,6 +817,105 @@ impl S3 {
             .filter(|u| *u > OffsetDateTime::now_utc());
         let hold = head.object_lock_legal_hold_status() == Some(&ObjectLockLegalHoldStatus::On);
         Ok((until.is_some() || hold).then_some((until, hold)))
+    }
+}
+
+/// What a conditional write compares: an ETag (a content hash on a local store) and, on a
+/// versioned bucket, the version it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub etag: String,
+    pub version: Option<String>,
+}
+
+impl Tag {
+    fn of_content(bytes: &[u8]) -> Tag {
+        Tag {
+            etag: blake3::hash(bytes).to_hex().to_string(),
+            version: None,
+        }
+    }
+}
+
+/// An exclusive lock on `<file>.lock`, held while the guard lives: conditional writes to a local
+/// store, between processes (and hosts, on a file system with working locks).
+fn file_lock(file: &Path) -> Result<std::fs::File> {
+    let path = file.with_extension("lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).io(|| format!("creating {}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .io(|| format!("opening {}", path.display()))?;
+    f.lock().io(|| format!("locking {}", path.display()))?;
+    Ok(f)
+}
+
+impl S3 {
+    async fn get_tagged(&self, path: &ObjPath) -> Result<Option<(Vec<u8>, Tag)>> {
+        let key = self.key(path);
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(sdk_error(&format!("reading {key}"), e)),
+        };
+        let tag = Tag {
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            version: out.version_id().map(str::to_string),
+        };
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::S3 {
+                context: format!("reading {key}"),
+                message: e.to_string(),
+            })?
+            .into_bytes();
+        Ok(Some((bytes.to_vec(), tag)))
+    }
+
+    async fn put_if(
+        &self,
+        path: &ObjPath,
+        bytes: Vec<u8>,
+        expected: Option<&Tag>,
+    ) -> Result<Option<Tag>> {
+        let key = self.key(path);
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(bytes.into());
+        put = match expected {
+            None => put.if_none_match("*"),
+            Some(t) => put.if_match(&t.etag),
+        };
+        match put.send().await {
+            Ok(o) => Ok(Some(Tag {
+                etag: o.e_tag().unwrap_or_default().to_string(),
+                version: o.version_id().map(str::to_string),
+            })),
+            // 412: the condition failed; 409: a concurrent conditional write won.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error(&format!("writing {key}"), e)),
+        }
     }
 }
 

@@ -54,6 +54,14 @@ pub struct Vault {
     store: Store,
     inventory: Inventory,
     salt: [u8; 32],
+    /// The store lease while operations of this process hold it.
+    leases: crate::lease::Leases,
+    /// How long to wait for the state directory or the store lease held elsewhere.
+    wait: std::time::Duration,
+    /// This state directory's audit trail id (`None` for one made before trails had ids).
+    trail: Option<String>,
+    /// Where its audit trail is anchored in the store.
+    anchor: ObjPath,
 }
 
 const CONFIG_FILE: &str = "config.toml";
@@ -82,6 +90,7 @@ impl Vault {
             )));
         }
         create_private_dir(dir)?;
+        crate::audit::new_trail(dir)?;
         let text = toml::to_string_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
         let store = Store::open(dir, &config).await?;
         let key = match read_descriptor(&store).await? {
@@ -178,7 +187,7 @@ impl Vault {
                 ),
             });
         }
-        let inventory = Inventory::open(&dir.join("inventory"))?;
+        let inventory = open_inventory(dir, std::time::Duration::ZERO).await?;
         store.authenticate(key, inventory.digests());
         let all: Vec<object_store::ObjectMeta> = match d.format < AUTHENTICATED_FORMAT {
             true => store.objects().list(None),
@@ -254,8 +263,19 @@ impl Vault {
         toml::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
     }
 
-    /// Opens an initialised vault with an (already layered) config.
+    /// Opens an initialised vault with an (already layered) config; fails at once when another
+    /// process holds its state directory.
     pub async fn open(dir: &Path, config: VaultConfig) -> Result<Vault> {
+        Vault::open_waiting(dir, config, std::time::Duration::ZERO).await
+    }
+
+    /// [`Vault::open`], waiting up to `wait` for another process to let go of the state
+    /// directory, and as long for the store lease when an operation needs it.
+    pub async fn open_waiting(
+        dir: &Path,
+        config: VaultConfig,
+        wait: std::time::Duration,
+    ) -> Result<Vault> {
         if !dir.join(CONFIG_FILE).exists() {
             return Err(Error::NotInitialised {
                 path: dir.display().to_string(),
@@ -295,9 +315,10 @@ impl Vault {
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| Error::corrupt("vault.json", "bad salt"))?;
-        let inventory = Inventory::open(&dir.join("inventory"))?;
+        let inventory = open_inventory(dir, wait).await?;
         store.authenticate(key, inventory.digests());
         let audit = crate::audit::AuditLog::open(&dir.join("audit.log"))?;
+        let trail = crate::audit::trail_id(dir)?;
         Ok(Vault {
             reads: ReadStats::default(),
             audit: std::sync::Mutex::new(audit),
@@ -306,7 +327,23 @@ impl Vault {
             store,
             inventory,
             salt,
+            leases: Default::default(),
+            wait,
+            anchor: crate::audit::anchor_path(trail.as_deref()),
+            trail,
         })
+    }
+
+    pub(crate) fn leases(&self) -> &crate::lease::Leases {
+        &self.leases
+    }
+
+    pub(crate) fn wait(&self) -> std::time::Duration {
+        self.wait
+    }
+
+    pub(crate) fn trail(&self) -> Option<&str> {
+        self.trail.as_deref()
     }
 
     /// Blocks and bytes read from the store so far.
@@ -354,7 +391,13 @@ impl Vault {
                 .map_err(|_| Error::Conflict("the audit log lock is poisoned".into()))?;
             log.append(draft)?
         };
-        crate::audit::write_anchor(&**self.store.objects(), entry.seq, &entry.hash).await?;
+        crate::audit::write_anchor(
+            &**self.store.objects(),
+            &self.anchor,
+            entry.seq,
+            &entry.hash,
+        )
+        .await?;
         Ok(entry)
     }
 
@@ -388,7 +431,7 @@ impl Vault {
 
     /// Checks the audit trail's chain against the head anchored in the store.
     pub async fn verify_audit(&self) -> Result<crate::audit::VerifyOutcome> {
-        let anchor = crate::audit::read_anchor(&**self.store.objects()).await?;
+        let anchor = crate::audit::read_anchor(&**self.store.objects(), &self.anchor).await?;
         crate::audit::AuditLog::verify_with_anchor(
             &self.dir.join("audit.log"),
             anchor.map(|a| a.head()),
@@ -428,6 +471,7 @@ impl Vault {
     /// Deletes an object that is never locked (markers, keys, policies); a missing one is fine.
     /// One that a bucket's default retention locked anyway is an error that says so.
     pub(crate) async fn delete(&self, path: &ObjPath) -> Result<()> {
+        self.leased()?;
         match self.store.delete(path).await?.into_iter().next() {
             None => Ok(()),
             Some(l) => Err(Error::Locked {
@@ -447,6 +491,7 @@ impl Vault {
         path: &ObjPath,
         reason: &str,
     ) -> Result<Vec<LockedVersion>> {
+        self.leased()?;
         let locked = self.store.delete(path).await?;
         self.defer(&locked, reason)?;
         Ok(locked)
@@ -458,6 +503,7 @@ impl Vault {
         path: &ObjPath,
         reason: &str,
     ) -> Result<Vec<LockedVersion>> {
+        self.leased()?;
         let locked = self.store.delete_old_versions(path).await?;
         self.defer(&locked, reason)?;
         Ok(locked)
@@ -531,7 +577,70 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a local file atomically (temp file, fsync, rename) with owner-only permissions.
+/// Who holds a state directory: written by the process that opened it, read by the next one
+/// that finds it taken.
+#[derive(Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    host: String,
+    #[serde(with = "time::serde::rfc3339")]
+    since: time::OffsetDateTime,
+}
+
+const HOLDER_FILE: &str = "holder.json";
+
+/// Opens the inventory, whose lock keeps one process per state directory; waits up to `wait`
+/// for a holder to finish, saying once who it is.
+async fn open_inventory(dir: &Path, wait: std::time::Duration) -> Result<Inventory> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match Inventory::open(&dir.join("inventory")) {
+            Ok(inv) => {
+                let me = Holder {
+                    pid: std::process::id(),
+                    host: crate::lease::host_name(),
+                    since: time::OffsetDateTime::now_utc(),
+                };
+                let _ = std::fs::write(
+                    dir.join(HOLDER_FILE),
+                    serde_json::to_vec(&me).unwrap_or_default(),
+                );
+                return Ok(inv);
+            }
+            Err(Error::Busy(msg)) => {
+                let who = std::fs::read(dir.join(HOLDER_FILE))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
+                    .map(|h| {
+                        format!(
+                            " (pid {} on {}, since {})",
+                            h.pid,
+                            h.host,
+                            h.since
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Busy(format!(
+                        "{msg}{who}; or pass --wait SECONDS to wait for it"
+                    )));
+                }
+                if !told {
+                    tracing::warn!("waiting for another tvault process{who} to finish");
+                    told = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes a local file atomically (temp file, fsync, rename, fsync of the directory) with
+/// owner-only permissions: after a crash or power loss the file holds the old bytes or the new.
 pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let ctx = || format!("writing {}", path.display());
@@ -546,7 +655,18 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = opts.open(&tmp).io(ctx)?;
     f.write_all(bytes).io(ctx)?;
     f.sync_all().io(ctx)?;
-    std::fs::rename(&tmp, path).io(ctx)
+    std::fs::rename(&tmp, path).io(ctx)?;
+    sync_dir(path)
+}
+
+/// Makes a rename or a new file in `path`'s directory durable.
+pub fn sync_dir(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .io(|| format!("syncing the directory {}", dir.display())),
+        None => Ok(()),
+    }
 }
 
 impl Vault {

@@ -88,7 +88,8 @@ pub fn files(root: &Path) -> BTreeMap<PathBuf, u64> {
 /// Every object of the store except the audit anchor (rewritten by every operation).
 pub fn store_objects(vault: &Path) -> BTreeMap<PathBuf, u64> {
     let mut m = files(&vault.join("store"));
-    m.retain(|p, _| !p.starts_with("audit"));
+    // The audit anchors and the store lease coordinate; they hold no tenant data.
+    m.retain(|p, _| !p.starts_with("audit") && !p.to_string_lossy().starts_with("lease."));
     m
 }
 

@@ -31,8 +31,10 @@ Exit codes:
   3  integrity error (wrong key, corrupt or truncated object, checksum or schema mismatch,
      or `verify` found problems)
   4  not found (unknown tenant or snapshot, vault not initialised)
+  5  busy: another tvault process uses this state directory, or another host holds the store's
+     lease (a backup, retention, erase or forget); try again, or pass --wait SECONDS
 
-Environment: TVAULT_VAULT, TVAULT_STATE_DIR, TVAULT_CONFIG, TVAULT_SOURCE override the config;
+Environment: TVAULT_VAULT, TVAULT_STATE_DIR, TVAULT_CONFIG, TVAULT_SOURCE, TVAULT_WAIT override the config;
 TVAULT_LOG sets the log filter. An s3:// vault (--vault s3://bucket/prefix) reads region,
 endpoint and credentials from the standard AWS variables and files (AWS_REGION,
 AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) and `[s3]` in config.toml. Quick start:

@@ -185,7 +185,7 @@ impl Inventory {
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("could not acquire lock") =>
                 {
-                    Error::Conflict(format!(
+                    Error::Busy(format!(
                         "the vault at {} is in use by another tvault process (a backup, restore or prune); \
                          try again when it has finished",
                         dir.parent().unwrap_or(dir).display()
