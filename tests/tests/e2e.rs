@@ -79,6 +79,8 @@ mod no_pk;
 mod options;
 #[path = "e2e/output.rs"]
 mod output;
+#[path = "e2e/partial.rs"]
+mod partial;
 #[path = "e2e/real_schema.rs"]
 mod real_schema;
 #[path = "e2e/records.rs"]

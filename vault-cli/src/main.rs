@@ -4,6 +4,9 @@ mod commands;
 mod context;
 mod output;
 
+/// Exit code of a backup that backed up some tenants and not others.
+pub const PARTIAL: u8 = 6;
+
 use clap::Parser;
 use std::process::ExitCode;
 

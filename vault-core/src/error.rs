@@ -160,6 +160,21 @@ impl Error {
     }
 }
 
+/// An error's message followed by those of its causes (`a: b: c`), as the CLI prints errors.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// Attach context to database errors: `client.query(..).await.db("reading the catalog")?`.
 pub trait DbContext<T> {
     fn db(self, context: impl FnOnce() -> String) -> Result<T>;

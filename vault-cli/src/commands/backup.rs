@@ -41,9 +41,14 @@ impl Backup {
         let report = vault.backup(opts).await;
         bar.finish_and_clear();
         let report = report?;
+        // Some tenants failed, the others are backed up: a code of its own, for schedulers.
+        let code = match report.failed_tenants.is_empty() {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::from(crate::PARTIAL),
+        };
         if g.json {
             output::json(&report)?;
-            return Ok(ExitCode::SUCCESS);
+            return Ok(code);
         }
         let rows: u64 = report.tenants.iter().map(|t| t.rows).sum();
         let stored: u64 = report.tenants.iter().map(|t| t.bytes_stored).sum();
@@ -95,6 +100,19 @@ impl Backup {
                 a.other
             );
         }
-        Ok(ExitCode::SUCCESS)
+        for f in &report.failed_tenants {
+            eprintln!(
+                "error: tenant {:?} was not backed up: {}",
+                f.tenant, f.error
+            );
+        }
+        if !report.failed_tenants.is_empty() {
+            eprintln!(
+                "{} of {} tenants were not backed up (the others were); the next cycle tries them again",
+                report.failed_tenants.len(),
+                report.failed_tenants.len() + report.tenants.len()
+            );
+        }
+        Ok(code)
     }
 }

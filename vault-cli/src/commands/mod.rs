@@ -33,6 +33,7 @@ Exit codes:
   4  not found (unknown tenant or snapshot, vault not initialised)
   5  busy: another tvault process uses this state directory, or another host holds the store's
      lease (a backup, retention, erase or forget); try again, or pass --wait SECONDS
+  6  partial backup: some tenants failed (each named, with why), the others were backed up
 
 Environment: TVAULT_VAULT, TVAULT_STATE_DIR, TVAULT_CONFIG, TVAULT_SOURCE, TVAULT_WAIT override the config;
 TVAULT_LOG sets the log filter. An s3:// vault (--vault s3://bucket/prefix) reads region,

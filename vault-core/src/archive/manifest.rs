@@ -253,6 +253,10 @@ pub struct SnapshotRecord {
     /// Number of manifests it wrote: tenants it found unchanged get none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<u64>,
+    /// Tenant dirs in its scope that it could not back up (their key, ledger, policy or upload
+    /// failed): it does not cover them, and their latest version stands only for earlier cycles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 /// The tenants a cycle backed up.
@@ -274,6 +278,9 @@ pub enum AllTenants {
 impl SnapshotRecord {
     /// The cycle backed up this tenant (registered at `created`, in dir `path`).
     pub fn covers(&self, path: &str, created: OffsetDateTime) -> bool {
+        if self.failed.iter().any(|f| f == path) {
+            return false;
+        }
         match &self.scope {
             Some(Scope::All(_)) => created <= self.started,
             Some(Scope::Listed(dirs)) => dirs.iter().any(|d| d == path),

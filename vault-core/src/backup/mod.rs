@@ -22,7 +22,7 @@ use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
 use crate::source::postgres::extract::{self, Demux, Leftovers, RawBlock, TenantKeys};
 use crate::tenant::{self, TenantRecord};
 use crate::{copytext, layout, sql, Vault};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -93,10 +93,20 @@ pub struct AmbiguousRows {
     pub examples: Vec<String>,
 }
 
+/// A tenant the cycle could not back up; the others were. The next cycle tries it again.
+#[derive(Debug, Serialize)]
+pub struct FailedTenant {
+    pub tenant: String,
+    pub error: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct BackupReport {
     pub snapshot: String,
+    /// The tenants backed up.
     pub tenants: Vec<TenantSummary>,
+    /// The tenants it could not back up, with why.
+    pub failed_tenants: Vec<FailedTenant>,
     /// Tenant values found in the data that are not registered (their rows are not archived).
     pub unregistered_tenants: Vec<UnregisteredTenant>,
     pub global_tables: Vec<String>,
@@ -122,11 +132,36 @@ struct PendingMarker {
     tenant_paths: Vec<String>,
 }
 
-/// Whom a cycle covers, for its snapshot record.
-fn scope(cycle: &Cycle, opts: &BackupOptions) -> Scope {
+/// Whom a cycle covers, for its snapshot record (the tenants that failed are listed apart).
+fn scope(cycle: &Cycle, opts: &BackupOptions, failed: &[(TenantRecord, Error)]) -> Scope {
     match opts.tenants {
         None => Scope::All(AllTenants::All),
-        Some(_) => Scope::Listed(cycle.tenants.iter().map(|t| t.path.clone()).collect()),
+        Some(_) => Scope::Listed(
+            cycle
+                .tenants
+                .iter()
+                .map(|t| t.path.clone())
+                .filter(|p| !failed.iter().any(|(f, _)| &f.path == p))
+                .collect(),
+        ),
+    }
+}
+
+/// A tenant ready for the cycle: the lock its objects get, the recipient its packs are sealed
+/// to, its id key and erased records.
+struct Prepared {
+    record: TenantRecord,
+    recipient: keys::DataRecipient,
+    lock: crate::store::Lock,
+    keys: TenantKeys,
+}
+
+/// The error of a cycle in which no tenant could be backed up: the first tenant's (each was
+/// logged), so that its kind (a full disk, a wrong key) decides the exit code.
+fn every_tenant_failed(failed: Vec<(TenantRecord, Error)>) -> Error {
+    match failed.into_iter().next() {
+        Some((_, e)) => e,
+        None => Error::Aborted("no tenant to back up".into()),
     }
 }
 
@@ -156,7 +191,8 @@ impl Vault {
             let rows: u64 = r.tenants.iter().map(|t| t.rows).sum();
             let bytes: u64 = r.tenants.iter().map(|t| t.bytes_stored).sum();
             draft = draft.object(layout::snapshot_record(&r.snapshot).to_string()).details(
-                serde_json::json!({ "snapshot": r.snapshot, "tenants": r.tenants.len(), "rows": rows, "bytes_stored": bytes }),
+                serde_json::json!({ "snapshot": r.snapshot, "tenants": r.tenants.len(), "rows": rows, "bytes_stored": bytes,
+                    "failed_tenants": r.failed_tenants.iter().map(|f| &f.tenant).collect::<Vec<_>>() }),
             );
         }
         self.audited(draft, result).await
@@ -187,19 +223,20 @@ impl Vault {
         let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
 
         let snapshot = layout::new_snapshot_id(started);
-        // One or three small reads per tenant (policy and hold on a lock-enabled bucket): in
-        // parallel, as store latency times 100,000 tenants would otherwise dominate a cycle.
-        let locks: Vec<crate::store::Lock> = futures::stream::iter(&tenants)
-            .map(|t| self.archive_lock(t, started))
-            .buffered(PARALLEL_READS)
-            .try_collect()
-            .await?;
+        let (prepared, mut failed) = self.prepare_tenants(tenants, started).await;
+        if prepared.is_empty() {
+            return Err(every_tenant_failed(failed));
+        }
+        let (mut tenants, mut recipients, mut locks, mut keys) = (vec![], vec![], vec![], vec![]);
+        for p in prepared {
+            tenants.push(p.record);
+            recipients.push(p.recipient);
+            locks.push(p.lock);
+            keys.push(p.keys);
+        }
         let cycle = Arc::new(Cycle {
             locks,
-            recipients: tenants
-                .iter()
-                .map(tenant::data_recipient)
-                .collect::<Result<_>>()?,
+            recipients,
             table_names: plan.tables.iter().map(TableDef::display_name).collect(),
             snapshot: snapshot.clone(),
             started,
@@ -226,22 +263,39 @@ impl Vault {
         });
         tracing::info!(snapshot = %snapshot, tenants = cycle.tenants.len(), tables = cycle.plan.tables.len(), "backup started");
 
-        let (committed, leftovers) = self
-            .run_pipeline(&cycle, coordinator, &snapshot_name, &opts, &progress)
+        let (mut committed, leftovers, upload_failures) = self
+            .run_pipeline(&cycle, keys, coordinator, &snapshot_name, &opts, &progress)
             .await?;
         // Every reader has ended its transaction: the snapshot is released.
         let snapshot_held_ms = snapshot_opened.elapsed().as_millis() as u64;
         tracing::info!(snapshot_held_ms, "source snapshot released");
         progress(Progress::Finishing);
+        // A tenant whose upload failed keeps nothing of this cycle.
+        for (t, e) in upload_failures {
+            let tenant = &cycle.tenants[t];
+            tracing::error!(tenant = %tenant.id, error = %crate::error::with_causes(&e), "tenant not backed up");
+            self.remove_cycle_objects(&tenant.path, &snapshot).await;
+            failed.push((tenant.clone(), e));
+        }
+        committed.retain(|c| {
+            !failed
+                .iter()
+                .any(|(f, _)| f.path == cycle.tenants[c.tenant].path)
+        });
+        if committed.is_empty() {
+            self.delete(&pending).await?;
+            return Err(every_tenant_failed(failed));
+        }
 
         let record = SnapshotRecord {
             format: FORMAT_VERSION,
             snapshot: snapshot.clone(),
             started,
             finished: OffsetDateTime::now_utc(),
-            tenants: cycle.tenants.len() as u64,
-            scope: Some(scope(&cycle, &opts)),
+            tenants: committed.len() as u64,
+            scope: Some(scope(&cycle, &opts, &failed)),
             written: Some(committed.iter().filter(|c| !c.unchanged).count() as u64),
+            failed: failed.iter().map(|(t, _)| t.path.clone()).collect(),
         };
         self.put(
             &layout::snapshot_record(&snapshot),
@@ -251,7 +305,8 @@ impl Vault {
         self.delete(&pending).await?;
         self.inventory().put_cycle(&record)?;
         self.inventory().put_table_defs(cycle.plan.tables.iter())?;
-        for (t, c) in cycle.tenants.iter().zip(&committed) {
+        for c in &committed {
+            let t = &cycle.tenants[c.tenant];
             if c.unchanged {
                 continue;
             }
@@ -263,10 +318,19 @@ impl Vault {
         self.inventory().flush().await?;
         tracing::info!(snapshot = %snapshot, "backup committed");
 
-        let (unregistered, unowned) = leftovers;
+        let (mut unregistered, unowned) = leftovers;
+        // Rows of tenants that failed before the cycle are theirs, not unregistered ones.
+        unregistered.retain(|u| !failed.iter().any(|(f, _)| f.id == u.tenant));
         Ok(BackupReport {
             snapshot,
             tenants: committed.into_iter().map(|c| c.summary).collect(),
+            failed_tenants: failed
+                .into_iter()
+                .map(|(t, e)| FailedTenant {
+                    tenant: t.id,
+                    error: crate::error::with_causes(&e),
+                })
+                .collect(),
             unregistered_tenants: unregistered,
             global_tables: cycle.plan.global.clone(),
             unowned_rows: unowned,
@@ -274,6 +338,76 @@ impl Vault {
             duration_ms: clock.elapsed().as_millis() as u64,
             snapshot_held_ms,
         })
+    }
+
+    /// Reads what each tenant needs before the cycle (the lock of its objects: policy and hold on
+    /// a lock-enabled bucket; its recipient, id key and erasure ledger), several at a time, as
+    /// store latency times 100,000 tenants would otherwise dominate a cycle. A tenant for which
+    /// one fails is set aside with its error; the others go on.
+    async fn prepare_tenants(
+        &self,
+        tenants: Vec<TenantRecord>,
+        started: OffsetDateTime,
+    ) -> (Vec<Prepared>, Vec<(TenantRecord, Error)>) {
+        let results: Vec<(TenantRecord, Result<Prepared>)> = futures::stream::iter(tenants)
+            .map(|t| async move {
+                let prepared = async {
+                    let lock = self.archive_lock(&t, started).await?;
+                    let recipient = tenant::data_recipient(&t)?;
+                    let id_key = self.inventory().id_key(&t.path)?.ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "tenant {:?} has no id key in the local inventory: run `tvault \
+                             inventory rebuild` with its identity",
+                            t.id
+                        ))
+                    })?;
+                    let erased = self.ledger(&t).await?.erased();
+                    Ok(Prepared {
+                        record: t.clone(),
+                        recipient,
+                        lock,
+                        keys: TenantKeys { id_key, erased },
+                    })
+                }
+                .await;
+                (t, prepared)
+            })
+            .buffered(PARALLEL_READS)
+            .collect()
+            .await;
+        let (mut ok, mut failed) = (vec![], vec![]);
+        for (t, r) in results {
+            match r {
+                Ok(p) => ok.push(p),
+                Err(e) => {
+                    tracing::error!(tenant = %t.id, error = %crate::error::with_causes(&e), "tenant not backed up");
+                    failed.push((t, e));
+                }
+            }
+        }
+        (ok, failed)
+    }
+
+    /// Deletes what a cycle wrote for one tenant (after its upload failed); best effort, as the
+    /// next cycle's cleanup would find nothing of it referenced.
+    async fn remove_cycle_objects(&self, tenant_path: &str, snapshot: &str) {
+        for dir in ["packs", "manifests"] {
+            let prefix = layout::Path::from(format!("tenants/{tenant_path}/{dir}"));
+            let Ok(objects) = self.list(&prefix).await else {
+                continue;
+            };
+            for obj in objects {
+                if obj
+                    .location
+                    .filename()
+                    .is_some_and(|f| f.starts_with(snapshot))
+                {
+                    if let Err(e) = self.delete_archive(&obj.location, "failed tenant").await {
+                        tracing::warn!(object = %obj.location, error = %e, "could not remove");
+                    }
+                }
+            }
+        }
     }
 
     fn cycle_tenants(&self, opts: &BackupOptions) -> Result<Vec<TenantRecord>> {
@@ -296,6 +430,7 @@ impl Vault {
     async fn run_pipeline(
         &self,
         cycle: &Arc<Cycle>,
+        keys: Vec<TenantKeys>,
         coordinator: tokio_postgres::Client,
         snapshot_name: &str,
         opts: &BackupOptions,
@@ -303,6 +438,7 @@ impl Vault {
     ) -> Result<(
         Vec<pack::Committed>,
         (Vec<UnregisteredTenant>, Vec<UnownedRows>),
+        Vec<(usize, Error)>,
     )> {
         let tuning = self.config().backup.clone();
         if tuning.block_size as u64 > crate::archive::block::MAX_BLOCK / 4 {
@@ -314,23 +450,6 @@ impl Vault {
             )));
         }
         let workers = tuning.workers.max(1);
-        let id_keys: Vec<TenantKeys> = futures::stream::iter(&cycle.tenants)
-            .map(|t| async move {
-                let key = self.inventory().id_key(&t.path)?.ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "tenant {:?} has no id key in the local inventory",
-                        t.id
-                    ))
-                })?;
-                let erased = self.ledger(t).await?.erased();
-                Ok::<_, Error>(TenantKeys {
-                    id_key: key,
-                    erased,
-                })
-            })
-            .buffered(PARALLEL_READS)
-            .try_collect()
-            .await?;
         let demux = Arc::new(Demux {
             index: cycle
                 .tenants
@@ -338,7 +457,7 @@ impl Vault {
                 .enumerate()
                 .map(|(i, t)| (copytext::escape(t.id.as_bytes()), i))
                 .collect(),
-            tenants: id_keys,
+            tenants: keys,
             block_size: tuning.block_size.max(4096),
             budget: tuning.memory_budget / workers / 2,
             abort: AtomicBool::new(false),
@@ -419,7 +538,9 @@ impl Vault {
             (_, Err(e), _) => Err(e),
             (_, _, Err(e)) => Err(e),
             (Some(e), _, _) => Err(e),
-            (None, Ok(()), Ok(summaries)) => Ok((summaries, summarize_leftovers(cycle, leftovers))),
+            (None, Ok(()), Ok((summaries, failed))) => {
+                Ok((summaries, summarize_leftovers(cycle, leftovers), failed))
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ use tokio::task::JoinSet;
 
 /// What the inventory learns of one tenant once the cycle commits.
 pub(super) struct Committed {
+    /// The tenant's index in the cycle.
+    pub tenant: usize,
     pub summary: TenantSummary,
     pub new_blocks: Vec<BlockRef>,
     pub entry: SnapshotEntry,
@@ -50,20 +52,38 @@ struct TenantAcc {
 
 struct Uploads {
     store: Store,
-    /// Each task uploads one object; a pack's task seals it first and returns its [`PackRef`]
-    /// with the tenant's index.
-    running: JoinSet<Result<Option<(usize, PackRef)>>>,
+    /// Each task uploads one object of a tenant (its index comes back with the outcome); a
+    /// pack's task seals it first and returns its [`PackRef`].
+    running: JoinSet<(usize, Result<Option<PackRef>>)>,
     sealed: Vec<(usize, PackRef)>,
+    /// Tenants one of whose uploads failed, with the first error: the cycle goes on without them.
+    failed: Vec<(usize, Error)>,
 }
 
 impl Uploads {
-    async fn put(&mut self, path: layout::Path, bytes: Vec<u8>, lock: &Lock) -> Result<()> {
+    fn has_failed(&self, tenant: usize) -> bool {
+        self.failed.iter().any(|(t, _)| *t == tenant)
+    }
+
+    fn fail(&mut self, tenant: usize, e: Error) {
+        if !self.has_failed(tenant) {
+            self.failed.push((tenant, e));
+        }
+    }
+
+    async fn put(
+        &mut self,
+        tenant: usize,
+        path: layout::Path,
+        bytes: Vec<u8>,
+        lock: &Lock,
+    ) -> Result<()> {
         self.make_room().await?;
         let store = self.store.clone();
         let lock = lock.clone();
         self.running.spawn(async move {
-            store.put_archive(&path, bytes, &lock).await?;
-            Ok(None)
+            let r = store.put_archive(&path, bytes, &lock).await.map(|()| None);
+            (tenant, r)
         });
         Ok(())
     }
@@ -82,12 +102,16 @@ impl Uploads {
         let to = cycle.recipients[tenant].clone();
         let path = layout::pack(&cycle.tenants[tenant].path, &name);
         self.running.spawn(async move {
-            let (sealed, pack) =
-                tokio::task::spawn_blocking(move || block::seal_pack(&to, &name, &plain))
-                    .await
-                    .map_err(|e| Error::Aborted(format!("sealing a pack: {e}")))??;
-            store.put_archive(&path, sealed, &lock).await?;
-            Ok(Some((tenant, pack)))
+            let r = async {
+                let (sealed, pack) =
+                    tokio::task::spawn_blocking(move || block::seal_pack(&to, &name, &plain))
+                        .await
+                        .map_err(|e| Error::Aborted(format!("sealing a pack: {e}")))??;
+                store.put_archive(&path, sealed, &lock).await?;
+                Ok(Some(pack))
+            }
+            .await;
+            (tenant, r)
         });
         Ok(())
     }
@@ -101,8 +125,10 @@ impl Uploads {
 
     async fn join_one(&mut self) -> Result<()> {
         if let Some(r) = self.running.join_next().await {
-            let done = r.map_err(|e| Error::Aborted(format!("upload task: {e}")))??;
-            self.sealed.extend(done);
+            match r.map_err(|e| Error::Aborted(format!("upload task: {e}")))? {
+                (t, Ok(pack)) => self.sealed.extend(pack.map(|p| (t, p))),
+                (t, Err(e)) => self.fail(t, e),
+            }
         }
         Ok(())
     }
@@ -250,7 +276,7 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Sealed>,
     tuning: &BackupTuning,
     abort: &AtomicBool,
-) -> Result<Vec<Committed>> {
+) -> Result<(Vec<Committed>, Vec<(usize, Error)>)> {
     let mut accs: Vec<TenantAcc> = (0..cycle.tenants.len())
         .map(|_| TenantAcc {
             tables: vec![Default::default(); cycle.plan.tables.len()],
@@ -261,10 +287,17 @@ pub(super) async fn run(
         store: vault.store().clone(),
         running: JoinSet::new(),
         sealed: vec![],
+        failed: vec![],
     };
     let mut pending = 0usize;
     while let Some(s) = rx.recv().await {
         let acc = &mut accs[s.tenant];
+        if up.has_failed(s.tenant) {
+            // Its upload failed: the rest of its blocks are dropped.
+            pending -= acc.pack.len();
+            acc.pack = vec![];
+            continue;
+        }
         acc.tables[s.table].0.merge(s.checksum);
         let r = match (s.existing, acc.seen.get(&s.id), s.bytes) {
             (Some(r), _, _) => {
@@ -309,7 +342,7 @@ pub(super) async fn run(
         }
     }
     for (t, acc) in accs.iter_mut().enumerate() {
-        if !acc.pack.is_empty() {
+        if !acc.pack.is_empty() && !up.has_failed(t) {
             flush(&mut up, cycle, acc, t).await?;
         }
     }
@@ -326,6 +359,9 @@ pub(super) async fn run(
     let now = cycle.started;
     let mut out = Vec::with_capacity(accs.len());
     for (t, acc) in accs.into_iter().enumerate() {
+        if up.has_failed(t) {
+            continue;
+        }
         let tenant = &cycle.tenants[t];
         let lock = &cycle.locks[t];
         let tables: Vec<TableManifest> = cycle
@@ -364,17 +400,26 @@ pub(super) async fn run(
         let entry = SnapshotEntry::of(&manifest, now);
         let unchanged = acc.new_blocks.is_empty()
             && latest.as_ref().and_then(|e| e.content.as_ref()) == entry.content.as_ref();
-        match (unchanged, &manifest.previous) {
+        let extended = match (unchanged, &manifest.previous) {
             (true, Some(previous)) => {
                 let standing = layout::manifest(&tenant.path, previous);
-                extend_locks(vault, &manifest, Some(standing), lock).await?;
+                extend_locks(vault, &manifest, Some(standing), lock).await
             }
             _ => {
                 let body = manifest.stored_json();
-                up.put(layout::manifest(&tenant.path, &cycle.snapshot), body, lock)
-                    .await?;
-                extend_locks(vault, &manifest, None, lock).await?;
+                up.put(
+                    t,
+                    layout::manifest(&tenant.path, &cycle.snapshot),
+                    body,
+                    lock,
+                )
+                .await?;
+                extend_locks(vault, &manifest, None, lock).await
             }
+        };
+        if let Err(e) = extended {
+            up.fail(t, e);
+            continue;
         }
         let summary = TenantSummary {
             unchanged,
@@ -387,6 +432,7 @@ pub(super) async fn run(
         };
         let tables = crate::inventory::table_blocks(&manifest);
         out.push(Committed {
+            tenant: t,
             unchanged,
             summary,
             new_blocks: acc.new_blocks,
@@ -396,5 +442,6 @@ pub(super) async fn run(
         });
     }
     up.finish().await?;
-    Ok(out)
+    out.retain(|c| !up.has_failed(c.tenant));
+    Ok((out, up.failed))
 }
