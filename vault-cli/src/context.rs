@@ -40,6 +40,9 @@ pub struct Global {
         value_name = "SECONDS"
     )]
     pub wait: u64,
+    /// Who the audit trail names for this run's operations (default: the OS user, $USER).
+    #[arg(long, global = true, env = "TVAULT_ACTOR")]
+    pub actor: Option<String>,
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -111,7 +114,11 @@ impl Global {
     pub async fn open(&self) -> Result<Vault> {
         let config = self.config()?;
         let wait = std::time::Duration::from_secs(self.wait);
-        Ok(Vault::open_waiting(&self.dir(), config, wait).await?)
+        let mut vault = Vault::open_waiting(&self.dir(), config, wait).await?;
+        if let Some(actor) = &self.actor {
+            vault.set_actor(actor.clone());
+        }
+        Ok(vault)
     }
 
     pub fn progress(&self) -> bool {

@@ -41,6 +41,9 @@ pub mod actions {
     pub const HOLD_RELEASE: &str = "hold-release";
     pub const DELETION: &str = "deletion";
     pub const ERASURE: &str = "erasure";
+    /// Plaintext read without changing anything: `show`, `diff`, `verify` with a key, dry runs
+    /// of restores, an inventory rebuild with identities.
+    pub const READ: &str = "read";
 }
 
 /// One line of the log. Field order is the canonical order (see [`AuditEntry::compute_hash`]).
@@ -199,6 +202,23 @@ impl AuditDraft {
     pub fn failed(mut self, why: impl std::fmt::Display) -> Self {
         self.outcome = format!("failed: {why}");
         self
+    }
+
+    /// The outcome of `result`: `ok`, `refused: …` for an [`Error::Refused`], else `failed: …`
+    /// with the error's causes; `hide` are strings (record keys) the trail must not contain, each
+    /// replaced by `<key>`.
+    pub fn outcome_of<T>(self, result: &Result<T>, hide: &[String]) -> Self {
+        let clean = |mut s: String| {
+            for h in hide.iter().filter(|h| !h.is_empty()) {
+                s = s.replace(h.as_str(), "<key>");
+            }
+            s
+        };
+        match result {
+            Ok(_) => self,
+            Err(Error::Refused(why)) => self.refused(clean(why.clone())),
+            Err(e) => self.failed(clean(crate::error::with_causes(e))),
+        }
     }
 
     pub fn details(mut self, details: Value) -> Self {

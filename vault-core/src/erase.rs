@@ -67,10 +67,23 @@ impl Vault {
         opts: &EraseOptions,
         identity: &keys::TenantIdentities,
     ) -> Result<EraseReport> {
-        match opts.dry_run {
-            true => self.erase_pass(opts, identity).await,
-            false => {
-                self.with_lease("erase", self.erase_pass(opts, identity))
+        if opts.dry_run {
+            return self.erase_pass(opts, identity).await;
+        }
+        // Success is recorded inside, naming the records by keyed hash; a refusal or a failure
+        // here, without the keys (its message may quote them).
+        match self
+            .with_lease("erase", self.erase_pass(opts, identity))
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let draft = AuditDraft::new(actions::ERASURE)
+                    .tenant(opts.tenant.clone())
+                    .details(
+                        serde_json::json!({ "table": opts.table, "records": opts.keys.len() }),
+                    );
+                self.audited_hiding(draft, Err(e), &crate::records::key_strings(&opts.keys))
                     .await
             }
         }
@@ -82,7 +95,7 @@ impl Vault {
         identity: &keys::TenantIdentities,
     ) -> Result<EraseReport> {
         let record = self.tenant(&opts.tenant)?;
-        self.refuse_if_held(&record, actions::ERASURE).await?;
+        self.refuse_if_held(&record).await?;
         let keys = self.unlock(&record, identity).await?;
         let mut targets: BTreeSet<(String, Vec<u8>)> = BTreeSet::new();
         let mut rewrites: HashMap<String, Rewrite> = HashMap::new();

@@ -70,6 +70,11 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// Refused by a rule (a legal hold) before anything changed; recorded as `refused` in the
+    /// audit trail.
+    #[error("{0}")]
+    Refused(String),
+
     /// Another process holds the state directory, or another holder the store lease (exit
     /// code 5 in the CLI: try again later).
     #[error("{0}")]

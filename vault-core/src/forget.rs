@@ -42,12 +42,21 @@ pub struct ErasureCertificate {
 impl Vault {
     /// Deletes everything of a tenant; refused under a legal hold.
     pub async fn forget_tenant(&self, tenant: &str) -> Result<ErasureCertificate> {
-        self.with_lease("forget", self.forget_pass(tenant)).await
+        // Success is recorded inside, with what was destroyed; a refusal or failure here.
+        match self.with_lease("forget", self.forget_pass(tenant)).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                let draft = AuditDraft::new(actions::ERASURE)
+                    .tenant(tenant)
+                    .details(serde_json::json!({ "event": "forget tenant" }));
+                self.audited(draft, Err(e)).await
+            }
+        }
     }
 
     async fn forget_pass(&self, tenant: &str) -> Result<ErasureCertificate> {
         let record = self.tenant(tenant)?;
-        self.refuse_if_held(&record, actions::ERASURE).await?;
+        self.refuse_if_held(&record).await?;
         let mut objects = self.list(&layout::tenant_dir(&record.path)).await?;
         // Keys first: once they are gone nothing left behind can be read.
         let is_key = |o: &object_store::ObjectMeta| o.location.as_ref().contains("/keys/");

@@ -131,17 +131,10 @@ impl Vault {
         Ok(hold)
     }
 
-    /// Fails (and records the refusal) when the tenant is under a legal hold.
-    pub(crate) async fn refuse_if_held(&self, record: &TenantRecord, action: &str) -> Result<()> {
+    /// Refuses when the tenant is under a legal hold (the caller records the refusal).
+    pub(crate) async fn refuse_if_held(&self, record: &TenantRecord) -> Result<()> {
         if let Some(h) = self.hold(record).await? {
-            let why = format!("legal hold: {}", h.reason);
-            self.audit(
-                AuditDraft::new(action)
-                    .tenant(record.id.clone())
-                    .refused(&why),
-            )
-            .await?;
-            return Err(Error::Conflict(format!(
+            return Err(Error::Refused(format!(
                 "tenant {:?} is under a legal hold ({}) since {}: nothing of it may be deleted or erased \
                  until `tvault hold release`",
                 record.id, h.reason, h.since

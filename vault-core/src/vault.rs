@@ -58,6 +58,8 @@ pub struct Vault {
     leases: crate::lease::Leases,
     /// How long to wait for the state directory or the store lease held elsewhere.
     wait: std::time::Duration,
+    /// Who the audit trail names for this handle's operations (`--actor`); `None`: the OS user.
+    actor: Option<String>,
     /// This state directory's audit trail id (`None` for one made before trails had ids).
     trail: Option<String>,
     /// Where its audit trail is anchored in the store.
@@ -331,6 +333,7 @@ impl Vault {
             wait,
             anchor: crate::audit::anchor_path(trail.as_deref()),
             trail,
+            actor: None,
         })
     }
 
@@ -340,6 +343,11 @@ impl Vault {
 
     pub(crate) fn wait(&self) -> std::time::Duration {
         self.wait
+    }
+
+    /// Names `actor` in the audit trail for this handle's operations instead of the OS user.
+    pub fn set_actor(&mut self, actor: impl Into<String>) {
+        self.actor = Some(actor.into());
     }
 
     pub(crate) fn trail(&self) -> Option<&str> {
@@ -383,7 +391,13 @@ impl Vault {
     }
 
     /// Appends an audit entry and anchors the new chain head in the store.
-    pub async fn audit(&self, draft: crate::audit::AuditDraft) -> Result<crate::audit::AuditEntry> {
+    pub async fn audit(
+        &self,
+        mut draft: crate::audit::AuditDraft,
+    ) -> Result<crate::audit::AuditEntry> {
+        if let Some(actor) = &self.actor {
+            draft = draft.actor(actor.clone());
+        }
         let entry = {
             let mut log = self
                 .audit
@@ -407,10 +421,17 @@ impl Vault {
         draft: crate::audit::AuditDraft,
         result: Result<T>,
     ) -> Result<T> {
-        let draft = match &result {
-            Ok(_) => draft,
-            Err(e) => draft.failed(e),
-        };
+        self.audited_hiding(draft, result, &[]).await
+    }
+
+    /// [`Vault::audited`], with `hide` (record key values) kept out of the recorded outcome.
+    pub(crate) async fn audited_hiding<T>(
+        &self,
+        draft: crate::audit::AuditDraft,
+        result: Result<T>,
+        hide: &[String],
+    ) -> Result<T> {
+        let draft = draft.outcome_of(&result, hide);
         match (self.audit(draft).await, result) {
             (Ok(_), r) => r,
             // A failed operation stays the error the user sees; a lost audit entry of a

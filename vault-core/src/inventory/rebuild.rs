@@ -30,6 +30,31 @@ impl Vault {
         &self,
         identities: &BTreeMap<String, keys::TenantIdentities>,
     ) -> Result<RebuildReport> {
+        let result = self.rebuild_unaudited(identities).await;
+        if identities.is_empty() {
+            return result;
+        }
+        // With identities it decrypts blocks to rebuild key sets: a read of those tenants.
+        for tenant in identities.keys() {
+            let draft = crate::audit::AuditDraft::new(crate::audit::actions::READ)
+                .tenant(tenant.clone())
+                .details(serde_json::json!({ "what": "inventory rebuild" }));
+            let outcome = match &result {
+                Ok(_) => Ok(()),
+                Err(e) => Err(Error::Aborted(crate::error::with_causes(e))),
+            };
+            let recorded = self.audited(draft, outcome).await;
+            if result.is_ok() {
+                recorded?;
+            }
+        }
+        result
+    }
+
+    async fn rebuild_unaudited(
+        &self,
+        identities: &BTreeMap<String, keys::TenantIdentities>,
+    ) -> Result<RebuildReport> {
         let mut report = RebuildReport::default();
         let committed: HashSet<String> = self
             .list(&layout::snapshots_prefix())

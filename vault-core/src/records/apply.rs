@@ -70,29 +70,24 @@ impl Vault {
         identity: &keys::TenantIdentities,
     ) -> Result<RecordRestoreReport> {
         let result = self.restore_records_inner(opts, identity).await;
-        if opts.dry_run {
-            return result;
-        }
-        let keys: Vec<String> = opts
-            .keys
-            .iter()
-            .map(|k| {
-                k.iter()
-                    .map(|(c, v)| format!("{c}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect();
-        let mut details = serde_json::json!({ "table": opts.table, "keys": keys, "snapshot": opts.snapshot, "with_related": opts.with_related });
+        // Records are named by keyed hash: the trail holds no key values (docs/AUDIT.md).
+        let records = self.audit_names(&opts.tenant, &opts.table, &opts.keys);
+        let mut details = serde_json::json!({ "table": opts.table, "records": records, "snapshot": opts.snapshot, "with_related": opts.with_related });
         if let Ok(r) = &result {
             details["snapshot"] = r.snapshot.clone().into();
             details["inserted"] = r.inserted.into();
             details["updated"] = r.updated.into();
         }
-        let draft = crate::audit::AuditDraft::new(crate::audit::actions::RECORD_RESTORE)
-            .tenant(opts.tenant.clone())
-            .details(details);
-        self.audited(draft, result).await
+        let draft = match opts.dry_run {
+            true => {
+                details["what"] = "restore-records --dry-run".into();
+                crate::audit::AuditDraft::new(crate::audit::actions::READ)
+            }
+            false => crate::audit::AuditDraft::new(crate::audit::actions::RECORD_RESTORE),
+        };
+        let draft = draft.tenant(opts.tenant.clone()).details(details);
+        self.audited_hiding(draft, result, &super::key_strings(&opts.keys))
+            .await
     }
 
     async fn restore_records_inner(

@@ -167,8 +167,45 @@ impl Vault {
         Ok(None)
     }
 
-    /// A record as it was in `snapshot`, reading only the block that holds it.
+    /// A record as it was in `snapshot`, reading only the block that holds it; recorded in the
+    /// audit trail as a read.
     pub async fn show_record(
+        &self,
+        tenant: &str,
+        table: &str,
+        key: &KeyValues,
+        snapshot: &str,
+        identity: &keys::TenantIdentities,
+    ) -> Result<RecordView> {
+        let result = self
+            .show_unaudited(tenant, table, key, snapshot, identity)
+            .await;
+        self.audit_read("show", tenant, table, key, snapshot, result)
+            .await
+    }
+
+    /// Records a read of one record's plaintext, named by keyed hash.
+    async fn audit_read<T>(
+        &self,
+        what: &str,
+        tenant: &str,
+        table: &str,
+        key: &KeyValues,
+        snapshot: &str,
+        result: Result<T>,
+    ) -> Result<T> {
+        let keys = std::slice::from_ref(key);
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::READ)
+            .tenant(tenant)
+            .details(serde_json::json!({
+                "what": what, "table": table, "snapshot": snapshot,
+                "records": self.audit_names(tenant, table, keys),
+            }));
+        self.audited_hiding(draft, result, &super::key_strings(keys))
+            .await
+    }
+
+    async fn show_unaudited(
         &self,
         tenant: &str,
         table: &str,
@@ -231,7 +268,8 @@ impl Vault {
         })
     }
 
-    /// Field-by-field difference between a snapshot version and the live row.
+    /// Field-by-field difference between a snapshot version and the live row; recorded in the
+    /// audit trail as a read.
     pub async fn diff_record(
         &self,
         tenant: &str,
@@ -240,8 +278,23 @@ impl Vault {
         snapshot: &str,
         identity: &keys::TenantIdentities,
     ) -> Result<RecordDiff> {
+        let result = self
+            .diff_unaudited(tenant, table, key, snapshot, identity)
+            .await;
+        self.audit_read("diff", tenant, table, key, snapshot, result)
+            .await
+    }
+
+    async fn diff_unaudited(
+        &self,
+        tenant: &str,
+        table: &str,
+        key: &KeyValues,
+        snapshot: &str,
+        identity: &keys::TenantIdentities,
+    ) -> Result<RecordDiff> {
         let view = self
-            .show_record(tenant, table, key, snapshot, identity)
+            .show_unaudited(tenant, table, key, snapshot, identity)
             .await?;
         let def = view
             .def

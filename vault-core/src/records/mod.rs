@@ -20,6 +20,34 @@ use crate::source::postgres::catalog::{Owner, TableDef};
 /// Column/value pairs naming a record, as the user wrote them (`id=42`).
 pub type KeyValues = Vec<(String, String)>;
 
+impl crate::Vault {
+    /// The records `keys` of `table` as the audit trail names them ([`IdKey::audit_name`] under
+    /// the tenant's id key); empty when the tenant is unknown.
+    ///
+    /// [`IdKey::audit_name`]: crate::archive::block::IdKey::audit_name
+    pub(crate) fn audit_names(&self, tenant: &str, table: &str, keys: &[KeyValues]) -> Vec<String> {
+        let Ok(record) = self.tenant(tenant) else {
+            return vec![];
+        };
+        let Ok(Some(id_key)) = self.inventory().id_key(&record.path) else {
+            return vec![];
+        };
+        keys.iter()
+            .map(|k| {
+                let text: Vec<String> = k.iter().map(|(c, v)| format!("{c}={v}")).collect();
+                id_key.audit_name(table, &text.join(","))
+            })
+            .collect()
+    }
+}
+
+/// Every value of these keys, as given: what the audit trail must not quote.
+pub(crate) fn key_strings(keys: &[KeyValues]) -> Vec<String> {
+    keys.iter()
+        .flat_map(|k| k.iter().map(|(_, v)| v.clone()))
+        .collect()
+}
+
 /// Parses `id=42` or `tenant_id=acme,id=42`. A comma followed by text without `=` belongs to
 /// the previous value, so values may contain commas.
 pub fn parse_key(s: &str) -> Result<KeyValues> {
