@@ -43,15 +43,11 @@ impl Vault {
     /// Deletes everything of a tenant; refused under a legal hold.
     pub async fn forget_tenant(&self, tenant: &str) -> Result<ErasureCertificate> {
         // Success is recorded inside, with what was destroyed; a refusal or failure here.
-        match self.with_lease("forget", self.forget_pass(tenant)).await {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                let draft = AuditDraft::new(actions::ERASURE)
-                    .tenant(tenant)
-                    .details(serde_json::json!({ "event": "forget tenant" }));
-                self.audited(draft, Err(e)).await
-            }
-        }
+        let result = self.with_lease("forget", self.forget_pass(tenant)).await;
+        let draft = AuditDraft::new(actions::ERASURE)
+            .tenant(tenant)
+            .details(serde_json::json!({ "event": "forget tenant" }));
+        self.audit_if_failed(draft, result).await
     }
 
     async fn forget_pass(&self, tenant: &str) -> Result<ErasureCertificate> {

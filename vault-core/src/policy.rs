@@ -35,12 +35,19 @@ impl Vault {
     /// Sets a tenant's policy after checking it is consistent and within the operator's bounds.
     pub async fn set_policy(&self, tenant: &str, policy: Policy) -> Result<Policy> {
         let record = self.tenant(tenant)?;
-        policy
+        if let Err(why) = policy
             .validate()
             .and_then(|_| policy.within_bounds(&self.config().retention.bounds))
-            .map_err(|why| {
-                Error::Invalid(format!("policy for tenant {tenant:?} refused: {why}"))
-            })?;
+        {
+            let draft = AuditDraft::new(actions::POLICY_CHANGE)
+                .tenant(tenant)
+                .details(serde_json::to_value(&policy).unwrap_or_default())
+                .refused(&why);
+            self.audit(draft).await?;
+            return Err(Error::Invalid(format!(
+                "policy for tenant {tenant:?} refused: {why}"
+            )));
+        }
         let body = serde_json::to_vec_pretty(&policy).map_err(|e| Error::Invalid(e.to_string()))?;
         self.put(&layout::policy(&record.path), body).await?;
         let details = serde_json::to_value(&policy).unwrap_or_default();

@@ -83,6 +83,23 @@ impl Vault {
         recipients: &[String],
         allow_escrow: bool,
     ) -> Result<TenantRecord> {
+        let result = self.register(id, recipients, allow_escrow).await;
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::KEY_CHANGE)
+            .details(serde_json::json!({ "event": "register tenant" }));
+        // A hostile id is not repeated into the trail.
+        let draft = match layout::validate_tenant_id(id) {
+            Ok(()) => draft.tenant(id),
+            Err(_) => draft,
+        };
+        self.audit_if_failed(draft, result).await
+    }
+
+    async fn register(
+        &self,
+        id: &str,
+        recipients: &[String],
+        allow_escrow: bool,
+    ) -> Result<TenantRecord> {
         layout::validate_tenant_id(id)?;
         if self.inventory().tenant(id)?.is_some() {
             return Err(Error::Conflict(format!(
@@ -135,6 +152,21 @@ impl Vault {
     /// `keep_escrow`. Every wrapped key is rewritten to the new recipients alone, and on a
     /// versioned bucket the earlier versions of the key objects are deleted.
     pub async fn rotate_tenant_key(
+        &self,
+        id: &str,
+        identity: &TenantIdentities,
+        new: &[String],
+        revoke: bool,
+        keep_escrow: bool,
+    ) -> Result<TenantRecord> {
+        let result = self.rotate(id, identity, new, revoke, keep_escrow).await;
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::KEY_CHANGE)
+            .tenant(id)
+            .details(serde_json::json!({ "event": "rotate key", "revoke": revoke }));
+        self.audit_if_failed(draft, result).await
+    }
+
+    async fn rotate(
         &self,
         id: &str,
         identity: &TenantIdentities,

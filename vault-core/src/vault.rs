@@ -424,6 +424,19 @@ impl Vault {
         self.audited_hiding(draft, result, &[]).await
     }
 
+    /// Records `result` only when it is an error (operations that record their own success with
+    /// richer details).
+    pub(crate) async fn audit_if_failed<T>(
+        &self,
+        draft: crate::audit::AuditDraft,
+        result: Result<T>,
+    ) -> Result<T> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => self.audited(draft, Err(e)).await,
+        }
+    }
+
     /// [`Vault::audited`], with `hide` (record key values) kept out of the recorded outcome.
     pub(crate) async fn audited_hiding<T>(
         &self,

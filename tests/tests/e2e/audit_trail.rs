@@ -86,6 +86,10 @@ fn every_change_refusal_failure_and_read_is_recorded_without_key_values() {
         .assert_code(1, "forget under a hold");
     env.tv.ok(&["hold", "release", "acme"]);
     run(erase).assert_code(0, "erase");
+    // A registration refused (the tenant exists).
+    env.tv
+        .run(&["tenant", "add", "globex", "--recipient", &key.recipient])
+        .assert_code(1, "a second registration of globex");
     // A failed backup (the database is gone for it).
     env.tv
         .run(&[
@@ -152,6 +156,12 @@ fn every_change_refusal_failure_and_read_is_recorded_without_key_values() {
     assert_eq!(refused.len(), 2, "erase and forget refused: {all:#?}");
     assert!(refused.iter().any(|e| e["actor"] == "alice"));
     find("erasure", &|e| e["outcome"] == "ok");
+    find("key-change", &|e| {
+        e["tenant"] == "globex"
+            && e["outcome"]
+                .as_str()
+                .is_some_and(|o| o.contains("already registered"))
+    });
     find("backup", &|e| {
         e["outcome"]
             .as_str()
