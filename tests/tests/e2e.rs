@@ -91,6 +91,8 @@ mod records;
 mod records_inventory;
 #[path = "e2e/records_related.rs"]
 mod records_related;
+#[path = "e2e/residue.rs"]
+mod residue;
 #[path = "e2e/retention.rs"]
 mod retention;
 #[path = "e2e/retention_ages.rs"]

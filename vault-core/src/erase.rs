@@ -459,7 +459,8 @@ impl Vault {
     ) -> Result<(u64, Vec<LockedVersion>)> {
         let (mut n, mut old) = (0, vec![]);
         for c in cleared {
-            self.put_archive(&c.path, c.bytes, lock).await?;
+            self.leased()?;
+            self.store().replace_archive(&c.path, c.bytes, lock).await?;
             old.extend(self.delete_old_versions(&c.path, "erase").await?);
             self.inventory()
                 .remove_blocks(&record.path, c.blocks.iter().map(|b| b.id.as_str()))?;

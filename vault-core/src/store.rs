@@ -282,6 +282,29 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces an archive object whose old bytes must not survive (a pack an erasure rewrote).
+    /// On a local store the new file takes the old one's place first, then the old file's
+    /// blocks, still open, are overwritten with zeros and synced: no deleted inode keeps the
+    /// erased rows under the tenant's unchanged data key, and a crash in between loses nothing
+    /// (it leaves at most that residue). On a bucket the caller deletes the old versions.
+    pub async fn replace_archive(&self, path: &ObjPath, bytes: Vec<u8>, lock: &Lock) -> Result<()> {
+        let old = self.root.as_ref().and_then(|root| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(root.join(path.as_ref()))
+                .ok()
+        });
+        self.put_archive(path, bytes, lock).await?;
+        if let Some(file) = old {
+            let shown = path.to_string();
+            tokio::task::spawn_blocking(move || zero_file(&file))
+                .await
+                .map_err(|e| Error::Aborted(format!("overwriting {shown}: {e}")))?
+                .io(|| format!("overwriting the old bytes of {path}"))?;
+        }
+        Ok(())
+    }
+
     /// Extends the retention of an existing archive object (its current version).
     pub async fn extend_lock(&self, path: &ObjPath, lock: &Lock) -> Result<()> {
         match &self.s3 {
@@ -835,6 +858,20 @@ impl Tag {
             version: None,
         }
     }
+}
+
+/// Overwrites a file's every byte with zeros, in place, and syncs it.
+fn zero_file(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let zeros = vec![0u8; 1 << 16];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
 }
 
 /// An exclusive lock on `<file>.lock`, held while the guard lives: conditional writes to a local

@@ -345,6 +345,16 @@ impl Vault {
         self.wait
     }
 
+    /// Closes the handle and rewrites the inventory into fresh files, so that what an erasure or
+    /// a forgotten tenant removed does not linger in sled's old log segments. Call it after
+    /// `erase` and `forget_tenant`.
+    pub async fn close_compacting(self) -> Result<()> {
+        self.inventory.flush().await?;
+        let dir = self.dir.join("inventory");
+        drop(self);
+        crate::inventory::compact(&dir)
+    }
+
     /// Names `actor` in the audit trail for this handle's operations instead of the OS user.
     pub fn set_actor(&mut self, actor: impl Into<String>) {
         self.actor = Some(actor.into());

@@ -27,10 +27,8 @@ impl ForgetTenant {
         }
         let vault = g.open().await?;
         let cert = vault.forget_tenant(&self.tenant).await?;
-        let inventory = vault.dir().join("inventory");
-        drop(vault);
-        // Rewrite the inventory so the tenant's entries do not survive in old log segments.
-        vault_core::inventory::compact(&inventory)?;
+        // The tenant's entries must not survive in the inventory's old log segments.
+        vault.close_compacting().await?;
         if g.json {
             output::json(&cert)?;
         } else {
