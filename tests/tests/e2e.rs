@@ -39,6 +39,8 @@ mod conformance;
 mod connections;
 #[path = "e2e/consistency.rs"]
 mod consistency;
+#[path = "e2e/crash.rs"]
+mod crash;
 #[path = "e2e/edge_tables.rs"]
 mod edge_tables;
 #[path = "e2e/erase.rs"]

@@ -102,30 +102,40 @@ impl Vault {
         let mut plans = vec![];
         // Snapshots share blocks: each is fetched and decrypted once for all of them.
         let mut cache = BlockCache::new(self, &record, &keys);
+        // Records already in the ledger that an interrupted erasure left in some blocks are
+        // removed as well: any erasure of the tenant finishes the ones before it.
+        let ledgered = self.ledger(&record).await?.erased();
+        let empty = BTreeSet::new();
         for snap in self.inventory().snapshots(&record.path)? {
             let manifest = self.manifest(&record, &snap.snapshot).await?;
             let doomed = doomed_rows(&record, &manifest, opts, &mut cache).await?;
             let mut removed: BTreeMap<String, u64> = BTreeMap::new();
-            for (ti, set) in &doomed {
-                let t = &manifest.tables[*ti];
+            for (ti, t) in manifest.tables.iter().enumerate() {
+                let set = doomed.get(&ti).unwrap_or(&empty);
+                let earlier = ledgered.for_table(&t.def);
+                if set.is_empty() && earlier.is_none() {
+                    continue;
+                }
                 let codec = codec(&t.def)?;
+                let gone = |r: &[u8]| {
+                    set.contains(&codec.row_key(r))
+                        || earlier
+                            .as_ref()
+                            .is_some_and(|f| f.is_erased(&keys.id_key, r))
+                };
                 for b in &t.blocks {
                     let plain = cache.block(t, b).await?;
-                    let hit = block::rows(&plain)
-                        .filter(|r| set.contains(&codec.row_key(r)))
-                        .count() as u64;
+                    let hit = block::rows(&plain).filter(|r| gone(r)).count() as u64;
                     if hit == 0 {
                         continue;
                     }
                     *removed.entry(t.def.display_name()).or_default() += hit;
                     rewrites.entry(b.id.clone()).or_insert_with(|| {
-                        let (kept, gone) = block::drop_rows(&plain, &keys.id_key, |r| {
-                            set.contains(&codec.row_key(r))
-                        });
+                        let (kept, removed) = block::drop_rows(&plain, &keys.id_key, gone);
                         Rewrite {
                             table: t.def.display_name(),
                             plaintext: kept,
-                            removed: gone,
+                            removed,
                             new: None,
                         }
                     });
@@ -155,16 +165,55 @@ impl Vault {
             report.snapshots = plans.into_iter().map(|(_, s)| s).collect();
             return Ok(report);
         }
-        // Rewritten objects are locked from now: never shorter than what they replace.
-        let lock = self
-            .archive_lock(&record, OffsetDateTime::now_utc())
+        // Intent first: the ledger (from now on backups, restores and exports drop the records)
+        // and, durably in the inventory, the blocks to clear. An erasure stopped at any later
+        // step is finished by the next erasure of the tenant.
+        let now = OffsetDateTime::now_utc();
+        let hashes: Vec<String> = targets
+            .iter()
+            .map(|(t, k)| keys.id_key.erasure_hash(t, k))
+            .collect();
+        let mut ledger = self.ledger(&record).await?;
+        for ((table, _), key) in targets.iter().zip(&hashes) {
+            if !ledger
+                .entries
+                .iter()
+                .any(|e| &e.table == table && &e.key == key)
+            {
+                ledger.entries.push(LedgerEntry {
+                    table: table.clone(),
+                    key: key.clone(),
+                    time: now,
+                });
+            }
+        }
+        ledger.format = 1;
+        self.save_ledger(&record, &ledger).await?;
+        let mut clearing = self.inventory().erasing(&record.path)?;
+        clearing.extend(rewrites.keys().cloned());
+        clearing.sort();
+        clearing.dedup();
+        self.inventory()
+            .set_erasing(&record.path, &clearing)
             .await?;
+        crate::faults::crash_point("erase:intent");
+        // Rewritten objects are locked from now: never shorter than what they replace.
+        let lock = self.archive_lock(&record, now).await?;
         let new_pack = self
             .write_rewrites(&record, &keys, &mut rewrites, &lock)
             .await?;
+        crate::faults::crash_point("erase:new-pack");
         // The old blocks' packs, with those blocks zeroed, are prepared first so that every
-        // manifest is written once, with the packs' final hashes; they are stored last.
-        let cleared = self.clear_blocks(&record, &keys, rewrites.keys()).await?;
+        // manifest is written once, with the packs' final hashes; they are stored last. Blocks
+        // an interrupted erasure left to clear are cleared now if no manifest uses them any more.
+        let in_use = self.blocks_in_use(&record, &rewrites).await?;
+        let to_clear: Vec<&String> = clearing
+            .iter()
+            .filter(|id| rewrites.contains_key(*id) || !in_use.contains(*id))
+            .collect();
+        let cleared = self
+            .clear_blocks(&record, &keys, to_clear.into_iter())
+            .await?;
         let resealed: Vec<PackRef> = cleared.iter().filter_map(|c| c.resealed.clone()).collect();
         let changed: Vec<PackRef> = new_pack
             .into_iter()
@@ -179,6 +228,7 @@ impl Vault {
             report.deferred.extend(old);
             report.snapshots.push(summary);
         }
+        crate::faults::crash_point("erase:manifests");
         report.deferred.extend(
             self.update_pack_refs(&record, &resealed, &updated, &lock)
                 .await?,
@@ -186,22 +236,8 @@ impl Vault {
         let (destroyed, old) = self.store_cleared(&record, cleared, &lock).await?;
         report.old_blocks_destroyed = destroyed;
         report.deferred.extend(old);
-        let mut ledger = self.ledger(&record).await?;
-        let now = OffsetDateTime::now_utc();
-        let hashes: Vec<String> = targets
-            .iter()
-            .map(|(t, k)| keys.id_key.erasure_hash(t, k))
-            .collect();
-        for ((table, _), key) in targets.iter().zip(&hashes) {
-            ledger.entries.push(LedgerEntry {
-                table: table.clone(),
-                key: key.clone(),
-                time: now,
-            });
-        }
-        ledger.format = 1;
-        self.save_ledger(&record, &ledger).await?;
-        self.inventory().flush().await?;
+        crate::faults::crash_point("erase:packs");
+        self.inventory().set_erasing(&record.path, &[]).await?;
         // The audit trail names the erased records only by their keyed hashes.
         let draft = AuditDraft::new(actions::ERASURE)
             .tenant(record.id.clone())
@@ -211,6 +247,28 @@ impl Vault {
             }));
         self.audit(draft).await?;
         Ok(report)
+    }
+}
+
+impl Vault {
+    /// Blocks some manifest of the tenant still references, other than those being rewritten
+    /// (whose manifests this erasure updates).
+    async fn blocks_in_use(
+        &self,
+        record: &TenantRecord,
+        rewrites: &HashMap<String, Rewrite>,
+    ) -> Result<HashSet<String>> {
+        let mut used = HashSet::new();
+        for snap in self.inventory().snapshots(&record.path)? {
+            let m = self.manifest(record, &snap.snapshot).await?;
+            used.extend(
+                m.tables
+                    .iter()
+                    .flat_map(|t| t.blocks.iter().map(|b| b.id.clone()))
+                    .filter(|id| !rewrites.contains_key(id)),
+            );
+        }
+        Ok(used)
     }
 }
 

@@ -60,7 +60,10 @@ impl Vault {
         let mut deleted = vec![];
         let mut keys_destroyed = vec![];
         let mut deferred: Vec<LockedVersion> = vec![];
-        for o in &objects {
+        for (i, o) in objects.iter().enumerate() {
+            if i > 0 && is_key(&objects[i - 1]) && !is_key(o) {
+                crate::faults::crash_point("forget:keys");
+            }
             if layout::is_archive(&o.location) {
                 let locked = self.delete_archive(&o.location, "forget").await?;
                 if !locked.is_empty() {
@@ -95,6 +98,7 @@ impl Vault {
                 left[0].location
             )));
         }
+        crate::faults::crash_point("forget:objects");
         self.inventory().remove_tenant(&record)?;
         self.inventory().flush().await?;
         let entry = self

@@ -23,6 +23,7 @@ pub mod config;
 pub mod copytext;
 pub mod erase;
 pub mod error;
+mod faults;
 pub mod forget;
 pub mod inventory;
 pub mod layout;

@@ -188,15 +188,52 @@ impl Store {
             .filter(|_| crate::layout::is_authenticated(path))
     }
 
-    /// Writes an object; one that carries a MAC is sealed, and its MAC remembered.
+    /// Writes an object, durably (on a local store the file and its directory are synced before
+    /// this returns); one that carries a MAC is sealed, and its MAC remembered.
     pub async fn put(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<PutResult> {
+        self.put_with(path, bytes, true).await
+    }
+
+    /// [`Store::put`]; `durable: false` leaves a local file to the next [`Store::sync`] (a
+    /// backup's many packs and manifests: one sync of the file system instead of one per file).
+    async fn put_with(&self, path: &ObjPath, bytes: Vec<u8>, durable: bool) -> Result<PutResult> {
+        // The MAC is remembered only once the object is durable: the inventory must never
+        // expect a version a power loss took away.
         let Some(auth) = self.auth_for(path) else {
-            return self.put_raw(path, bytes).await;
+            let put = self.put_raw(path, bytes).await?;
+            self.sync_file(path, durable).await?;
+            return Ok(put);
         };
         let (sealed, mac) = auth.key.seal(path.as_ref(), &bytes);
         let put = self.put_raw(path, sealed).await?;
+        self.sync_file(path, durable).await?;
         auth.digests.insert(path.as_ref(), mac.as_bytes())?;
         Ok(put)
+    }
+
+    async fn sync_file(&self, path: &ObjPath, durable: bool) -> Result<()> {
+        let (Some(root), true) = (&self.root, durable) else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        tokio::task::spawn_blocking(move || sync_file(&file))
+            .await
+            .map_err(|e| Error::Aborted(format!("syncing {path}: {e}")))?
+    }
+
+    /// Makes everything written to a local store so far durable: one `syncfs` of its file
+    /// system. On a bucket a completed PUT is durable already.
+    pub async fn sync(&self) -> Result<()> {
+        let Some(root) = self.root.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            let dir = std::fs::File::open(&root)?;
+            rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(|e| Error::Aborted(format!("syncing the store: {e}")))?
+        .io(|| format!("syncing the store at {}", self.location))
     }
 
     /// Reads an object; one that carries a MAC must be authentic and the version this vault
@@ -275,7 +312,27 @@ impl Store {
     /// Writes an archive object (pack, manifest, key index) and locks it when the bucket has
     /// object lock and `lock` asks for it.
     pub async fn put_archive(&self, path: &ObjPath, bytes: Vec<u8>, lock: &Lock) -> Result<()> {
-        let put = self.put(path, bytes).await?;
+        self.put_archive_with(path, bytes, lock, true).await
+    }
+
+    /// [`Store::put_archive`] left to the next [`Store::sync`] on a local store.
+    pub async fn put_archive_unsynced(
+        &self,
+        path: &ObjPath,
+        bytes: Vec<u8>,
+        lock: &Lock,
+    ) -> Result<()> {
+        self.put_archive_with(path, bytes, lock, false).await
+    }
+
+    async fn put_archive_with(
+        &self,
+        path: &ObjPath,
+        bytes: Vec<u8>,
+        lock: &Lock,
+        durable: bool,
+    ) -> Result<()> {
+        let put = self.put_with(path, bytes, durable).await?;
         if let Some(s3) = &self.s3 {
             s3.apply_lock(path, put.version.as_deref(), lock).await?;
         }
@@ -858,6 +915,20 @@ impl Tag {
             version: None,
         }
     }
+}
+
+/// Syncs a new file, its directory and that directory's parent (which a new directory's entry
+/// is in): after a power loss the file is there, whole.
+fn sync_file(file: &Path) -> Result<()> {
+    let ctx = || format!("syncing {}", file.display());
+    std::fs::File::open(file)
+        .and_then(|f| f.sync_all())
+        .io(ctx)?;
+    let dir = file.parent();
+    for d in [dir, dir.and_then(Path::parent)].into_iter().flatten() {
+        std::fs::File::open(d).and_then(|f| f.sync_all()).io(ctx)?;
+    }
+    Ok(())
 }
 
 /// Overwrites a file's every byte with zeros, in place, and syncs it.

@@ -8,9 +8,9 @@ use std::io::Read;
 use std::str::FromStr;
 use tests::*;
 
-const MARKER: &str = "Residue-Marker-59021-grace@example.org";
+pub const MARKER: &str = "Residue-Marker-59021-grace@example.org";
 
-const SCHEMA: &str = "
+pub const SCHEMA: &str = "
 CREATE TABLE people (tenant_id text NOT NULL, id int PRIMARY KEY, email text NOT NULL, note text);
 INSERT INTO people SELECT 'acme', i, 'person' || i || '@example.org', repeat('n', i % 50)
 FROM generate_series(1, 400) i;
@@ -19,7 +19,7 @@ INSERT INTO people VALUES ('globex', 1000, 'g@example.org', 'globex');
 ";
 
 /// The tenant's data key (an age identity), unwrapped with its identity file.
-fn data_key(env: &Env, tenant: &str, key: &Key) -> age::x25519::Identity {
+pub fn data_key(env: &Env, tenant: &str, key: &Key) -> age::x25519::Identity {
     let text = std::fs::read_to_string(&key.identity).unwrap();
     let line = text
         .lines()
@@ -31,7 +31,7 @@ fn data_key(env: &Env, tenant: &str, key: &Key) -> age::x25519::Identity {
     age::x25519::Identity::from_str(String::from_utf8(secret).unwrap().trim()).unwrap()
 }
 
-fn open(ciphertext: &[u8], id: &age::x25519::Identity) -> Option<Vec<u8>> {
+pub fn open(ciphertext: &[u8], id: &age::x25519::Identity) -> Option<Vec<u8>> {
     let d = age::Decryptor::new(ciphertext).ok()?;
     let mut r = d.decrypt(std::iter::once(id as &dyn age::Identity)).ok()?;
     let mut out = vec![];
@@ -40,7 +40,7 @@ fn open(ciphertext: &[u8], id: &age::x25519::Identity) -> Option<Vec<u8>> {
 }
 
 /// Every zstd frame in a pack's plaintext, decompressed (erased ranges are zeros, no frame).
-fn frames(plain: &[u8]) -> Vec<u8> {
+pub fn frames(plain: &[u8]) -> Vec<u8> {
     const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
     let mut out = vec![];
     let mut at = 0;
@@ -59,7 +59,7 @@ fn frames(plain: &[u8]) -> Vec<u8> {
     out
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())

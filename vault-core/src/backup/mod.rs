@@ -302,7 +302,9 @@ impl Vault {
             serde_json::to_vec_pretty(&record).unwrap_or_default(),
         )
         .await?;
-        self.delete(&pending).await?;
+        crate::faults::crash_point("backup:record");
+        // The inventory learns the cycle before its pending marker goes: a crash in between
+        // leaves a committed cycle with its marker, which the next cycle indexes from the store.
         self.inventory().put_cycle(&record)?;
         self.inventory().put_table_defs(cycle.plan.tables.iter())?;
         for c in &committed {
@@ -316,6 +318,8 @@ impl Vault {
                 .put_snapshot(&t.path, &c.entry, &c.tables)?;
         }
         self.inventory().flush().await?;
+        crate::faults::crash_point("backup:inventory");
+        self.delete(&pending).await?;
         tracing::info!(snapshot = %snapshot, "backup committed");
 
         let (mut unregistered, unowned) = leftovers;

@@ -82,7 +82,10 @@ impl Uploads {
         let store = self.store.clone();
         let lock = lock.clone();
         self.running.spawn(async move {
-            let r = store.put_archive(&path, bytes, &lock).await.map(|()| None);
+            let r = store
+                .put_archive_unsynced(&path, bytes, &lock)
+                .await
+                .map(|()| None);
             (tenant, r)
         });
         Ok(())
@@ -107,7 +110,7 @@ impl Uploads {
                     tokio::task::spawn_blocking(move || block::seal_pack(&to, &name, &plain))
                         .await
                         .map_err(|e| Error::Aborted(format!("sealing a pack: {e}")))??;
-                store.put_archive(&path, sealed, &lock).await?;
+                store.put_archive_unsynced(&path, sealed, &lock).await?;
                 Ok(Some(pack))
             }
             .await;
@@ -350,6 +353,9 @@ pub(super) async fn run(
     if abort.load(Ordering::Relaxed) {
         return Err(Error::Aborted("another part of the backup failed".into()));
     }
+    // The packs are durable before any manifest refers to them.
+    vault.store().sync().await?;
+    crate::faults::crash_point("backup:packs");
     for (t, pack) in std::mem::take(&mut up.sealed) {
         accs[t].packs.push(pack);
     }
@@ -442,6 +448,9 @@ pub(super) async fn run(
         });
     }
     up.finish().await?;
+    // The manifests are durable before the snapshot record refers to them.
+    vault.store().sync().await?;
+    crate::faults::crash_point("backup:manifests");
     out.retain(|c| !up.has_failed(c.tenant));
     Ok((out, up.failed))
 }

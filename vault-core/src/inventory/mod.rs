@@ -126,6 +126,9 @@ pub struct Inventory {
     /// Object versions object lock kept from deletion: `object \0 version` -> [`Deferred`].
     /// Not cleared by a rebuild: the store cannot tell hidden locked versions apart.
     deferred: sled::Tree,
+    /// tenant path -> JSON list of block ids an erasure has yet to clear from their packs
+    /// (written before the erasure changes anything; see `Vault::erase`).
+    erasing: sled::Tree,
     /// Retention date last set on an archive object: `object` -> unix seconds (big endian).
     locks: sled::Tree,
     /// MAC of the version of each authenticated object this vault wrote (or accepted) last:
@@ -204,6 +207,7 @@ impl Inventory {
             snapshot_tables: db.open_tree("snapshot_tables")?,
             table_defs: db.open_tree("table_defs")?,
             deferred: db.open_tree("deferred")?,
+            erasing: db.open_tree("erasing")?,
             locks: db.open_tree("locks")?,
             digests: db.open_tree("digests")?,
             db,
@@ -334,6 +338,23 @@ impl Inventory {
             tree.clear()?;
         }
         Ok(())
+    }
+
+    /// Blocks an interrupted erasure of the tenant had still to clear.
+    pub fn erasing(&self, tenant_path: &str) -> Result<Vec<String>> {
+        match self.erasing.get(tenant_path)? {
+            Some(v) => parse(&v, "pending erasure"),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Records (durably) the blocks an erasure is about to clear, with any still pending.
+    pub async fn set_erasing(&self, tenant_path: &str, blocks: &[String]) -> Result<()> {
+        match blocks.is_empty() {
+            true => self.erasing.remove(tenant_path)?,
+            false => self.erasing.insert(tenant_path, json(&blocks))?,
+        };
+        self.flush().await
     }
 
     pub fn put_deferred(&self, l: &crate::store::LockedVersion, reason: &str) -> Result<()> {
