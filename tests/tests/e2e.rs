@@ -63,6 +63,8 @@ mod hostile_ids;
 mod hostile_store;
 #[path = "e2e/import.rs"]
 mod import;
+#[path = "e2e/in_process.rs"]
+mod in_process;
 #[path = "e2e/integrity.rs"]
 mod integrity;
 #[path = "e2e/interrupted.rs"]

@@ -43,7 +43,12 @@ impl Vault {
     /// Deletes everything of a tenant; refused under a legal hold.
     pub async fn forget_tenant(&self, tenant: &str) -> Result<ErasureCertificate> {
         // Success is recorded inside, with what was destroyed; a refusal or failure here.
-        let result = self.with_lease("forget", self.forget_pass(tenant)).await;
+        let result = {
+            let path = self.tenant(tenant).map(|r| r.path).unwrap_or_default();
+            let _store = self.locks().store_shared().await;
+            let _tenant = self.locks().tenant_alone(&path).await;
+            self.with_lease("forget", self.forget_pass(tenant)).await
+        };
         let draft = AuditDraft::new(actions::ERASURE)
             .tenant(tenant)
             .details(serde_json::json!({ "event": "forget tenant" }));

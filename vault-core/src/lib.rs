@@ -29,6 +29,7 @@ pub mod inventory;
 pub mod layout;
 pub mod lease;
 pub mod ledger;
+mod locks;
 pub mod policy;
 pub mod prune;
 pub mod records;

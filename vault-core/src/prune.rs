@@ -52,6 +52,7 @@ impl Vault {
         match dry_run {
             true => self.retention_pass(tenant, dry_run, now).await,
             false => {
+                let _store = self.locks().store_alone().await;
                 self.with_lease("retention", self.retention_pass(tenant, dry_run, now))
                     .await
             }
@@ -84,6 +85,11 @@ impl Vault {
         // Read once: every tenant's versions are dated against the same cycles.
         let cycles = self.inventory().cycles()?;
         for record in tenants {
+            self.check_cancelled()?;
+            let _tenant = match dry_run {
+                true => self.locks().tenant_shared(&record.path).await,
+                false => self.locks().tenant_alone(&record.path).await,
+            };
             let t = self
                 .retain_tenant(&record, &cycles, dry_run, (now, real_now), &mut report)
                 .await?;

@@ -45,10 +45,20 @@ pub struct ReadStats {
     pub bytes: std::sync::atomic::AtomicU64,
 }
 
+/// A handle on a vault: its shared state, and the context of the operation it runs (who acts,
+/// what it has read, whether it was cancelled). Cloning is cheap; [`Vault::operation`] gives
+/// each concurrent operation a handle of its own over the same state.
+#[derive(Clone)]
 pub struct Vault {
-    reads: ReadStats,
-    /// The audit trail; one process holds the vault (the inventory lock), so a mutex suffices.
-    audit: std::sync::Mutex<crate::audit::AuditLog>,
+    shared: std::sync::Arc<Shared>,
+    op: Operation,
+}
+
+/// What every operation of a process shares.
+struct Shared {
+    /// The audit trail; its append and the anchor write happen under this one lock, so that
+    /// concurrent operations anchor their entries in order.
+    audit: tokio::sync::Mutex<crate::audit::AuditLog>,
     dir: PathBuf,
     config: VaultConfig,
     store: Store,
@@ -56,14 +66,25 @@ pub struct Vault {
     salt: [u8; 32],
     /// The store lease while operations of this process hold it.
     leases: crate::lease::Leases,
+    /// Which operations may run side by side (see [`crate::locks`]).
+    locks: crate::locks::Locks,
     /// How long to wait for the state directory or the store lease held elsewhere.
     wait: std::time::Duration,
-    /// Who the audit trail names for this handle's operations (`--actor`); `None`: the OS user.
-    actor: Option<String>,
     /// This state directory's audit trail id (`None` for one made before trails had ids).
     trail: Option<String>,
     /// Where its audit trail is anchored in the store.
     anchor: ObjPath,
+}
+
+/// The context of one operation.
+#[derive(Clone, Default)]
+struct Operation {
+    /// Who the audit trail names (`--actor`, the server's principal); `None`: the OS user.
+    actor: Option<String>,
+    /// Blocks and bytes this operation fetched from the store.
+    reads: std::sync::Arc<ReadStats>,
+    /// Set to stop the operation at its next safe point.
+    cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const CONFIG_FILE: &str = "config.toml";
@@ -242,7 +263,7 @@ impl Vault {
 
     /// The recovery code of the vault key, to keep offline (`init` shows it once).
     pub fn recovery_code(&self) -> Result<String> {
-        Ok(load_key(&self.dir)?.code())
+        Ok(load_key(&self.shared.dir)?.code())
     }
 
     /// Reads `config.toml` of a vault directory.
@@ -322,82 +343,118 @@ impl Vault {
         let audit = crate::audit::AuditLog::open(&dir.join("audit.log"))?;
         let trail = crate::audit::trail_id(dir)?;
         Ok(Vault {
-            reads: ReadStats::default(),
-            audit: std::sync::Mutex::new(audit),
-            dir: dir.to_path_buf(),
-            config,
-            store,
-            inventory,
-            salt,
-            leases: Default::default(),
-            wait,
-            anchor: crate::audit::anchor_path(trail.as_deref()),
-            trail,
-            actor: None,
+            shared: std::sync::Arc::new(Shared {
+                audit: tokio::sync::Mutex::new(audit),
+                dir: dir.to_path_buf(),
+                config,
+                store,
+                inventory,
+                salt,
+                leases: Default::default(),
+                locks: Default::default(),
+                wait,
+                anchor: crate::audit::anchor_path(trail.as_deref()),
+                trail,
+            }),
+            op: Operation::default(),
         })
     }
 
     pub(crate) fn leases(&self) -> &crate::lease::Leases {
-        &self.leases
+        &self.shared.leases
     }
 
     pub(crate) fn wait(&self) -> std::time::Duration {
-        self.wait
+        self.shared.wait
     }
 
     /// Closes the handle and rewrites the inventory into fresh files, so that what an erasure or
     /// a forgotten tenant removed does not linger in sled's old log segments. Call it after
     /// `erase` and `forget_tenant`.
     pub async fn close_compacting(self) -> Result<()> {
-        self.inventory.flush().await?;
-        let dir = self.dir.join("inventory");
+        self.shared.inventory.flush().await?;
+        let dir = self.shared.dir.join("inventory");
         drop(self);
         crate::inventory::compact(&dir)
     }
 
     /// Names `actor` in the audit trail for this handle's operations instead of the OS user.
     pub fn set_actor(&mut self, actor: impl Into<String>) {
-        self.actor = Some(actor.into());
+        self.op.actor = Some(actor.into());
+    }
+
+    /// A handle for one more operation over the same vault: its own actor (`None`: the OS
+    /// user), read counters and cancellation. Operations of one process run side by side
+    /// safely; which wait for which is decided by [`crate::locks`].
+    pub fn operation(&self, actor: Option<String>) -> Vault {
+        Vault {
+            shared: self.shared.clone(),
+            op: Operation {
+                actor,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Asks this handle's operation to stop at its next safe point (between tables of a
+    /// backup, tenants of a retention pass); it then fails with an `Aborted` error and leaves
+    /// what an interrupted run leaves, which the next run cleans up.
+    pub fn cancel(&self) {
+        self.op
+            .cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// An error once [`Vault::cancel`] was called.
+    pub(crate) fn check_cancelled(&self) -> Result<()> {
+        match self.op.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Err(Error::Aborted("cancelled".into())),
+            false => Ok(()),
+        }
+    }
+
+    pub(crate) fn locks(&self) -> &crate::locks::Locks {
+        &self.shared.locks
     }
 
     pub(crate) fn trail(&self) -> Option<&str> {
-        self.trail.as_deref()
+        self.shared.trail.as_deref()
     }
 
     /// Blocks and bytes read from the store so far.
     pub fn reads(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (
-            self.reads.blocks.load(Relaxed),
-            self.reads.bytes.load(Relaxed),
+            self.op.reads.blocks.load(Relaxed),
+            self.op.reads.bytes.load(Relaxed),
         )
     }
 
     pub(crate) fn count_read(&self, bytes: u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        self.reads.blocks.fetch_add(1, Relaxed);
-        self.reads.bytes.fetch_add(bytes, Relaxed);
+        self.op.reads.blocks.fetch_add(1, Relaxed);
+        self.op.reads.bytes.fetch_add(bytes, Relaxed);
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.shared.dir
     }
 
     pub fn config(&self) -> &VaultConfig {
-        &self.config
+        &self.shared.config
     }
 
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.shared.store
     }
 
     pub fn inventory(&self) -> &Inventory {
-        &self.inventory
+        &self.shared.inventory
     }
 
     /// Store directory name of a tenant.
     pub fn tenant_path(&self, tenant: &str) -> String {
-        layout::tenant_path(&self.salt, tenant)
+        layout::tenant_path(&self.shared.salt, tenant)
     }
 
     /// Appends an audit entry and anchors the new chain head in the store.
@@ -405,19 +462,15 @@ impl Vault {
         &self,
         mut draft: crate::audit::AuditDraft,
     ) -> Result<crate::audit::AuditEntry> {
-        if let Some(actor) = &self.actor {
+        if let Some(actor) = &self.op.actor {
             draft = draft.actor(actor.clone());
         }
-        let entry = {
-            let mut log = self
-                .audit
-                .lock()
-                .map_err(|_| Error::Conflict("the audit log lock is poisoned".into()))?;
-            log.append(draft)?
-        };
+        // Held across the anchor write: anchors go to the store in the order of the entries.
+        let mut log = self.shared.audit.lock().await;
+        let entry = log.append(draft)?;
         crate::audit::write_anchor(
-            &**self.store.objects(),
-            &self.anchor,
+            &**self.shared.store.objects(),
+            &self.shared.anchor,
             entry.seq,
             &entry.hash,
         )
@@ -465,25 +518,25 @@ impl Vault {
     }
 
     /// Entries of the audit trail (of one tenant, or all).
-    pub fn audit_entries(&self, tenant: Option<&str>) -> Result<Vec<crate::audit::AuditEntry>> {
-        let log = self
-            .audit
-            .lock()
-            .map_err(|_| Error::Conflict("the audit log lock is poisoned".into()))?;
-        log.entries(tenant)
+    pub async fn audit_entries(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<crate::audit::AuditEntry>> {
+        self.shared.audit.lock().await.entries(tenant)
     }
 
     /// Checks the audit trail's chain against the head anchored in the store.
     pub async fn verify_audit(&self) -> Result<crate::audit::VerifyOutcome> {
-        let anchor = crate::audit::read_anchor(&**self.store.objects(), &self.anchor).await?;
+        let anchor =
+            crate::audit::read_anchor(&**self.shared.store.objects(), &self.shared.anchor).await?;
         crate::audit::AuditLog::verify_with_anchor(
-            &self.dir.join("audit.log"),
+            &self.shared.dir.join("audit.log"),
             anchor.map(|a| a.head()),
         )
     }
 
     pub(crate) async fn put(&self, path: &ObjPath, bytes: Vec<u8>) -> Result<()> {
-        self.store.put(path, bytes).await?;
+        self.shared.store.put(path, bytes).await?;
         Ok(())
     }
 
@@ -494,17 +547,18 @@ impl Vault {
         bytes: Vec<u8>,
         lock: &Lock,
     ) -> Result<()> {
-        self.store.put_archive(path, bytes, lock).await
+        self.shared.store.put_archive(path, bytes, lock).await
     }
 
     /// Reads an object; authenticated ones are checked (see `Store::get`).
     pub(crate) async fn get(&self, path: &ObjPath) -> Result<bytes::Bytes> {
-        self.store.get(path).await
+        self.shared.store.get(path).await
     }
 
     /// Every object under `prefix`.
     pub(crate) async fn list(&self, prefix: &ObjPath) -> Result<Vec<object_store::ObjectMeta>> {
-        self.store
+        self.shared
+            .store
             .objects()
             .list(Some(prefix))
             .try_collect()
@@ -516,7 +570,7 @@ impl Vault {
     /// One that a bucket's default retention locked anyway is an error that says so.
     pub(crate) async fn delete(&self, path: &ObjPath) -> Result<()> {
         self.leased()?;
-        match self.store.delete(path).await?.into_iter().next() {
+        match self.shared.store.delete(path).await?.into_iter().next() {
             None => Ok(()),
             Some(l) => Err(Error::Locked {
                 object: path.to_string(),
@@ -536,7 +590,7 @@ impl Vault {
         reason: &str,
     ) -> Result<Vec<LockedVersion>> {
         self.leased()?;
-        let locked = self.store.delete(path).await?;
+        let locked = self.shared.store.delete(path).await?;
         self.defer(&locked, reason)?;
         Ok(locked)
     }
@@ -548,7 +602,7 @@ impl Vault {
         reason: &str,
     ) -> Result<Vec<LockedVersion>> {
         self.leased()?;
-        let locked = self.store.delete_old_versions(path).await?;
+        let locked = self.shared.store.delete_old_versions(path).await?;
         self.defer(&locked, reason)?;
         Ok(locked)
     }
@@ -556,7 +610,7 @@ impl Vault {
     fn defer(&self, locked: &[LockedVersion], reason: &str) -> Result<()> {
         for l in locked {
             tracing::warn!(object = %l.object, why = %l.why(), "locked: deletion deferred");
-            self.inventory.put_deferred(l, reason)?;
+            self.shared.inventory.put_deferred(l, reason)?;
         }
         Ok(())
     }

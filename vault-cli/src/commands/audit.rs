@@ -51,7 +51,7 @@ impl Audit {
                 })
             }
             None => {
-                let entries = vault.audit_entries(self.tenant.as_deref())?;
+                let entries = vault.audit_entries(self.tenant.as_deref()).await?;
                 if g.json {
                     output::json(&entries)?;
                 } else {

@@ -186,7 +186,10 @@ impl Vault {
         if let Some([one]) = opts.tenants.as_deref() {
             draft = draft.tenant(one.clone());
         }
-        let result = self.with_lease("backup", self.backup_cycle(opts)).await;
+        let result = {
+            let _store = self.locks().store_alone().await;
+            self.with_lease("backup", self.backup_cycle(opts)).await
+        };
         if let Ok(r) = &result {
             let rows: u64 = r.tenants.iter().map(|t| t.rows).sum();
             let bytes: u64 = r.tenants.iter().map(|t| t.bytes_stored).sum();

@@ -294,6 +294,7 @@ pub(super) async fn run(
     };
     let mut pending = 0usize;
     while let Some(s) = rx.recv().await {
+        vault.check_cancelled()?;
         let acc = &mut accs[s.tenant];
         if up.has_failed(s.tenant) {
             // Its upload failed: the rest of its blocks are dropped.

@@ -69,7 +69,14 @@ impl Vault {
         opts: &RecordRestoreOptions,
         identity: &keys::TenantIdentities,
     ) -> Result<RecordRestoreReport> {
-        let result = self.restore_records_inner(opts, identity).await;
+        let result = {
+            let path = self
+                .tenant(&opts.tenant)
+                .map(|r| r.path)
+                .unwrap_or_default();
+            let _tenant = self.locks().tenant_shared(&path).await;
+            self.restore_records_inner(opts, identity).await
+        };
         // Records are named by keyed hash: the trail holds no key values (docs/AUDIT.md).
         let records = self.audit_names(&opts.tenant, &opts.table, &opts.keys);
         let mut details = serde_json::json!({ "table": opts.table, "records": records, "snapshot": opts.snapshot, "with_related": opts.with_related });

@@ -177,9 +177,12 @@ impl Vault {
         snapshot: &str,
         identity: &keys::TenantIdentities,
     ) -> Result<RecordView> {
-        let result = self
-            .show_unaudited(tenant, table, key, snapshot, identity)
-            .await;
+        let result = {
+            let path = self.tenant(tenant).map(|r| r.path).unwrap_or_default();
+            let _tenant = self.locks().tenant_shared(&path).await;
+            self.show_unaudited(tenant, table, key, snapshot, identity)
+                .await
+        };
         self.audit_read("show", tenant, table, key, snapshot, result)
             .await
     }
@@ -278,9 +281,12 @@ impl Vault {
         snapshot: &str,
         identity: &keys::TenantIdentities,
     ) -> Result<RecordDiff> {
-        let result = self
-            .diff_unaudited(tenant, table, key, snapshot, identity)
-            .await;
+        let result = {
+            let path = self.tenant(tenant).map(|r| r.path).unwrap_or_default();
+            let _tenant = self.locks().tenant_shared(&path).await;
+            self.diff_unaudited(tenant, table, key, snapshot, identity)
+                .await
+        };
         self.audit_read("diff", tenant, table, key, snapshot, result)
             .await
     }

@@ -342,7 +342,14 @@ impl Vault {
                 "target": opts.target.as_deref().map(crate::source::postgres::redact).unwrap_or_else(|| "live".into()),
                 "dry_run": opts.dry_run,
             }));
-        let result = self.restore_tenant(opts, identity).await;
+        let result = {
+            let path = self
+                .tenant(&opts.tenant)
+                .map(|r| r.path)
+                .unwrap_or_default();
+            let _tenant = self.locks().tenant_shared(&path).await;
+            self.restore_tenant(opts, identity).await
+        };
         let draft = match &result {
             Ok(r) => draft.details(serde_json::json!({
                 "snapshot": r.snapshot, "target": r.target, "dry_run": r.dry_run,
