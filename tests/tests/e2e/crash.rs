@@ -100,13 +100,14 @@ fn an_erasure_stopped_at_any_step_is_finished_by_the_next() {
         env.db
             .exec("UPDATE people SET note = note || '+' WHERE id % 7 = 0");
         env.tv.backup_all();
+        let erased = format!("email={MARKER}");
         let args = [
             "erase",
             "acme",
             "--table",
             "public.people",
             "--key",
-            "id=77",
+            &erased,
             "--identity",
             key.identity_str(),
         ];

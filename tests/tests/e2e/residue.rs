@@ -11,7 +11,7 @@ use tests::*;
 pub const MARKER: &str = "Residue-Marker-59021-grace@example.org";
 
 pub const SCHEMA: &str = "
-CREATE TABLE people (tenant_id text NOT NULL, id int PRIMARY KEY, email text NOT NULL, note text);
+CREATE TABLE people (tenant_id text NOT NULL, id int NOT NULL UNIQUE, email text PRIMARY KEY, note text);
 INSERT INTO people SELECT 'acme', i, 'person' || i || '@example.org', repeat('n', i % 50)
 FROM generate_series(1, 400) i;
 UPDATE people SET email = 'Residue-Marker-59021-grace@example.org' WHERE id = 77;
@@ -129,7 +129,7 @@ fn an_erased_record_leaves_nothing_in_the_store_the_state_or_the_old_files() {
         "--table",
         "public.people",
         "--key",
-        "id=77",
+        &format!("email={MARKER}"),
         "--identity",
         key.identity_str(),
     ]);
