@@ -79,11 +79,16 @@ impl Vault {
         let _tenant = self.locks().tenant_alone(&path).await;
         // Success is recorded inside, naming the records by keyed hash; a refusal or a failure
         // here, without the keys (its message may quote them).
-        match self
+        let result = self
             .with_lease("erase", self.erase_pass(opts, identity))
-            .await
-        {
-            Ok(r) => Ok(r),
+            .await;
+        drop((_store, _tenant));
+        match result {
+            Ok(r) => {
+                // The erased records' keys must not survive in the inventory's old files.
+                self.compact_inventory().await?;
+                Ok(r)
+            }
             Err(e) => {
                 let draft = AuditDraft::new(actions::ERASURE)
                     .tenant(opts.tenant.clone())

@@ -49,6 +49,11 @@ impl Vault {
             let _tenant = self.locks().tenant_alone(&path).await;
             self.with_lease("forget", self.forget_pass(tenant)).await
         };
+        // The tenant's entries must not survive in the inventory's old files.
+        let result = match result {
+            Ok(c) => self.compact_inventory().await.map(|()| c),
+            Err(e) => Err(e),
+        };
         let draft = AuditDraft::new(actions::ERASURE)
             .tenant(tenant)
             .details(serde_json::json!({ "event": "forget tenant" }));

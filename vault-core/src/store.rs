@@ -101,7 +101,17 @@ pub struct Store {
 
 struct Auth {
     key: crate::archive::auth::VaultKey,
-    digests: sled::Tree,
+    /// The inventory's digests tree; replaced when the inventory is compacted.
+    digests: std::sync::RwLock<sled::Tree>,
+}
+
+impl Auth {
+    fn digests(&self) -> sled::Tree {
+        self.digests
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 impl Store {
@@ -179,7 +189,20 @@ impl Store {
     /// From now on, objects that carry a MAC are sealed on write and checked on read
     /// (`archive::auth`), against `digests` for the version last written.
     pub fn authenticate(&mut self, key: crate::archive::auth::VaultKey, digests: sled::Tree) {
-        self.auth = Some(Arc::new(Auth { key, digests }));
+        self.auth = Some(Arc::new(Auth {
+            key,
+            digests: std::sync::RwLock::new(digests),
+        }));
+    }
+
+    /// Points MAC bookkeeping at a new inventory's digests (after a compaction).
+    pub fn rebind_digests(&self, digests: sled::Tree) {
+        if let Some(auth) = &self.auth {
+            *auth
+                .digests
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = digests;
+        }
     }
 
     fn auth_for(&self, path: &ObjPath) -> Option<&Auth> {
@@ -207,7 +230,7 @@ impl Store {
         let (sealed, mac) = auth.key.seal(path.as_ref(), &bytes);
         let put = self.put_raw(path, sealed).await?;
         self.sync_file(path, durable).await?;
-        auth.digests.insert(path.as_ref(), mac.as_bytes())?;
+        auth.digests().insert(path.as_ref(), mac.as_bytes())?;
         Ok(put)
     }
 
@@ -247,7 +270,7 @@ impl Store {
         let Some(auth) = self.auth_for(path) else {
             return got;
         };
-        let remembered = auth.digests.get(path.as_ref())?;
+        let remembered = auth.digests().get(path.as_ref())?;
         let bytes = match got {
             Err(Error::NotFound { .. }) if remembered.is_some() => return Err(Error::corrupt(
                 path,
@@ -269,7 +292,7 @@ impl Store {
             // First sight (after an inventory rebuild): this authentic version is the one to
             // expect from now on.
             None => {
-                auth.digests.insert(path.as_ref(), mac.as_bytes())?;
+                auth.digests().insert(path.as_ref(), mac.as_bytes())?;
             }
             Some(_) => {}
         }
@@ -279,7 +302,7 @@ impl Store {
 
     fn forget_digest(&self, path: &ObjPath) -> Result<()> {
         if let Some(auth) = self.auth_for(path) {
-            auth.digests.remove(path.as_ref())?;
+            auth.digests().remove(path.as_ref())?;
         }
         Ok(())
     }
@@ -932,7 +955,7 @@ fn sync_file(file: &Path) -> Result<()> {
 }
 
 /// Overwrites a file's every byte with zeros, in place, and syncs it.
-fn zero_file(file: &std::fs::File) -> std::io::Result<()> {
+pub(crate) fn zero_file(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let len = file.metadata()?.len();
     let zeros = vec![0u8; 1 << 16];

@@ -62,7 +62,10 @@ struct Shared {
     dir: PathBuf,
     config: VaultConfig,
     store: Store,
-    inventory: Inventory,
+    /// Replaced, under the store lock, when a compaction rewrites it.
+    inventory: std::sync::RwLock<Inventory>,
+    /// Keeps the state directory this process's alone (see `lock_state_dir`).
+    _lock: std::fs::File,
     salt: [u8; 32],
     /// The store lease while operations of this process hold it.
     leases: crate::lease::Leases,
@@ -210,7 +213,7 @@ impl Vault {
                 ),
             });
         }
-        let inventory = open_inventory(dir, std::time::Duration::ZERO).await?;
+        let (inventory, lock) = open_inventory(dir, std::time::Duration::ZERO).await?;
         store.authenticate(key, inventory.digests());
         let all: Vec<object_store::ObjectMeta> = match d.format < AUTHENTICATED_FORMAT {
             true => store.objects().list(None),
@@ -255,6 +258,7 @@ impl Vault {
         // The store's digest tree keeps the inventory open: close both before reopening.
         drop(store);
         drop(inventory);
+        drop(lock);
         Ok((
             Vault::open(dir, config).await?,
             d.format < AUTHENTICATED_FORMAT,
@@ -338,7 +342,7 @@ impl Vault {
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| Error::corrupt("vault.json", "bad salt"))?;
-        let inventory = open_inventory(dir, wait).await?;
+        let (inventory, lock) = open_inventory(dir, wait).await?;
         store.authenticate(key, inventory.digests());
         let audit = crate::audit::AuditLog::open(&dir.join("audit.log"))?;
         let trail = crate::audit::trail_id(dir)?;
@@ -348,7 +352,8 @@ impl Vault {
                 dir: dir.to_path_buf(),
                 config,
                 store,
-                inventory,
+                inventory: std::sync::RwLock::new(inventory),
+                _lock: lock,
                 salt,
                 leases: Default::default(),
                 locks: Default::default(),
@@ -368,14 +373,42 @@ impl Vault {
         self.shared.wait
     }
 
-    /// Closes the handle and rewrites the inventory into fresh files, so that what an erasure or
-    /// a forgotten tenant removed does not linger in sled's old log segments. Call it after
-    /// `erase` and `forget_tenant`.
-    pub async fn close_compacting(self) -> Result<()> {
-        self.shared.inventory.flush().await?;
-        let dir = self.shared.dir.join("inventory");
-        drop(self);
-        crate::inventory::compact(&dir)
+    /// Rewrites the inventory into a fresh database and destroys the old one (every file
+    /// overwritten with zeros, then removed), so that what an erasure or a forgotten tenant
+    /// removed lingers neither in sled's old log segments nor in freed disk blocks. `erase` and
+    /// `forget_tenant` run it when they are done. It waits for the store alone: no backup,
+    /// retention, erasure or forget runs meanwhile; reads go on, on the old database until the
+    /// swap and on the new one after.
+    pub async fn compact_inventory(&self) -> Result<()> {
+        let _store = self.locks().store_alone().await;
+        let old = self.inventory();
+        old.flush().await?;
+        let state = self.shared.dir.clone();
+        let copy = old.clone();
+        let (fresh, current) = tokio::task::spawn_blocking(move || copy.copy_to_fresh(&state))
+            .await
+            .map_err(|e| Error::Aborted(format!("compacting the inventory: {e}")))??;
+        self.shared.store.rebind_digests(fresh.digests());
+        *self
+            .shared
+            .inventory
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        // Reads that began before the swap finish on the old database; then it is destroyed.
+        // One still in use after a minute is destroyed when the vault is next opened.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while old.shared() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if old.shared() {
+            tracing::warn!("the old inventory is still in use: destroyed at the next open");
+            return Ok(());
+        }
+        drop(old);
+        let state = self.shared.dir.clone();
+        tokio::task::spawn_blocking(move || crate::inventory::destroy_others(&state, &current))
+            .await
+            .map_err(|e| Error::Aborted(format!("destroying the old inventory: {e}")))?
     }
 
     /// Names `actor` in the audit trail for this handle's operations instead of the OS user.
@@ -448,8 +481,13 @@ impl Vault {
         &self.shared.store
     }
 
-    pub fn inventory(&self) -> &Inventory {
-        &self.shared.inventory
+    /// The inventory (a cheap handle on it; a compaction may replace it between two calls).
+    pub fn inventory(&self) -> Inventory {
+        self.shared
+            .inventory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Store directory name of a tenant.
@@ -610,7 +648,7 @@ impl Vault {
     fn defer(&self, locked: &[LockedVersion], reason: &str) -> Result<()> {
         for l in locked {
             tracing::warn!(object = %l.object, why = %l.why(), "locked: deletion deferred");
-            self.shared.inventory.put_deferred(l, reason)?;
+            self.inventory().put_deferred(l, reason)?;
         }
         Ok(())
     }
@@ -689,11 +727,19 @@ const HOLDER_FILE: &str = "holder.json";
 
 /// Opens the inventory, whose lock keeps one process per state directory; waits up to `wait`
 /// for a holder to finish, saying once who it is.
-async fn open_inventory(dir: &Path, wait: std::time::Duration) -> Result<Inventory> {
+async fn open_inventory(
+    dir: &Path,
+    wait: std::time::Duration,
+) -> Result<(Inventory, std::fs::File)> {
     let deadline = std::time::Instant::now() + wait;
     let mut told = false;
     loop {
-        match Inventory::open(&dir.join("inventory")) {
+        match lock_state_dir(dir).and_then(|lock| {
+            let current = crate::inventory::current_dir(dir)?;
+            // What a compaction replaced (and could not destroy while it was in use).
+            crate::inventory::destroy_others(dir, &current)?;
+            Ok((Inventory::open(&current)?, lock))
+        }) {
             Ok(inv) => {
                 let me = Holder {
                     pid: std::process::id(),
@@ -734,6 +780,27 @@ async fn open_inventory(dir: &Path, wait: std::time::Duration) -> Result<Invento
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Takes the state directory for this process (`lock`, an exclusive file lock held as long as
+/// the returned file is open), or fails with `Busy`.
+fn lock_state_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .io(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(format!(
+            "the vault at {} is in use by another tvault process (a backup, restore or prune); \
+             try again when it has finished",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).io(|| format!("locking {}", path.display())),
     }
 }
 

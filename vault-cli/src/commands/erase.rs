@@ -45,10 +45,6 @@ impl Erase {
             dry_run: self.dry_run,
         };
         let report = vault.erase(&opts, &identity).await?;
-        if !report.dry_run {
-            // The erased records' entries must not survive in the inventory's old log segments.
-            vault.close_compacting().await?;
-        }
         if g.json {
             output::json(&report)?;
             return Ok(ExitCode::SUCCESS);

@@ -27,8 +27,6 @@ impl ForgetTenant {
         }
         let vault = g.open().await?;
         let cert = vault.forget_tenant(&self.tenant).await?;
-        // The tenant's entries must not survive in the inventory's old log segments.
-        vault.close_compacting().await?;
         if g.json {
             output::json(&cert)?;
         } else {

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::source::postgres::catalog::TableDef;
 use crate::tenant::TenantRecord;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod rebuild;
 pub use rebuild::RebuildReport;
@@ -111,6 +111,9 @@ pub fn table_blocks(m: &crate::archive::manifest::TenantManifest) -> Vec<TableBl
 
 #[derive(Clone)]
 pub struct Inventory {
+    /// Counts the handles on this database, so that a compaction knows when the one it
+    /// replaced is no longer used.
+    handles: std::sync::Arc<()>,
     db: sled::Db,
     tenants: sled::Tree,
     id_keys: sled::Tree,
@@ -197,6 +200,7 @@ impl Inventory {
                 other => Error::Inventory(other),
             })?;
         Ok(Inventory {
+            handles: Default::default(),
             tenants: db.open_tree("tenants")?,
             id_keys: db.open_tree("id_keys")?,
             snapshots: db.open_tree("snapshots")?,
@@ -587,25 +591,96 @@ impl Inventory {
     }
 }
 
-/// Rewrites the inventory at `dir` into a fresh database and swaps it in, so that removed
-/// entries (a forgotten tenant) do not linger in sled's log segments. The vault must be closed.
-pub fn compact(dir: &Path) -> Result<()> {
-    let fresh = dir.with_extension("compacting");
-    let io = |e: std::io::Error| Error::Io {
-        context: format!("compacting {}", dir.display()),
+/// The name of the file in the state directory that names the inventory directory in use.
+const CURRENT: &str = "inventory.current";
+
+/// The inventory directory of a state directory: the one `inventory.current` names, else
+/// `inventory` (state directories made before compaction moved it).
+pub fn current_dir(state: &Path) -> Result<PathBuf> {
+    match std::fs::read_to_string(state.join(CURRENT)) {
+        Ok(name) => {
+            let name = name.trim();
+            match name.starts_with("inventory-") && !name.contains('/') {
+                true => Ok(state.join(name)),
+                false => Err(Error::corrupt(
+                    CURRENT,
+                    "does not name an inventory directory",
+                )),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(state.join("inventory")),
+        Err(e) => Err(Error::Io {
+            context: format!("reading {}", state.join(CURRENT).display()),
+            source: e,
+        }),
+    }
+}
+
+impl Inventory {
+    /// Copies every entry into a fresh database in a new directory of `state`, named
+    /// (durably) as the one in use from now on; returns it and its directory.
+    pub fn copy_to_fresh(&self, state: &Path) -> Result<(Inventory, PathBuf)> {
+        let mut id = [0u8; 8];
+        rand::fill(&mut id);
+        let name = format!("inventory-{}", hex::encode(id));
+        let fresh = state.join(&name);
+        {
+            let new = sled::Config::new().path(&fresh).open()?;
+            new.import(self.db.export());
+            new.flush()?;
+        }
+        let inv = Inventory::open(&fresh)?;
+        crate::vault::write_file_atomic(&state.join(CURRENT), name.as_bytes())?;
+        Ok((inv, fresh))
+    }
+
+    /// True while another handle than this one uses the database.
+    pub fn shared(&self) -> bool {
+        std::sync::Arc::strong_count(&self.handles) > 1
+    }
+}
+
+/// Destroys inventory directories of `state` other than `current`: every file is overwritten
+/// with zeros and synced before it is removed, so that what an erasure or a forgotten tenant
+/// removed is not left in freed disk blocks either. Leftovers of an interrupted compaction
+/// (or of an older tvault's) are destroyed the same way.
+pub fn destroy_others(state: &Path, current: &Path) -> Result<()> {
+    let io = |p: &Path, e: std::io::Error| Error::Io {
+        context: format!("destroying the old inventory {}", p.display()),
         source: e,
     };
-    if fresh.exists() {
-        std::fs::remove_dir_all(&fresh).map_err(io)?;
+    let Ok(entries) = std::fs::read_dir(state) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if path == current || !name.starts_with("inventory") || name == CURRENT || !path.is_dir() {
+            continue;
+        }
+        for f in walk_files(&path) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .map_err(|e| io(&f, e))?;
+            crate::store::zero_file(&file).map_err(|e| io(&f, e))?;
+        }
+        std::fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
     }
-    {
-        let old = sled::Config::new().path(dir).open()?;
-        let new = sled::Config::new().path(&fresh).open()?;
-        new.import(old.export());
-        new.flush()?;
+    Ok(())
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match p.is_dir() {
+                true => stack.push(p),
+                false => out.push(p),
+            }
+        }
     }
-    let retired = dir.with_extension("retired");
-    std::fs::rename(dir, &retired).map_err(io)?;
-    std::fs::rename(&fresh, dir).map_err(io)?;
-    std::fs::remove_dir_all(&retired).map_err(io)
+    out
 }
