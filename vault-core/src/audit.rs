@@ -204,7 +204,8 @@ impl AuditDraft {
         self
     }
 
-    /// The outcome of `result`: `ok`, `refused: …` for an [`Error::Refused`], else `failed: …`
+    /// The outcome of `result`: `ok`, `refused: …` for an [`Error::Refused`] or
+    /// [`Error::Busy`] (nothing was changed), else `failed: …`
     /// with the error's causes; `hide` are strings (record keys) the trail must not contain, each
     /// replaced by `<key>`.
     pub fn outcome_of<T>(self, result: &Result<T>, hide: &[String]) -> Self {
@@ -216,7 +217,7 @@ impl AuditDraft {
         };
         match result {
             Ok(_) => self,
-            Err(Error::Refused(why)) => self.refused(clean(why.clone())),
+            Err(Error::Refused(why) | Error::Busy(why)) => self.refused(clean(why.clone())),
             Err(e) => self.failed(clean(crate::error::with_causes(e))),
         }
     }

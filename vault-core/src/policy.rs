@@ -94,6 +94,12 @@ impl Vault {
 
     /// Places a legal hold: nothing of the tenant is deleted or erased until it is released.
     pub async fn set_hold(&self, tenant: &str, reason: &str) -> Result<Hold> {
+        let result = self.place_hold(tenant, reason).await;
+        let draft = AuditDraft::new(actions::HOLD).tenant(tenant);
+        self.audit_if_failed(draft, result).await
+    }
+
+    async fn place_hold(&self, tenant: &str, reason: &str) -> Result<Hold> {
         let record = self.tenant(tenant)?;
         if reason.trim().is_empty() {
             return Err(Error::Invalid("a legal hold needs a --reason".into()));
@@ -119,6 +125,12 @@ impl Vault {
     }
 
     pub async fn release_hold(&self, tenant: &str) -> Result<Option<Hold>> {
+        let result = self.lift_hold(tenant).await;
+        let draft = AuditDraft::new(actions::HOLD_RELEASE).tenant(tenant);
+        self.audit_if_failed(draft, result).await
+    }
+
+    async fn lift_hold(&self, tenant: &str) -> Result<Option<Hold>> {
         let record = self.tenant(tenant)?;
         let hold = self.hold(&record).await?;
         if let Some(h) = &hold {

@@ -52,9 +52,19 @@ impl Vault {
         match dry_run {
             true => self.retention_pass(tenant, dry_run, now).await,
             false => {
-                let _store = self.locks().store_alone().await;
-                self.with_lease("retention", self.retention_pass(tenant, dry_run, now))
-                    .await
+                let result = {
+                    let _store = self.locks().store_alone().await;
+                    self.with_lease("retention", self.retention_pass(tenant, dry_run, now))
+                        .await
+                };
+                // Deletions are recorded one by one; a pass that failed or was refused (the
+                // lease held elsewhere) is recorded here.
+                let mut draft = AuditDraft::new(actions::DELETION)
+                    .details(serde_json::json!({ "event": "retention apply" }));
+                if let Some(t) = tenant {
+                    draft = draft.tenant(t);
+                }
+                self.audit_if_failed(draft, result).await
             }
         }
     }

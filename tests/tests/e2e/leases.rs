@@ -59,6 +59,18 @@ fn two_hosts_on_one_store_take_turns(backend: Backend, name: &str) {
     );
     b.run(&["retention", "apply"])
         .assert_code(5, "retention while another host holds the lease");
+    let trail = b.json(&["audit"]);
+    assert!(
+        trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "deletion"
+                && e["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("refused") && o.contains("other-host"))),
+        "the refused retention is not in the trail: {trail:#}"
+    );
     let started = Instant::now();
     b.run(&["--wait", "2", "retention", "apply"])
         .assert_code(5, "retention that waited 2 s in vain");
