@@ -237,22 +237,6 @@ fn passwords_come_from_the_environment_the_password_file_or_a_client_certificate
     tables(&env, &no_cert, &[]).assert_code(1, "no client certificate");
 }
 
-/// Every file under `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            match p.is_dir() {
-                true => stack.push(p),
-                false => out.push(p),
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn a_password_given_in_the_connection_string_is_never_written_or_shown() {
     let (env, sc) = secure_env("conn_marker");
@@ -349,7 +333,12 @@ fn a_password_given_in_the_connection_string_is_never_written_or_shown() {
             "run #{i} printed the password:\n{o:?}"
         );
     }
-    let files = files_under(env.dir.path().join("vault").as_path());
+    let vault = env.dir.path().join("vault");
+    let files: Vec<std::path::PathBuf> = walk(&vault)
+        .into_iter()
+        .map(|p| vault.join(p))
+        .filter(|p| p.is_file())
+        .collect();
     assert!(files.len() > 5, "{files:?}");
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
