@@ -179,26 +179,37 @@ fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
 
 impl Inventory {
     /// Opens (or creates) the inventory; fails clearly when another process holds it.
+    ///
+    /// The state directory's own lock keeps other processes out, so a lock sled still holds
+    /// is this process's last handle being let go (sled releases it from a background thread
+    /// some time after the drop): that is waited for, up to a few seconds.
     pub fn open(dir: &Path) -> Result<Self> {
-        // sled caches 1 GiB by default; the index is small and read by key.
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 << 20)
-            .open()
-            .map_err(|e| match e {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match sled_config(dir).open() {
+                Ok(db) => return Inventory::of(db),
                 // sled wraps the failed file lock in an error of its own kind: match the text.
-                sled::Error::Io(io)
+                Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("could not acquire lock") =>
                 {
-                    Error::Busy(format!(
-                        "the vault at {} is in use by another tvault process (a backup, restore or prune); \
-                         try again when it has finished",
+                    if std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        continue;
+                    }
+                    return Err(Error::Busy(format!(
+                        "the vault at {} is in use by another tvault process (a backup, restore or \
+                         prune); try again when it has finished",
                         dir.parent().unwrap_or(dir).display()
-                    ))
+                    )));
                 }
-                other => Error::Inventory(other),
-            })?;
+                Err(other) => return Err(Error::Inventory(other)),
+            }
+        }
+    }
+
+    /// The inventory of an open database.
+    fn of(db: sled::Db) -> Result<Self> {
         Ok(Inventory {
             handles: Default::default(),
             tenants: db.open_tree("tenants")?,
@@ -591,6 +602,11 @@ impl Inventory {
     }
 }
 
+/// sled caches 1 GiB by default; the index is small and read by key.
+fn sled_config(dir: &Path) -> sled::Config {
+    sled::Config::new().path(dir).cache_capacity(64 << 20)
+}
+
 /// The name of the file in the state directory that names the inventory directory in use.
 const CURRENT: &str = "inventory.current";
 
@@ -624,12 +640,12 @@ impl Inventory {
         rand::fill(&mut id);
         let name = format!("inventory-{}", hex::encode(id));
         let fresh = state.join(&name);
-        {
-            let new = sled::Config::new().path(&fresh).open()?;
-            new.import(self.db.export());
-            new.flush()?;
-        }
-        let inv = Inventory::open(&fresh)?;
+        // Kept open, not reopened: sled lets go of a database's lock only some time after the
+        // last handle is dropped.
+        let new = sled_config(&fresh).open()?;
+        new.import(self.db.export());
+        new.flush()?;
+        let inv = Inventory::of(new)?;
         crate::vault::write_file_atomic(&state.join(CURRENT), name.as_bytes())?;
         Ok((inv, fresh))
     }
