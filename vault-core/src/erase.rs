@@ -67,16 +67,12 @@ impl Vault {
         opts: &EraseOptions,
         identity: &keys::TenantIdentities,
     ) -> Result<EraseReport> {
-        let path = self
-            .tenant(&opts.tenant)
-            .map(|r| r.path)
-            .unwrap_or_default();
         if opts.dry_run {
-            let _tenant = self.locks().tenant_shared(&path).await;
+            let _tenant = self.reading_tenant(&opts.tenant).await;
             return self.erase_pass(opts, identity).await;
         }
         let _store = self.locks().store_shared().await;
-        let _tenant = self.locks().tenant_alone(&path).await;
+        let _tenant = self.changing_tenant(&opts.tenant).await;
         // Success is recorded inside, naming the records by keyed hash; a refusal or a failure
         // here, without the keys (its message may quote them).
         let result = self

@@ -44,9 +44,8 @@ impl Vault {
     pub async fn forget_tenant(&self, tenant: &str) -> Result<ErasureCertificate> {
         // Success is recorded inside, with what was destroyed; a refusal or failure here.
         let result = {
-            let path = self.tenant(tenant).map(|r| r.path).unwrap_or_default();
             let _store = self.locks().store_shared().await;
-            let _tenant = self.locks().tenant_alone(&path).await;
+            let _tenant = self.changing_tenant(tenant).await;
             self.with_lease("forget", self.forget_pass(tenant)).await
         };
         // The tenant's entries must not survive in the inventory's old files.

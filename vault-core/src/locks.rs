@@ -62,6 +62,21 @@ impl Locks {
     }
 }
 
+impl crate::Vault {
+    /// The lock of tenant `id`, shared (restores and reads). An unknown id locks a name no
+    /// tenant has: the operation then fails on its own, with its own message.
+    pub(crate) async fn reading_tenant(&self, id: &str) -> Guard {
+        let path = self.tenant(id).map(|r| r.path).unwrap_or_default();
+        self.locks().tenant_shared(&path).await
+    }
+
+    /// The lock of tenant `id`, alone (erasure, forget).
+    pub(crate) async fn changing_tenant(&self, id: &str) -> Guard {
+        let path = self.tenant(id).map(|r| r.path).unwrap_or_default();
+        self.locks().tenant_alone(&path).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

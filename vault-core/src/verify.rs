@@ -34,7 +34,14 @@ impl Vault {
         tenant: Option<&str>,
         identity: Option<&keys::TenantIdentities>,
     ) -> Result<VerifyReport> {
-        let result = self.verify_unaudited(tenant, identity).await;
+        let result = match tenant {
+            // One tenant's archives are not rewritten or deleted while they are checked.
+            Some(t) => {
+                let _tenant = self.reading_tenant(t).await;
+                self.verify_unaudited(tenant, identity).await
+            }
+            None => self.verify_unaudited(tenant, identity).await,
+        };
         let (Some(tenant), Some(_)) = (tenant, identity) else {
             return result;
         };

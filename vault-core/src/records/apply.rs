@@ -70,11 +70,7 @@ impl Vault {
         identity: &keys::TenantIdentities,
     ) -> Result<RecordRestoreReport> {
         let result = {
-            let path = self
-                .tenant(&opts.tenant)
-                .map(|r| r.path)
-                .unwrap_or_default();
-            let _tenant = self.locks().tenant_shared(&path).await;
+            let _tenant = self.reading_tenant(&opts.tenant).await;
             self.restore_records_inner(opts, identity).await
         };
         // Records are named by keyed hash: the trail holds no key values (docs/AUDIT.md).

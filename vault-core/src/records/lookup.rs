@@ -177,26 +177,26 @@ impl Vault {
         snapshot: &str,
         identity: &keys::TenantIdentities,
     ) -> Result<RecordView> {
-        let result = {
-            let path = self.tenant(tenant).map(|r| r.path).unwrap_or_default();
-            let _tenant = self.locks().tenant_shared(&path).await;
-            self.show_unaudited(tenant, table, key, snapshot, identity)
-                .await
-        };
-        self.audit_read("show", tenant, table, key, snapshot, result)
+        let read = self.show_unaudited(tenant, table, key, snapshot, identity);
+        self.audited_read("show", tenant, table, key, snapshot, read)
             .await
     }
 
-    /// Records a read of one record's plaintext, named by keyed hash.
-    async fn audit_read<T>(
+    /// Runs a read of one record's plaintext under the tenant's shared lock and records it,
+    /// the record named by keyed hash.
+    async fn audited_read<T>(
         &self,
         what: &str,
         tenant: &str,
         table: &str,
         key: &KeyValues,
         snapshot: &str,
-        result: Result<T>,
+        read: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
+        let result = {
+            let _tenant = self.reading_tenant(tenant).await;
+            read.await
+        };
         let keys = std::slice::from_ref(key);
         let draft = crate::audit::AuditDraft::new(crate::audit::actions::READ)
             .tenant(tenant)
@@ -281,13 +281,8 @@ impl Vault {
         snapshot: &str,
         identity: &keys::TenantIdentities,
     ) -> Result<RecordDiff> {
-        let result = {
-            let path = self.tenant(tenant).map(|r| r.path).unwrap_or_default();
-            let _tenant = self.locks().tenant_shared(&path).await;
-            self.diff_unaudited(tenant, table, key, snapshot, identity)
-                .await
-        };
-        self.audit_read("diff", tenant, table, key, snapshot, result)
+        let read = self.diff_unaudited(tenant, table, key, snapshot, identity);
+        self.audited_read("diff", tenant, table, key, snapshot, read)
             .await
     }
 

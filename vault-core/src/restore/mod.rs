@@ -343,11 +343,7 @@ impl Vault {
                 "dry_run": opts.dry_run,
             }));
         let result = {
-            let path = self
-                .tenant(&opts.tenant)
-                .map(|r| r.path)
-                .unwrap_or_default();
-            let _tenant = self.locks().tenant_shared(&path).await;
+            let _tenant = self.reading_tenant(&opts.tenant).await;
             self.restore_tenant(opts, identity).await
         };
         let draft = match &result {
