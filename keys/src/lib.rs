@@ -43,9 +43,13 @@ mod envelope;
 mod error;
 mod identity;
 mod recipient;
+mod stream;
 
 pub use datakey::{DataKey, DataRecipient};
 pub use envelope::{chunk_range, open, open_range, payload_start, seal, unwrap, wrap};
 pub use error::{Error, Result};
 pub use identity::{generate_identity_file, TenantIdentities};
 pub use recipient::TenantRecipient;
+pub use stream::{
+    open_stream, open_stream_with_data_key, seal_stream, seal_stream_to_data_key, SealWriter,
+};

@@ -23,6 +23,7 @@ pub mod config;
 pub mod copytext;
 pub mod erase;
 pub mod error;
+pub mod export;
 mod faults;
 pub mod forget;
 pub mod inventory;

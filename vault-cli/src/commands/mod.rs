@@ -4,6 +4,7 @@ mod audit;
 mod backup;
 mod doctor;
 mod erase;
+mod export;
 mod forget;
 mod hold;
 mod init;
@@ -43,7 +44,9 @@ AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) and `[s3]` in config.toml
   tvault keygen -o acme.key                       # (the tenant does this and sends the public key)
   tvault tenant add acme --recipient age1...
   tvault backup --all
-  tvault restore acme --snapshot latest --identity acme.key";
+  tvault restore acme --snapshot latest --identity acme.key
+  tvault export acme -o acme.tvx                  # sealed: only acme's key opens it
+  tvault open acme.tvx --identity acme.key -o acme/";
 
 /// tenant-vault: per-tenant encrypted backups of multi-tenant PostgreSQL databases.
 ///
@@ -86,6 +89,8 @@ enum Cmd {
     ForgetTenant(forget::ForgetTenant),
     Erase(erase::Erase),
     Upgrade(upgrade::Upgrade),
+    Export(export::Export),
+    Open(export::Open),
 }
 
 impl Cli {
@@ -113,6 +118,8 @@ impl Cli {
             Cmd::ForgetTenant(c) => c.run(g).await,
             Cmd::Erase(c) => c.run(g).await,
             Cmd::Upgrade(c) => c.run(g).await,
+            Cmd::Export(c) => c.run(g).await,
+            Cmd::Open(c) => c.run(g).await,
         }
     }
 }

@@ -515,26 +515,36 @@ pub(crate) fn open_sealed(
     sealed: &Fetched,
 ) -> Result<Vec<u8>> {
     let object = layout::pack(&record.path, &b.pack).to_string();
-    // Blocks of snapshots before a revoking key rotation are sealed to an earlier data key.
+    open_block(&record.id, &object, keys, table, b, sealed)
+}
+
+/// Opens a block with whichever of the tenant's data keys it was sealed to: blocks of snapshots
+/// before a revoking key rotation are sealed to an earlier one. `object` names the pack.
+pub(crate) fn open_block(
+    tenant: &str,
+    object: &str,
+    keys: &crate::tenant::Unlocked,
+    table: &str,
+    b: &BlockRef,
+    sealed: &Fetched,
+) -> Result<Vec<u8>> {
     let mut wrong = None;
     for key in keys.data_keys() {
         let opened = match sealed {
-            Fetched::Block(bytes) => block::open(key, &keys.id_key, bytes, table, b, &object),
-            Fetched::InPack(part) => {
-                block::open_in_pack(key, &keys.id_key, part, table, b, &object)
-            }
+            Fetched::Block(bytes) => block::open(key, &keys.id_key, bytes, table, b, object),
+            Fetched::InPack(part) => block::open_in_pack(key, &keys.id_key, part, table, b, object),
         };
         match opened {
             Err(Error::WrongKey { reason, .. }) => {
                 wrong = Some(Error::WrongKey {
-                    tenant: record.id.clone(),
+                    tenant: tenant.to_string(),
                     reason,
                 })
             }
             other => return other,
         }
     }
-    Err(wrong.unwrap_or_else(|| Error::corrupt(&object, "no data key")))
+    Err(wrong.unwrap_or_else(|| Error::corrupt(object, "no data key")))
 }
 
 /// What opening one block takes, as fetched from the store.

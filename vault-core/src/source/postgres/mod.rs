@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod catalog;
 pub mod conninfo;
+pub mod ddl;
 pub mod extract;
 pub mod load;
 pub mod ownership;
