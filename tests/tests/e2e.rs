@@ -45,6 +45,8 @@ mod crash;
 mod edge_tables;
 #[path = "e2e/erase.rs"]
 mod erase;
+#[path = "e2e/export.rs"]
+mod export;
 #[path = "e2e/fidelity.rs"]
 mod fidelity;
 #[path = "e2e/forget.rs"]

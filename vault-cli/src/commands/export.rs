@@ -136,6 +136,9 @@ impl Export {
                     .await;
                 match report {
                     Ok(r) => {
+                        std::fs::File::open(&partial)
+                            .and_then(|f| f.sync_all())
+                            .with_context(|| format!("syncing {}", partial.display()))?;
                         std::fs::rename(&partial, &path)
                             .with_context(|| format!("renaming {}", partial.display()))?;
                         r

@@ -99,6 +99,8 @@ pub struct ExportReport {
 pub struct ExportedTable {
     /// `schema.table`.
     pub table: String,
+    pub schema: String,
+    pub name: String,
     pub file: String,
     pub columns: Vec<ColumnDef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -172,6 +174,8 @@ impl SealedDescription {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct SealedTable {
     pub table: String,
+    pub schema: String,
+    pub name: String,
     pub columns: Vec<ColumnDef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primary_key: Vec<String>,
@@ -239,11 +243,10 @@ pub fn load_script(tables: &[ExportedTable], format: Format) -> Option<String> {
         "-- Loads the data files into the tables of schema.sql: psql -f schema.sql -f load.sql\n",
     );
     for t in tables {
-        let (schema, name) = t.table.split_once('.').unwrap_or(("public", &t.table));
         let cols: Vec<String> = t.columns.iter().map(|c| sql::ident(&c.name)).collect();
         s.push_str(&format!(
             "\\copy {} ({}) FROM '{}'{options}\n",
-            sql::qualified(schema, name),
+            sql::qualified(&t.schema, &t.name),
             cols.join(", "),
             t.file
         ));
@@ -289,7 +292,7 @@ fn readme(m: &ExportManifest, sealed: bool) -> String {
             Format::Jsonl => "one JSON object per line; numeric as string, bytea as base64",
         }
     ));
-    if m.data_format != Format::Jsonl {
+    if m.data_format != Format::Jsonl && m.kind != "changes" {
         s.push_str(
             "  load.sql        loads the data: psql -d newdb -f schema.sql -f load.sql -f foreign_keys.sql\n",
         );
@@ -400,7 +403,12 @@ fn write_bundle(
                         serde_json::to_vec_pretty(&m).map_err(|e| Error::Invalid(e.to_string()))?;
                     bundle.add("manifest.json", &json)?;
                 }
-                bundle.finish()?;
+                let mut out = bundle.finish()?;
+                // A full disk at the very end must fail the export, not a silent drop.
+                out.flush().map_err(|e| Error::Io {
+                    context: "writing the export".into(),
+                    source: e,
+                })?;
                 return Ok(written);
             }
             Msg::File(name, data) => bundle.add(&name, &data)?,
@@ -476,6 +484,8 @@ fn write_bundle(
                 let file = data_file(&job.def.schema, &job.def.name, job.format);
                 written.tables.push(ExportedTable {
                     table: job.def.display_name(),
+                    schema: job.def.schema.clone(),
+                    name: job.def.name.clone(),
                     file: file.clone(),
                     columns: job.def.archived_columns().cloned().collect(),
                     primary_key: job.def.primary_key.clone(),
@@ -611,6 +621,13 @@ impl Vault {
         pg::catalog::check_rls(&plan, self.config(), &pg::current_role(&client).await?)?;
         let ddl = ddl::read(&client, &plan.tables).await?;
         let literal = sql::literal(&client, &record.id).await?;
+        if let Some(setting) = &self.config().rls_tenant_setting {
+            // Row-level security that reads one tenant at a time sees this tenant's rows.
+            client
+                .execute("SELECT set_config($1, $2, true)", &[setting, &record.id])
+                .await
+                .db(|| format!("setting {setting} for tenant {:?}", record.id))?;
+        }
         let (tx, handle, count) = self.start_writer(&record, out)?;
         let send = |m: Msg| {
             let tx = tx.clone();
@@ -723,6 +740,12 @@ impl Vault {
             Some(s) => {
                 let s = self.resolve_snapshot(&record, s)?;
                 let m = self.manifest(&record, &s).await?;
+                if s == snapshot {
+                    return Err(Error::Invalid(format!(
+                        "the tenant did not change between {since} and {id}: both are version {s}, so there is nothing to export",
+                        since = opts.since.as_deref().unwrap_or_default()
+                    )));
+                }
                 if (m.created, &m.snapshot) >= (manifest.created, &manifest.snapshot) {
                     return Err(Error::Invalid(format!(
                         "--since {s} is not older than snapshot {snapshot}: name an older snapshot"
@@ -1050,6 +1073,8 @@ fn sealed_table(
 ) -> SealedTable {
     SealedTable {
         table: t.def.display_name(),
+        schema: t.def.schema.clone(),
+        name: t.def.name.clone(),
         columns: t.def.archived_columns().cloned().collect(),
         primary_key: t.def.primary_key.clone(),
         rows: t.rows,
@@ -1065,8 +1090,7 @@ fn sealed_table(
 fn blocks_tsv(d: &SealedDescription) -> String {
     let mut s = String::from("# file\tside\tpack\toffset\tlength\tsealed\n");
     for t in &d.tables {
-        let (schema, name) = t.table.split_once('.').unwrap_or(("", &t.table));
-        let file = data_file(schema, name, Format::Pg);
+        let file = data_file(&t.schema, &t.name, Format::Pg);
         for (side, blocks) in [("new", &t.blocks), ("old", &t.since_blocks)] {
             for b in blocks {
                 let sealed = if b.in_sealed_pack() { "pack" } else { "block" };

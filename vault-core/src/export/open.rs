@@ -208,9 +208,11 @@ fn check_plain(out: &Path, opts: &OpenOptions) -> Result<OpenReport> {
     }
     for t in &m.tables {
         let file = out.join(&t.file);
-        let bytes = std::fs::read(&file)
+        let mut f = File::open(&file)
             .map_err(|_| Error::corrupt(EXPORT, format!("{} is missing", t.file)))?;
-        if bytes.len() as u64 != t.bytes || hex::encode(Sha256::digest(&bytes)) != t.sha256 {
+        let mut sha = Sha256::new();
+        let len = std::io::copy(&mut f, &mut sha).map_err(damaged)?;
+        if len != t.bytes || hex::encode(sha.finalize()) != t.sha256 {
             return Err(Error::corrupt(
                 &t.file,
                 "the data file does not match manifest.json",
@@ -310,7 +312,7 @@ fn convert_sealed(
     let out = &opts.out_dir;
     let mut tables = vec![];
     for t in &d.tables {
-        let (schema, name) = t.table.split_once('.').unwrap_or(("", &t.table));
+        let (schema, name) = (t.schema.as_str(), t.name.as_str());
         let mut data = DataOut::create(
             out,
             &data_file(schema, name, format),
@@ -351,6 +353,8 @@ fn convert_sealed(
         let (rows, bytes, sha256) = data.finish()?;
         tables.push(ExportedTable {
             table: t.table.clone(),
+            schema: t.schema.clone(),
+            name: t.name.clone(),
             file: data_file(schema, name, format),
             columns: t.columns.clone(),
             primary_key: t.primary_key.clone(),
