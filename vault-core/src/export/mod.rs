@@ -835,15 +835,7 @@ impl Vault {
                         .objects()
                         .head(&path)
                         .await
-                        .map_err(|e| match e {
-                            object_store::Error::NotFound { .. } => {
-                                Error::corrupt(&path, "the pack object is missing")
-                            }
-                            e => Error::Store {
-                                context: format!("reading {path}"),
-                                source: e,
-                            },
-                        })?;
+                        .map_err(|e| pack_error(&path, e))?;
                     (
                         SealedPack {
                             name: name.to_string(),
@@ -950,15 +942,7 @@ impl Vault {
                     .objects()
                     .get(&path)
                     .await
-                    .map_err(|e| match e {
-                        object_store::Error::NotFound { .. } => {
-                            Error::corrupt(&path, "the pack object is missing")
-                        }
-                        e => Error::Store {
-                            context: format!("reading {path}"),
-                            source: e,
-                        },
-                    })?;
+                    .map_err(|e| pack_error(&path, e))?;
                 send(Msg::Raw(format!("packs/{}.pack", p.name), p.length)).await?;
                 let mut hasher = blake3::Hasher::new();
                 let mut stream = got.into_stream();
@@ -1059,6 +1043,17 @@ async fn join_writer(
         (_, Ok(Err(w))) if !matches!(w, Error::Aborted(_)) => Err(w),
         (Err(e), _) => Err(e),
         (Ok(()), joined) => joined?,
+    }
+}
+
+/// A pack that cannot be read: missing (damage) or a failing store (try again).
+fn pack_error(path: &layout::Path, e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::corrupt(path, "the pack object is missing"),
+        e => Error::Store {
+            context: format!("reading {path}"),
+            source: e,
+        },
     }
 }
 
