@@ -271,17 +271,12 @@ impl Vault {
                     .await?,
             );
         }
-        let sealed = self.get(&layout::sealed_id_key(&record.path)).await?;
-        let raw = keys::open(&data_key, &sealed)
-            .map_err(|e| Error::corrupt(layout::sealed_id_key(&record.path), e))?;
-        let raw: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::corrupt(layout::sealed_id_key(&record.path), "wrong length"))?;
+        let path = layout::sealed_id_key(&record.path);
+        let id_key = open_id_key(&data_key, &self.get(&path).await?, &path)?;
         Ok(Unlocked {
             data_key,
             former,
-            id_key: IdKey::from_bytes(raw),
+            id_key,
         })
     }
 
@@ -296,21 +291,7 @@ impl Vault {
         wrong_key: &str,
     ) -> Result<DataKey> {
         let wrapped = self.get(path).await?;
-        let key = keys::unwrap(&wrapped, identity).map_err(|e| match e {
-            keys::Error::WrongKey => Error::WrongKey {
-                tenant: record.id.clone(),
-                reason: wrong_key.into(),
-            },
-            keys::Error::Corrupt { reason } => Error::corrupt(path, reason),
-            other => other.into(),
-        })?;
-        if key.recipient().as_str() != recipient {
-            return Err(Error::corrupt(
-                path,
-                "the wrapped data key does not match the tenant record",
-            ));
-        }
-        Ok(key)
+        unwrap_checked(&record.id, path, &wrapped, identity, recipient, wrong_key)
     }
 
     async fn store_wrapped_key(&self, record: &TenantRecord, wrapped: Vec<u8>) -> Result<()> {
@@ -356,6 +337,47 @@ impl WrapRecipients {
             .chain(self.escrow.clone())
             .collect()
     }
+}
+
+/// Unwraps a wrapped data key (`object` names it in errors) with the tenant's identity and checks
+/// that it is the key whose recipient is `recipient` (a key swapped in is refused).
+pub(crate) fn unwrap_checked(
+    tenant: &str,
+    object: impl std::fmt::Display,
+    wrapped: &[u8],
+    identity: &TenantIdentities,
+    recipient: &str,
+    wrong_key: &str,
+) -> Result<DataKey> {
+    let key = keys::unwrap(wrapped, identity).map_err(|e| match e {
+        keys::Error::WrongKey => Error::WrongKey {
+            tenant: tenant.to_string(),
+            reason: wrong_key.into(),
+        },
+        keys::Error::Corrupt { reason } => Error::corrupt(&object, reason),
+        other => other.into(),
+    })?;
+    if key.recipient().as_str() != recipient {
+        return Err(Error::corrupt(
+            &object,
+            "the wrapped data key does not match the tenant record",
+        ));
+    }
+    Ok(key)
+}
+
+/// Opens a tenant's id key, sealed to its data key (`object` names it in errors).
+pub(crate) fn open_id_key(
+    data_key: &DataKey,
+    sealed: &[u8],
+    object: impl std::fmt::Display,
+) -> Result<IdKey> {
+    let raw = keys::open(data_key, sealed).map_err(|e| Error::corrupt(&object, e))?;
+    let raw: [u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::corrupt(&object, "wrong length"))?;
+    Ok(IdKey::from_bytes(raw))
 }
 
 /// The data recipient of a tenant record.

@@ -629,14 +629,7 @@ impl Vault {
                 .db(|| format!("setting {setting} for tenant {:?}", record.id))?;
         }
         let (tx, handle, count) = self.start_writer(&record, out)?;
-        let send = |m: Msg| {
-            let tx = tx.clone();
-            async move {
-                tx.send(m)
-                    .await
-                    .map_err(|_| Error::Aborted("the export writer stopped".into()))
-            }
-        };
+        let send = |m: Msg| send_to(&tx, m);
         let read = async {
             let mut done = 0u64;
             for def in &plan.tables {
@@ -863,14 +856,7 @@ impl Vault {
             packs: packs.iter().map(|(p, _)| p.clone()).collect(),
         };
         let (tx, handle, count) = self.start_writer(&record, out)?;
-        let send = |m: Msg| {
-            let tx = tx.clone();
-            async move {
-                tx.send(m)
-                    .await
-                    .map_err(|_| Error::Aborted("the export writer stopped".into()))
-            }
-        };
+        let send = |m: Msg| send_to(&tx, m);
         let total: u64 = packs.iter().map(|(p, _)| p.length).sum();
         let body = async {
             let json = serde_json::to_vec_pretty(&description)
@@ -1029,6 +1015,13 @@ impl Vault {
             }
         }
     }
+}
+
+/// Hands one message to the writer thread.
+async fn send_to(tx: &tokio::sync::mpsc::Sender<Msg>, m: Msg) -> Result<()> {
+    tx.send(m)
+        .await
+        .map_err(|_| Error::Aborted("the export writer stopped".into()))
 }
 
 /// Waits for the writer thread; its error, when it stopped first, says more than the sender's.

@@ -13,7 +13,7 @@ use super::{
     data_file, deleted_file, load_script, readme, DeletedFile, ExportManifest, ExportedTable,
     SealedDescription, SealedPack, SealedTable, EXPORT_VERSION,
 };
-use crate::archive::block::{self, Checksum, IdKey, PackPart};
+use crate::archive::block::{self, Checksum, PackPart};
 use crate::archive::manifest::BlockRef;
 use crate::copytext;
 use crate::error::{Error, Result};
@@ -501,42 +501,32 @@ fn unlock(
     key_files: &HashMap<String, Vec<u8>>,
     ids: &keys::TenantIdentities,
 ) -> Result<Unlocked> {
-    let unwrap = |name: &str, recipient: &str| -> Result<keys::DataKey> {
-        let wrapped = key_files
+    let file = |name: &str| {
+        key_files
             .get(name)
-            .ok_or_else(|| Error::corrupt(EXPORT, format!("keys/{name} is missing")))?;
-        let key = keys::unwrap(wrapped, ids).map_err(|e| match e {
-            keys::Error::WrongKey => Error::WrongKey {
-                tenant: d.tenant.clone(),
-                reason: "the identity does not unwrap the export's data key".into(),
-            },
-            other => Error::corrupt(format!("keys/{name}"), other),
-        })?;
-        if key.recipient().as_str() != recipient {
-            return Err(Error::corrupt(
-                format!("keys/{name}"),
-                "the data key is not the one the export names",
-            ));
-        }
-        Ok(key)
+            .ok_or_else(|| Error::corrupt(EXPORT, format!("keys/{name} is missing")))
+    };
+    let unwrap = |name: &str, recipient: &str| {
+        let reason = "the identity does not unwrap the export's data key";
+        crate::tenant::unwrap_checked(
+            &d.tenant,
+            format!("keys/{name}"),
+            file(name)?,
+            ids,
+            recipient,
+            reason,
+        )
     };
     let data_key = unwrap("data-key.age", &d.data_recipient)?;
     let mut former = vec![];
     for (g, r) in d.former_data_recipients.iter().enumerate() {
         former.push(unwrap(&format!("data-key-g{g}.age"), r)?);
     }
-    let sealed = key_files
-        .get("id-key.age")
-        .ok_or_else(|| Error::corrupt(EXPORT, "keys/id-key.age is missing"))?;
-    let raw = keys::open(&data_key, sealed).map_err(|e| Error::corrupt("keys/id-key.age", e))?;
-    let raw: [u8; 32] = raw
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::corrupt("keys/id-key.age", "wrong length"))?;
+    let id_key = crate::tenant::open_id_key(&data_key, file("id-key.age")?, "keys/id-key.age")?;
     Ok(Unlocked {
         data_key,
         former,
-        id_key: IdKey::from_bytes(raw),
+        id_key,
     })
 }
 
