@@ -88,10 +88,18 @@ for run in $(seq 1 "$RUNS"); do
     heading "Run $run of $RUNS"
     rm -rf "$WORK/copy" "$WORK/live.tvx" "$WORK/sealed.tvx" "$WORK/opened"
     mkdir -p "$WORK/copy"
-    (cd "$WORK/copy" && timed copy "$run" -- psql -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" -f "$WORK/copy.sql")
+    # \copy writes relative to the working directory; not a subshell, which would lose the timings.
+    cd "$WORK/copy"
+    timed copy "$run" -- psql -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" -f "$WORK/copy.sql"
+    cd "$REPO"
     timed live "$run" -- "$TVAULT" "${V[@]}" -q export big --live --format csv -o "$WORK/live.tvx"
     timed sealed "$run" -- "$TVAULT" "${V[@]}" -q export big -o "$WORK/sealed.tvx"
     timed open "$run" -- "$TVAULT" -q open "$WORK/sealed.tvx" --identity "$WORK/big.key" -o "$WORK/opened" --format csv
+    # The tenant's side holds the same rows as psql's files (lines: both quote the same way).
+    for t in accounts orders order_items events; do
+        [[ $(wc -l <"$WORK/copy/$t.csv") == $(wc -l <"$WORK/opened/app.$t.csv") ]] ||
+            die "run $run: app.$t.csv opened from the export does not have psql's $(wc -l <"$WORK/copy/$t.csv") lines"
+    done
     log "copy $(file_bytes "$WORK/copy") B, live export $(file_bytes "$WORK/live.tvx") B, sealed $(file_bytes "$WORK/sealed.tvx") B"
 done
 
