@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh [extra cargo test args...]     e.g. scripts/test.sh -- --nocapture
 #
-# Installs PostgreSQL (Debian package) when it is missing; the Rust toolchain is assumed present.
+# Installs PostgreSQL, age and zstd (Debian packages) when they are missing; the Rust toolchain is assumed present.
 # Environment:
 #   TVAULT_TEST_PG   set by this script to the cluster's URL (postgres://tvault@127.0.0.1:54329/postgres);
 #                    tests create their own databases there
@@ -32,6 +32,17 @@ export TVAULT_TEST_PG
 PATH=$(bash scripts/pg-local.sh bindir):$PATH
 export PATH
 echo "TVAULT_TEST_PG=$TVAULT_TEST_PG" >&2
+
+# The export tests open exports with stock tools, as docs/EXPORT.md tells tenants to.
+missing=()
+for tool in age zstd tar; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    heading "Installing ${missing[*]} (Debian packages, apt-get)"
+    [[ $(id -u) == 0 ]] || { echo "test.sh: ${missing[*]} missing and not root: apt-get install ${missing[*]}" >&2; exit 1; }
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
 
 heading "S3 server (scripts/s3-local.sh start)"
 TVAULT_TEST_S3=$(bash scripts/s3-local.sh start)

@@ -108,6 +108,70 @@ mod fidelity {
         }
     }
 
+    /// The shell code block that follows `heading` in docs/EXPORT.md.
+    fn doc_recipe(heading: &str) -> String {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/EXPORT.md"),
+        )
+        .expect("docs/EXPORT.md");
+        let after = &doc[doc.find(heading).expect("recipe heading") + heading.len()..];
+        let start = after.find("```sh\n").expect("a sh block") + "```sh\n".len();
+        let len = after[start..].find("```").expect("the block ends");
+        after[start..start + len].to_string()
+    }
+
+    /// Runs `script` with bash (errors and failed pipelines stop it) in `dir`.
+    fn run_sh(dir: &Path, script: &str) {
+        let out = std::process::Command::new("bash")
+            .current_dir(dir)
+            .args(["-c", &format!("set -euo pipefail\n{script}")])
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "{script}\nfailed in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// docs/EXPORT.md's recipes work with stock age, zstd and tar alone, exactly as written: a
+    /// live export unpacks to the files `tvault open` writes, and a sealed one, through its
+    /// data key and blocks.tsv, to the same rows.
+    #[test]
+    fn stock_tools_open_both_kinds_as_documented() {
+        let (env, key) = Env::with_tenants("export_stock", &FIX, &["acme", "globex"]);
+        env.tv.backup_all();
+        for kind in ["sealed", "live"] {
+            std::fs::create_dir(env.path(kind)).expect("a directory per kind");
+        }
+        let (_, sealed) = export(&env, "acme", &[], "sealed/export.tvx");
+        let (_, live) = export(&env, "acme", &["--live"], "live/export.tvx");
+        let (_, opened) = open(&env, &sealed, &key, "opened", &[]);
+        let want = pg_lines(&opened);
+        let file = "public.everything.copy";
+        assert_eq!(want[TABLE].len(), 18, "acme's rows");
+        for (kind, export, recipe) in [
+            ("live", &live, doc_recipe("## Container")),
+            (
+                "sealed",
+                &sealed,
+                doc_recipe("### Opening a sealed export with stock tools"),
+            ),
+        ] {
+            let dir = export.parent().expect("dir").join("stock");
+            std::fs::create_dir(&dir).expect("empty directory");
+            std::fs::copy(&key.identity, dir.join("tenant.key")).expect("tenant.key");
+            // The live recipe names the export in the working directory, the sealed one above it.
+            std::fs::copy(export, dir.join("export.tvx")).expect("export.tvx");
+            run_sh(&dir, &recipe);
+            let text = std::fs::read_to_string(dir.join(file)).expect("data file");
+            let mut got: Vec<String> = text.lines().map(String::from).collect();
+            got.sort();
+            assert_eq!(got, want[TABLE], "{kind} export through stock tools");
+        }
+    }
+
     /// Compares a csv or jsonl data file with the database, value by value, in Python.
     const CHECK: &str = r#"
 import base64, csv, json, sys
