@@ -77,6 +77,12 @@ pub fn payload_start(sealed_len: usize, plaintext_len: usize) -> usize {
     sealed_len.saturating_sub(plaintext_len + chunks * TAG)
 }
 
+/// An upper bound of the length of an age file to one X25519 recipient sealing `plaintext_len`
+/// bytes (header, nonce, and a tag per chunk): to size its buffer once.
+pub fn sealed_capacity(plaintext_len: usize) -> usize {
+    plaintext_len + plaintext_len.div_ceil(CHUNK).max(1) * TAG + 1024
+}
+
 /// The byte range of a sealed file that holds the plaintext bytes `offset..offset + len`: the
 /// whole STREAM chunks that cover them (each chunk is authenticated on its own). `start` is
 /// where the payload's chunks begin ([`payload_start`]), `total` the sealed file's length.

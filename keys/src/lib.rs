@@ -46,7 +46,9 @@ mod recipient;
 mod stream;
 
 pub use datakey::{DataKey, DataRecipient};
-pub use envelope::{chunk_range, open, open_range, payload_start, seal, unwrap, wrap};
+pub use envelope::{
+    chunk_range, open, open_range, payload_start, seal, sealed_capacity, unwrap, wrap,
+};
 pub use error::{Error, Result};
 pub use identity::{generate_identity_file, TenantIdentities};
 pub use recipient::TenantRecipient;

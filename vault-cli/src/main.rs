@@ -11,6 +11,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    vault_core::memory::limit_arenas();
     let cli = commands::Cli::parse();
     init_tracing(cli.global.verbose);
     // Few blocking threads: sealing is CPU-bound, and every extra thread brings its own malloc

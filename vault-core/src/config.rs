@@ -160,7 +160,10 @@ pub struct BackupTuning {
     pub block_size: usize,
     /// Parallel PostgreSQL connections reading the snapshot.
     pub workers: usize,
-    /// Upper bound on plaintext buffered across all tenants before the largest buffers are cut.
+    /// Bytes the cycle may buffer (allocated, not only used): half for the readers' rows of every
+    /// tenant before the largest buffers are cut into blocks, half for compressed blocks waiting
+    /// in packs before the largest pack is sealed early. The whole process peaks at about twice
+    /// this (docs/BENCHMARKS.md).
     pub memory_budget: usize,
     /// Target size of one pack object (bytes).
     pub pack_size: usize,
@@ -171,7 +174,7 @@ impl Default for BackupTuning {
         BackupTuning {
             block_size: 1 << 20,
             workers: 2,
-            memory_budget: 128 << 20,
+            memory_budget: 96 << 20,
             pack_size: 16 << 20,
         }
     }

@@ -382,7 +382,8 @@ impl Vault {
         if pack.is_empty() {
             return Ok(None);
         }
-        let (sealed, pref) = block::seal_pack(&tenant::data_recipient(record)?, &pack_name, &pack)?;
+        let (sealed, pref) =
+            block::seal_pack(&tenant::data_recipient(record)?, &pack_name, [&pack])?;
         self.put_archive(&layout::pack(&record.path, &pack_name), sealed, lock)
             .await?;
         self.inventory()
@@ -499,7 +500,7 @@ impl Vault {
             let mut resealed = None;
             if sealed_pack {
                 let to = tenant::data_recipient(record)?;
-                let (sealed, pref) = block::seal_pack(&to, &pack, &bytes)?;
+                let (sealed, pref) = block::seal_pack(&to, &pack, [&bytes])?;
                 bytes = sealed;
                 resealed = Some(pref);
             }

@@ -31,6 +31,7 @@ pub mod layout;
 pub mod lease;
 pub mod ledger;
 mod locks;
+pub mod memory;
 pub mod policy;
 pub mod prune;
 pub mod records;

@@ -94,7 +94,7 @@ proptest! {
         prop_assert!(block::open_in_pack(&key, &id, &part(&head, &window, total), "s.t", &b, "pack").is_err());
         // A genuine pack with one bit flipped, or read at the wrong place, is refused.
         let compressed = block::compress(b"1\tx\n").unwrap();
-        let (sealed, pref) = block::seal_pack(&key.recipient(), "p", &compressed).unwrap();
+        let (sealed, pref) = block::seal_pack(&key.recipient(), "p", [&compressed]).unwrap();
         let (h, w) = sealed.split_at(pref.start as usize);
         let mut w = w.to_vec();
         let at = flip % w.len();

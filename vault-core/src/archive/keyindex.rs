@@ -117,18 +117,9 @@ impl KeyList {
         self.ends.is_empty()
     }
 
-    /// Length of the last key pushed.
-    pub fn last_len(&self) -> usize {
-        match self.ends.len() {
-            0 => 0,
-            1 => self.ends[0] as usize,
-            n => (self.ends[n - 1] - self.ends[n - 2]) as usize,
-        }
-    }
-
-    /// Bytes held (counted against the backup's memory budget).
+    /// Bytes allocated (counted against the backup's memory budget).
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.len() + self.ends.len() * 4 + self.hashes.len() * 8
+        self.bytes.capacity() + self.ends.capacity() * 4 + self.hashes.capacity() * 8
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {

@@ -15,6 +15,7 @@ use crate::store::{Lock, Store};
 use crate::{layout, Vault};
 use object_store::ObjectStoreExt;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -38,16 +39,49 @@ pub(super) struct Committed {
 /// Uploads running at once.
 const PARALLEL_PUTS: usize = 4;
 
+/// A pack being filled: its compressed blocks as they came (one contiguous buffer would grow
+/// by doubling and hold up to twice its bytes).
+#[derive(Default)]
+struct PackBuf {
+    blocks: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl PackBuf {
+    fn push(&mut self, block: Vec<u8>) {
+        self.len += block.len();
+        self.blocks.push(block);
+    }
+}
+
+/// What the cycle has gathered of one tenant. Every tenant's is held until the cycle ends (a
+/// pooled table holds rows of all of them), so each block is described once: 20,000 tenants
+/// bring 100,000 blocks.
 #[derive(Default)]
 struct TenantAcc {
-    tables: Vec<(Checksum, Vec<BlockRef>)>,
-    pack: Vec<u8>,
+    /// Per table: its checksum and its blocks (indexes in `refs`).
+    tables: Vec<(Checksum, Vec<u32>)>,
+    /// Every distinct block the tenant's snapshot references.
+    refs: Vec<BlockRef>,
+    /// A hash of each block id in `refs` -> its index, to store equal blocks once.
+    seen: HashMap<u64, u32>,
+    /// The indexes in `refs` of the blocks this cycle writes.
+    new: Vec<u32>,
+    pack: PackBuf,
     seq: u32,
-    seen: HashMap<String, BlockRef>,
-    new_blocks: Vec<BlockRef>,
     reused: u64,
     /// Packs sealed so far.
     packs: Vec<PackRef>,
+}
+
+impl TenantAcc {
+    /// Adds a block to `refs`; its index.
+    fn remember(&mut self, hash: u64, r: BlockRef) -> u32 {
+        let i = self.refs.len() as u32;
+        self.refs.push(r);
+        self.seen.entry(hash).or_insert(i);
+        i
+    }
 }
 
 struct Uploads {
@@ -97,7 +131,7 @@ impl Uploads {
         cycle: &Cycle,
         tenant: usize,
         name: String,
-        plain: Vec<u8>,
+        plain: PackBuf,
     ) -> Result<()> {
         self.make_room().await?;
         let store = self.store.clone();
@@ -107,7 +141,7 @@ impl Uploads {
         self.running.spawn(async move {
             let r = async {
                 let (sealed, pack) =
-                    tokio::task::spawn_blocking(move || block::seal_pack(&to, &name, &plain))
+                    tokio::task::spawn_blocking(move || block::seal_pack(&to, &name, plain.blocks))
                         .await
                         .map_err(|e| Error::Aborted(format!("sealing a pack: {e}")))??;
                 store.put_archive_unsynced(&path, sealed, &lock).await?;
@@ -293,60 +327,68 @@ pub(super) async fn run(
         failed: vec![],
     };
     let mut pending = 0usize;
+    let id_hash = std::hash::RandomState::new();
     while let Some(s) = rx.recv().await {
         vault.check_cancelled()?;
         let acc = &mut accs[s.tenant];
         if up.has_failed(s.tenant) {
             // Its upload failed: the rest of its blocks are dropped.
-            pending -= acc.pack.len();
-            acc.pack = vec![];
+            pending -= acc.pack.len;
+            acc.pack = PackBuf::default();
             continue;
         }
         acc.tables[s.table].0.merge(s.checksum);
-        let r = match (s.existing, acc.seen.get(&s.id), s.bytes) {
-            (Some(r), _, _) => {
+        let hash = id_hash.hash_one(&s.id);
+        // A hash collision only stores a block twice.
+        let seen = acc
+            .seen
+            .get(&hash)
+            .copied()
+            .filter(|&i| acc.refs[i as usize].id == s.id);
+        let index = match (seen, s.existing, s.bytes) {
+            (Some(i), _, _) => {
                 acc.reused += 1;
-                r
+                i
             }
             (None, Some(r), _) => {
                 acc.reused += 1;
-                r.clone()
+                acc.remember(hash, r)
             }
             (None, None, Some(bytes)) => {
                 let r = BlockRef {
                     id: s.id.clone(),
                     pack: pack_name(&cycle.snapshot, acc.seq),
-                    offset: acc.pack.len() as u64,
+                    offset: acc.pack.len as u64,
                     length: bytes.len() as u64,
                     raw_length: s.raw_length,
                     rows: s.checksum.rows,
                     sealed_hash: String::new(),
                 };
-                acc.pack.extend_from_slice(&bytes);
                 pending += bytes.len();
-                acc.seen.insert(s.id.clone(), r.clone());
-                acc.new_blocks.push(r.clone());
-                r
+                acc.pack.push(bytes);
+                let i = acc.remember(hash, r);
+                acc.new.push(i);
+                i
             }
             (None, None, None) => {
                 return Err(Error::Aborted(format!("block {} has no bytes", s.id)))
             }
         };
-        acc.tables[s.table].1.push(r);
-        if acc.pack.len() >= tuning.pack_size {
-            pending -= acc.pack.len();
+        acc.tables[s.table].1.push(index);
+        if acc.pack.len >= tuning.pack_size {
+            pending -= acc.pack.len;
             flush(&mut up, cycle, acc, s.tenant).await?;
         }
         while pending > tuning.memory_budget / 2 {
-            let Some((t, _)) = accs.iter().enumerate().max_by_key(|(_, a)| a.pack.len()) else {
+            let Some((t, _)) = accs.iter().enumerate().max_by_key(|(_, a)| a.pack.len) else {
                 break;
             };
-            pending -= accs[t].pack.len();
+            pending -= accs[t].pack.len;
             flush(&mut up, cycle, &mut accs[t], t).await?;
         }
     }
     for (t, acc) in accs.iter_mut().enumerate() {
-        if !acc.pack.is_empty() && !up.has_failed(t) {
+        if acc.pack.len > 0 && !up.has_failed(t) {
             flush(&mut up, cycle, acc, t).await?;
         }
     }
@@ -357,6 +399,8 @@ pub(super) async fn run(
     // The packs are durable before any manifest refers to them.
     vault.store().sync().await?;
     crate::faults::crash_point("backup:packs");
+    // The readers' buffers and the packs are gone: what follows needs its own memory.
+    crate::memory::return_freed();
     for (t, pack) in std::mem::take(&mut up.sealed) {
         accs[t].packs.push(pack);
     }
@@ -376,7 +420,11 @@ pub(super) async fn run(
             .tables
             .iter()
             .zip(acc.tables)
-            .map(|(def, (sum, mut blocks))| {
+            .map(|(def, (sum, indexes))| {
+                let mut blocks: Vec<BlockRef> = indexes
+                    .into_iter()
+                    .map(|i| acc.refs[i as usize].clone())
+                    .collect();
                 // Readers of split tables deliver blocks in any order; rows need none.
                 blocks.sort_by(|a, b| a.id.cmp(&b.id));
                 TableManifest {
@@ -405,7 +453,12 @@ pub(super) async fn run(
         // cycle's record says it covered the tenant, and the version it found stays retained
         // at least as long as this cycle's archives would be.
         let entry = SnapshotEntry::of(&manifest, now);
-        let unchanged = acc.new_blocks.is_empty()
+        let new_blocks: Vec<BlockRef> = acc
+            .new
+            .iter()
+            .map(|&i| acc.refs[i as usize].clone())
+            .collect();
+        let unchanged = new_blocks.is_empty()
             && latest.as_ref().and_then(|e| e.content.as_ref()) == entry.content.as_ref();
         let extended = match (unchanged, &manifest.previous) {
             (true, Some(previous)) => {
@@ -433,16 +486,16 @@ pub(super) async fn run(
             tenant: tenant.id.clone(),
             tables: manifest.tables.len() as u64,
             rows: manifest.rows(),
-            blocks_new: acc.new_blocks.len() as u64,
+            blocks_new: new_blocks.len() as u64,
             blocks_reused: acc.reused,
-            bytes_stored: acc.new_blocks.iter().map(|b| b.length).sum(),
+            bytes_stored: new_blocks.iter().map(|b| b.length).sum(),
         };
         let tables = crate::inventory::table_blocks(&manifest);
         out.push(Committed {
             tenant: t,
             unchanged,
             summary,
-            new_blocks: acc.new_blocks,
+            new_blocks,
             entry,
             tables,
             packs: manifest.packs,

@@ -604,7 +604,7 @@ impl Inventory {
 
 /// sled caches 1 GiB by default; the index is small and read by key.
 fn sled_config(dir: &Path) -> sled::Config {
-    sled::Config::new().path(dir).cache_capacity(64 << 20)
+    sled::Config::new().path(dir).cache_capacity(16 << 20)
 }
 
 /// The name of the file in the state directory that names the inventory directory in use.
