@@ -4,7 +4,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::iter;
 
 use age::secrecy::ExposeSecret;
-use age::{Decryptor, EncryptError, Encryptor};
+use age::Decryptor;
 use zeroize::Zeroizing;
 
 use crate::datakey::{DataKey, DataRecipient};
@@ -205,20 +205,10 @@ fn encrypt<'a>(
     recipients: impl Iterator<Item = &'a dyn age::Recipient>,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let enc = Encryptor::with_recipients(recipients).map_err(|e| match e {
-        EncryptError::MissingRecipients => Error::NoRecipients,
-        EncryptError::Io(e) => Error::Io(e),
-        other => Error::InvalidRecipient {
-            input: String::new(),
-            reason: other.to_string(),
-        },
-    })?;
-    let chunks = plaintext.len() / CHUNK + 1;
-    let mut out = Vec::with_capacity(plaintext.len() + chunks * TAG + 1024);
-    let mut w = enc.wrap_output(&mut out)?;
+    let out = Vec::with_capacity(sealed_capacity(plaintext.len()));
+    let mut w = crate::stream::start(recipients, out)?;
     w.write_all(plaintext)?;
-    w.finish()?;
-    Ok(out)
+    Ok(w.finish()?)
 }
 
 fn decrypt<'a>(

@@ -50,7 +50,8 @@ pub fn seal_stream_to_data_key<W: Write>(to: &DataRecipient, out: W) -> Result<S
     start(iter::once(to.as_age() as &dyn age::Recipient), out)
 }
 
-fn start<'a, W: Write>(
+/// An age file to `recipients` on `out`, with the crate's errors (shared by [`crate::seal`]).
+pub(crate) fn start<'a, W: Write>(
     recipients: impl Iterator<Item = &'a dyn age::Recipient>,
     out: W,
 ) -> Result<SealWriter<W>> {
