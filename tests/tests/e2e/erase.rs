@@ -38,7 +38,7 @@ fn presence(env: &Env) -> Vec<bool> {
         .collect()
 }
 
-fn erase(env: &Env, key: &Key, extra: &[&str]) -> Output {
+pub fn erase(env: &Env, key: &Key, extra: &[&str]) -> Output {
     let mut a = vec![
         "erase",
         A,

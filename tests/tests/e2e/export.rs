@@ -349,18 +349,7 @@ mod erasure {
         let s1 = env.tv.backup_all();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         env.tv.backup_all();
-        let out = env.tv.run(&[
-            "erase",
-            A,
-            "--table",
-            "crm.customers",
-            "--key",
-            "id=2",
-            "--cascade",
-            "--identity",
-            key.identity_str(),
-        ]);
-        out.assert_code(0, "erase");
+        crate::erase::erase(&env, &key, &[]).assert_code(0, "erase");
         let tree = [
             ("crm.customers", "id = 2"),
             ("crm.invoices", "customer_id = 2"),
