@@ -27,6 +27,8 @@ macro_rules! conformance {
 
 #[path = "e2e/audit_trail.rs"]
 mod audit_trail;
+#[path = "e2e/bridge.rs"]
+mod bridge;
 #[path = "e2e/child_tables.rs"]
 mod child_tables;
 #[path = "e2e/cli.rs"]

@@ -7,10 +7,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> vault_core::Result<()> {
-//! use vault_core::{BackupOptions, Vault, VaultConfig};
+//! use vault_core::{tenant::Placement, BackupOptions, Vault, VaultConfig};
 //! let dir = std::path::Path::new("./vault-data");
 //! let vault = Vault::init(dir, VaultConfig::new("postgres://backup@localhost/app")).await?;
-//! vault.add_tenant("acme", &["age1…".to_string()], false).await?;
+//! vault.add_tenant("acme", &["age1…".to_string()], false, Placement::Pool).await?;
 //! let report = vault.backup(BackupOptions::default()).await?;
 //! println!("snapshot {}", report.snapshot);
 //! # Ok(()) }

@@ -21,8 +21,9 @@ pub struct TenantRecord {
     pub id: String,
     /// Directory name of the tenant in the store (keyed hash of `id`).
     pub path: String,
-    /// Partition model; `pool` for now.
-    pub model: String,
+    /// Where the tenant's rows live: `"model": "pool"` or `"bridge"` with its `"schema"`.
+    #[serde(flatten)]
+    pub placement: Placement,
     pub recipients: Vec<String>,
     /// Whether the data key is also wrapped to the operator's escrow recipient.
     pub escrow: bool,
@@ -37,6 +38,52 @@ pub struct TenantRecord {
     /// key and are never reused by later snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_epoch: Option<String>,
+}
+
+/// Where a tenant's rows live in the source database (its partition model).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum Placement {
+    /// Shared tables with a tenant column (or reaching one through foreign keys).
+    Pool,
+    /// One schema per tenant: every table of `schema` is the tenant's.
+    Bridge { schema: String },
+}
+
+impl Placement {
+    /// The schema the tenant owns whole, if any.
+    pub fn schema(&self) -> Option<&str> {
+        match self {
+            Placement::Pool => None,
+            Placement::Bridge { schema } => Some(schema),
+        }
+    }
+
+    /// The model's name, as `tvault tenant list` shows it.
+    pub fn model(&self) -> &'static str {
+        match self {
+            Placement::Pool => "pool",
+            Placement::Bridge { .. } => "bridge",
+        }
+    }
+
+    /// Refuses a schema name PostgreSQL would not keep as given, or one of its own.
+    pub fn validate(&self) -> Result<()> {
+        let Some(schema) = self.schema() else {
+            return Ok(());
+        };
+        if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
+            return Err(Error::Invalid(format!(
+                "schema name {schema:?} must have 1 to 63 bytes and no NUL"
+            )));
+        }
+        if schema.starts_with("pg_") || schema == "information_schema" {
+            return Err(Error::Invalid(format!(
+                "schema {schema:?} belongs to PostgreSQL itself, not to a tenant"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl TenantRecord {
@@ -82,8 +129,9 @@ impl Vault {
         id: &str,
         recipients: &[String],
         allow_escrow: bool,
+        placement: Placement,
     ) -> Result<TenantRecord> {
-        let result = self.register(id, recipients, allow_escrow).await;
+        let result = self.register(id, recipients, allow_escrow, placement).await;
         let draft = crate::audit::AuditDraft::new(crate::audit::actions::KEY_CHANGE)
             .details(serde_json::json!({ "event": "register tenant" }));
         // A hostile id is not repeated into the trail.
@@ -99,12 +147,21 @@ impl Vault {
         id: &str,
         recipients: &[String],
         allow_escrow: bool,
+        placement: Placement,
     ) -> Result<TenantRecord> {
         layout::validate_tenant_id(id)?;
+        placement.validate()?;
         if self.inventory().tenant(id)?.is_some() {
             return Err(Error::Conflict(format!(
                 "tenant {id:?} is already registered; use `tvault tenant rotate-key` to change its keys"
             )));
+        }
+        if let Some(schema) = placement.schema() {
+            if let Some(other) = self.inventory().schema_tenant(schema)? {
+                return Err(Error::Conflict(format!(
+                    "schema {schema:?} is already tenant {other:?}'s"
+                )));
+            }
         }
         let recipients = self.wrap_recipients(recipients, allow_escrow)?;
         let data_key = DataKey::generate();
@@ -113,7 +170,7 @@ impl Vault {
             format: 1,
             id: id.to_string(),
             path: self.tenant_path(id),
-            model: "pool".into(),
+            placement,
             recipients: recipients
                 .tenant
                 .iter()

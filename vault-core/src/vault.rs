@@ -838,6 +838,16 @@ impl Vault {
     /// Reads the source catalog and returns the table plan.
     pub async fn plan(&self) -> Result<crate::source::postgres::catalog::Plan> {
         let client = crate::source::postgres::connect(&self.config().source).await?;
-        crate::source::postgres::catalog::plan(&client, self.config()).await
+        self.plan_of(&client).await
+    }
+
+    /// The table plan of the database `client` is connected to: the pool's rules, and every
+    /// table of a registered bridge tenant's schema is that tenant's.
+    pub(crate) async fn plan_of(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<crate::source::postgres::catalog::Plan> {
+        let bridge = self.inventory().bridge_schemas()?;
+        crate::source::postgres::catalog::plan(client, self.config(), &bridge).await
     }
 }

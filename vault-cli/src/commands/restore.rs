@@ -32,6 +32,10 @@ pub struct Restore {
     /// (repeatable).
     #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
     schema_map: Vec<(String, String)>,
+    /// A bridge tenant (`tenant add --schema`): restore into this schema instead of its own,
+    /// e.g. to compare; the schema must hold the same tables and belong to no other tenant.
+    #[arg(long, value_name = "SCHEMA")]
+    into_schema: Option<String>,
     /// Report per table the rows that would be inserted, updated, deleted and left alone;
     /// change nothing.
     #[arg(long)]
@@ -57,6 +61,7 @@ impl Restore {
             snapshot: self.snapshot,
             target: self.target,
             schema_map: self.schema_map,
+            into_schema: self.into_schema,
             dry_run: self.dry_run,
             progress: Some(Arc::new(move |done, total| {
                 b.set_length(total);

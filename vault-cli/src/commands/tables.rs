@@ -21,9 +21,11 @@ impl Tables {
         let rule = |name: &str| plan.rules.get(name).cloned().unwrap_or_default();
         let mut tenant_tables = vec![];
         let mut child_tables = vec![];
-        for t in &plan.tables {
+        for t in &plan.tables[plan.pool_tables()] {
             let name = t.display_name();
             match &t.owner {
+                // Listed per schema below.
+                Owner::Schema => {}
                 Owner::Column { column } => tenant_tables.push(
                     json!({ "table": name, "tenant_column": column, "rls": t.rls, "rule": rule(&name) }),
                 ),
@@ -53,8 +55,20 @@ impl Tables {
             .iter()
             .map(|t| json!({ "table": t, "rule": rule(t) }))
             .collect();
+        let schemas: Vec<_> = plan
+            .schemas
+            .iter()
+            .map(|(schema, own)| {
+                let tables: Vec<&str> = plan.tables[own.tables.clone()]
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect();
+                json!({ "schema": schema, "tables": tables })
+            })
+            .collect();
         if g.json {
             output::json(&json!({
+                "tenant_schemas": schemas,
                 "tenant_tables": tenant_tables, "child_tables": child_tables,
                 "global_tables": plan.global, "global": global, "excluded_tables": plan.excluded,
             }))?;
@@ -71,6 +85,13 @@ impl Tables {
             println!("  {}  ({})", show(t, "table"), show(t, "rule"));
             for o in t["other_paths"].as_array().into_iter().flatten() {
                 println!("      also: {}", o.as_str().unwrap_or_default());
+            }
+        }
+        if !schemas.is_empty() {
+            println!("Tenant schemas (bridge: every table is its tenant's):");
+            for s in &schemas {
+                let tables = s["tables"].as_array().map_or(0, Vec::len);
+                println!("  {}  ({tables} tables)", show(s, "schema"));
             }
         }
         println!("Global tables (not in tenant archives):");

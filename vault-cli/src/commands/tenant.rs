@@ -27,12 +27,16 @@ pub struct Add {
     /// tenant's key).
     #[arg(long)]
     allow_escrow: bool,
+    /// Bridge model: the tenant owns this schema, and every table in it is its own (no tenant
+    /// column needed). Without it the tenant is pooled: its rows are found by tenant column.
+    #[arg(long, value_name = "SCHEMA")]
+    schema: Option<String>,
 }
 
 /// Register many tenants at once from a file (one process instead of one per tenant).
 ///
-/// One tenant per line: `TENANT<TAB>RECIPIENT[<TAB>RECIPIENT…]`; blank lines and lines starting
-/// with `#` are skipped. Tenants already registered are reported and left as they are; any other
+/// One tenant per line: `TENANT<TAB>RECIPIENT[<TAB>RECIPIENT…]`, plus a field `schema=NAME` for
+/// a tenant of the bridge model; blank lines and lines starting with `#` are skipped. Tenants already registered are reported and left as they are; any other
 /// bad line stops the import at that line (the tenants before it stay registered).
 #[derive(Args, Debug)]
 pub struct Import {
@@ -71,7 +75,7 @@ impl TenantCmd {
         match self {
             TenantCmd::Add(a) => {
                 let t = vault
-                    .add_tenant(&a.id, &a.recipient, a.allow_escrow)
+                    .add_tenant(&a.id, &a.recipient, a.allow_escrow, placement(a.schema))
                     .await?;
                 if g.json {
                     output::json(&t)?;
@@ -94,13 +98,25 @@ impl TenantCmd {
                     }
                     let mut parts = line.split('\t');
                     let id = parts.next().unwrap_or_default();
-                    let recipients: Vec<String> = parts.map(str::to_string).collect();
+                    let (schemas, recipients): (Vec<&str>, Vec<&str>) =
+                        parts.partition(|p| p.starts_with("schema="));
+                    let recipients: Vec<String> =
+                        recipients.into_iter().map(str::to_string).collect();
+                    let schema = match schemas.as_slice() {
+                        [] => None,
+                        [one] => Some(one["schema=".len()..].to_string()),
+                        _ => anyhow::bail!(
+                            "{}:{}: tenant {id:?} names more than one schema",
+                            i.file.display(),
+                            n + 1
+                        ),
+                    };
                     if vault.inventory().tenant(id)?.is_some() {
                         existing.push(id.to_string());
                         continue;
                     }
                     vault
-                        .add_tenant(id, &recipients, false)
+                        .add_tenant(id, &recipients, false, placement(schema))
                         .await
                         .with_context(|| {
                             format!("{}:{}: tenant {id:?}", i.file.display(), n + 1)
@@ -124,13 +140,17 @@ impl TenantCmd {
                 if g.json {
                     let list: Vec<_> = tenants
                         .iter()
-                        .map(|t| serde_json::json!({"tenant": t.id, "recipients": t.recipients, "escrow": t.escrow}))
+                        .map(|t| serde_json::json!({"tenant": t.id, "model": t.placement.model(), "schema": t.placement.schema(), "recipients": t.recipients, "escrow": t.escrow}))
                         .collect();
                     output::json(&list)?;
                 } else {
                     for t in &tenants {
+                        let place = match t.placement.schema() {
+                            Some(s) => format!("bridge {s}"),
+                            None => "pool".into(),
+                        };
                         println!(
-                            "{}\t{} key(s){}",
+                            "{}\t{place}\t{} key(s){}",
                             t.id,
                             t.recipients.len(),
                             if t.escrow { "\tescrow" } else { "" }
@@ -160,5 +180,13 @@ impl TenantCmd {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The placement a `--schema` (or `schema=`) names: bridge with it, else pool.
+fn placement(schema: Option<String>) -> vault_core::tenant::Placement {
+    match schema {
+        Some(schema) => vault_core::tenant::Placement::Bridge { schema },
+        None => vault_core::tenant::Placement::Pool,
     }
 }

@@ -4,7 +4,10 @@
 //! snapshot; readers (the coordinator plus `workers - 1` connections that import the snapshot)
 //! stream tables with COPY and cut per-tenant blocks ([`extract`]); sealing (hash, zstd, age) runs
 //! on blocking threads; the packer appends sealed blocks to per-tenant pack objects and uploads
-//! them. Manifests are written when every pack is stored, and the snapshot record last: until
+//! them. A bridge tenant's schema is read for it alone, on the same snapshot: readers then end
+//! their transaction every few tables and start another on the exported snapshot, so that locks
+//! stay bounded at thousands of schemas, while the coordinator keeps the exporting transaction
+//! open. Manifests are written when every pack is stored, and the snapshot record last: until
 //! then nothing of the cycle is visible, and a crash leaves only objects that the next cycle
 //! removes (see [`Vault::clean_interrupted`]).
 
@@ -175,8 +178,14 @@ struct Cycle {
     recipients: Vec<keys::DataRecipient>,
     /// Per tenant, the object lock its archive objects are written with.
     locks: Vec<crate::store::Lock>,
+    /// The database's tables: pooled ones first, then each bridge tenant's schema.
     plan: Plan,
+    /// Each planned table as archives hold it: a bridge tenant's relative to its schema.
+    defs: Vec<TableDef>,
+    /// Names of `defs`, which block ids are keyed with.
     table_names: Vec<String>,
+    /// Per tenant, the tables of `plan` it owns.
+    tables_of: Vec<std::ops::Range<usize>>,
 }
 
 impl Vault {
@@ -212,7 +221,7 @@ impl Vault {
             .await
             .db(|| "starting the snapshot transaction".into())?;
         let snapshot_opened = std::time::Instant::now();
-        let plan = catalog::plan(&coordinator, self.config()).await?;
+        let plan = self.plan_of(&coordinator).await?;
         let role = pg::current_role(&coordinator).await?;
         catalog::check_rls(&plan, self.config(), &role)?;
         let snapshot_name: String = coordinator
@@ -226,7 +235,9 @@ impl Vault {
         let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
 
         let snapshot = layout::new_snapshot_id(started);
+        let (tenants, missing) = placed(tenants, &plan);
         let (prepared, mut failed) = self.prepare_tenants(tenants, started).await;
+        failed.extend(missing);
         if prepared.is_empty() {
             return Err(every_tenant_failed(failed));
         }
@@ -237,10 +248,16 @@ impl Vault {
             locks.push(p.lock);
             keys.push(p.keys);
         }
+        let defs = archived_defs(&plan);
         let cycle = Arc::new(Cycle {
             locks,
             recipients,
-            table_names: plan.tables.iter().map(TableDef::display_name).collect(),
+            table_names: defs.iter().map(TableDef::display_name).collect(),
+            tables_of: tenants
+                .iter()
+                .map(|t| plan.tables_of(t.placement.schema()))
+                .collect(),
+            defs,
             snapshot: snapshot.clone(),
             started,
             source,
@@ -309,7 +326,7 @@ impl Vault {
         // The inventory learns the cycle before its pending marker goes: a crash in between
         // leaves a committed cycle with its marker, which the next cycle indexes from the store.
         self.inventory().put_cycle(&record)?;
-        self.inventory().put_table_defs(cycle.plan.tables.iter())?;
+        self.inventory().put_table_defs(cycle.defs.iter())?;
         for c in &mut committed {
             let t = &cycle.tenants[c.tenant];
             if c.unchanged {
@@ -469,6 +486,11 @@ impl Vault {
                 .map(|(i, t)| (copytext::escape(t.id.as_bytes()), i))
                 .collect(),
             tenants: keys,
+            bridge: cycle
+                .tenants
+                .iter()
+                .map(|t| t.placement.schema().is_some())
+                .collect(),
             block_size: tuning.block_size.max(4096),
             budget: tuning.memory_budget / workers / 2,
             abort: AtomicBool::new(false),
@@ -478,16 +500,31 @@ impl Vault {
         let (raw_tx, raw_rx) = mpsc::channel::<RawBlock>(workers * 2);
         let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(workers * 4);
         // Every reader imports the snapshot before any starts, so the coordinator (reader 0) may
-        // end its transaction whenever it runs out of work.
-        let mut clients = vec![coordinator];
-        for _ in 1..workers {
+        // end its transaction whenever it runs out of work. With bridge tenants, readers start
+        // new transactions on the snapshot to bound their locks, which needs the exporting
+        // transaction open: the coordinator then only holds it, until every reader is done.
+        let renew = !cycle.plan.schemas.is_empty();
+        let (mut clients, holder) = match renew {
+            true => (vec![], Some(coordinator)),
+            false => (
+                vec![stages::Reader {
+                    client: coordinator,
+                    renew: None,
+                }],
+                None,
+            ),
+        };
+        while clients.len() < workers {
             let c = pg::connect(&self.config().source).await?;
             c.batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_name}'"
             ))
             .await
             .db(|| "importing the cycle's snapshot".into())?;
-            clients.push(c);
+            clients.push(stages::Reader {
+                client: c,
+                renew: renew.then(|| snapshot_name.to_string()),
+            });
         }
         let mut readers = JoinSet::new();
         for client in clients {
@@ -542,6 +579,7 @@ impl Vault {
                 Err(_) => {}
             }
         }
+        drop(holder);
         // Report the root cause: a reader's own failure, else the sealer's, else the packer's.
         let downstream = |e: &Error| matches!(e, Error::Aborted(m) if m == extract::DOWNSTREAM_CLOSED || m.starts_with("another part"));
         match (reader_error, sealed, packed) {
@@ -556,6 +594,43 @@ impl Vault {
     }
 }
 
+/// Splits the tenants into those whose tables the plan found and bridge tenants whose schema
+/// holds no table (dropped, or never created): backing those up would record an empty tenant.
+fn placed(
+    tenants: Vec<TenantRecord>,
+    plan: &Plan,
+) -> (Vec<TenantRecord>, Vec<(TenantRecord, Error)>) {
+    let (mut ok, mut missing) = (vec![], vec![]);
+    for t in tenants {
+        match t.placement.schema() {
+            Some(s) if !plan.schemas.contains_key(s) => {
+                let e = Error::not_found(
+                    format!("any table in schema {s:?}, tenant {:?}'s own", t.id),
+                    Some(
+                        "the schema was dropped or never created; its earlier snapshots are kept"
+                            .into(),
+                    ),
+                );
+                tracing::error!(tenant = %t.id, error = %e, "tenant not backed up");
+                missing.push((t, e));
+            }
+            _ => ok.push(t),
+        }
+    }
+    (ok, missing)
+}
+
+/// The plan's tables as archives hold them: a bridge tenant's relative to its own schema.
+fn archived_defs(plan: &Plan) -> Vec<TableDef> {
+    let mut defs = plan.tables.clone();
+    for own in plan.schemas.values() {
+        for d in &mut defs[own.tables.clone()] {
+            *d = d.relative_to(&own.home);
+        }
+    }
+    defs
+}
+
 /// Per-tenant reads of small store objects (ledger, policy, hold) running at once.
 const PARALLEL_READS: usize = 16;
 
@@ -567,9 +642,28 @@ const SPLIT_PAGES: u32 = 8192;
 /// requires the tenant setting.
 fn work_units(cycle: &Cycle, opts: &BackupOptions, workers: usize) -> VecDeque<Unit> {
     let mut units = VecDeque::new();
-    for (table, t) in cycle.plan.tables.iter().enumerate() {
+    let pool = cycle.plan.pool_tables();
+    let pooled: Vec<usize> = (0..cycle.tenants.len())
+        .filter(|&i| cycle.tenants[i].placement.schema().is_none())
+        .collect();
+    // Each bridge tenant's tables are its own: read for it alone.
+    for (i, range) in cycle.tables_of.iter().enumerate() {
+        if cycle.tenants[i].placement.schema().is_some() {
+            units.extend(range.clone().map(|table| Unit {
+                table,
+                tenant: Some(i),
+                pages: None,
+            }));
+        }
+    }
+    // Pooled tables are read only when the cycle has pooled tenants.
+    let pool_tables = match pooled.is_empty() {
+        true => 0..0,
+        false => pool,
+    };
+    for (table, t) in cycle.plan.tables[pool_tables.clone()].iter().enumerate() {
         if opts.tenants.is_some() || t.rls {
-            units.extend((0..cycle.tenants.len()).map(|i| Unit {
+            units.extend(pooled.iter().map(|&i| Unit {
                 table,
                 tenant: Some(i),
                 pages: None,

@@ -244,8 +244,13 @@ async fn store_table_defs(vault: &Vault, cycle: &Cycle) -> Result<()> {
         until: cycle.locks.iter().filter_map(|l| l.until).max(),
         legal_hold: false,
     };
-    for def in &cycle.plan.tables {
+    // Bridge tenants of one shape share their (relative) definitions: each is stored once.
+    let mut done = std::collections::HashSet::new();
+    for def in &cycle.defs {
         let (id, json) = manifest::table_def(def);
+        if !done.insert(id.clone()) {
+            continue;
+        }
         let path = layout::table_def(&id);
         let written_now = match vault.store().objects().head(&path).await {
             Ok(_) => false,
@@ -314,9 +319,11 @@ pub(super) async fn run(
     tuning: &BackupTuning,
     abort: &AtomicBool,
 ) -> Result<(Vec<Committed>, Vec<(usize, Error)>)> {
-    let mut accs: Vec<TenantAcc> = (0..cycle.tenants.len())
-        .map(|_| TenantAcc {
-            tables: vec![Default::default(); cycle.plan.tables.len()],
+    let mut accs: Vec<TenantAcc> = cycle
+        .tables_of
+        .iter()
+        .map(|r| TenantAcc {
+            tables: vec![Default::default(); r.len()],
             ..Default::default()
         })
         .collect();
@@ -337,7 +344,8 @@ pub(super) async fn run(
             acc.pack = PackBuf::default();
             continue;
         }
-        acc.tables[s.table].0.merge(s.checksum);
+        let slot = s.table - cycle.tables_of[s.tenant].start;
+        acc.tables[slot].0.merge(s.checksum);
         let hash = id_hash.hash_one(&s.id);
         // A hash collision only stores a block twice.
         let seen = acc
@@ -374,7 +382,7 @@ pub(super) async fn run(
                 return Err(Error::Aborted(format!("block {} has no bytes", s.id)))
             }
         };
-        acc.tables[s.table].1.push(index);
+        acc.tables[slot].1.push(index);
         if acc.pack.len >= tuning.pack_size {
             pending -= acc.pack.len;
             flush(&mut up, cycle, acc, s.tenant).await?;
@@ -415,9 +423,7 @@ pub(super) async fn run(
         }
         let tenant = &cycle.tenants[t];
         let lock = &cycle.locks[t];
-        let tables: Vec<TableManifest> = cycle
-            .plan
-            .tables
+        let tables: Vec<TableManifest> = cycle.defs[cycle.tables_of[t].clone()]
             .iter()
             .zip(acc.tables)
             .map(|(def, (sum, indexes))| {

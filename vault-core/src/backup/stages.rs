@@ -34,9 +34,23 @@ pub struct Sealed {
     pub existing: Option<BlockRef>,
 }
 
+/// Tables a reader reads in one transaction before it starts another on the same snapshot
+/// (when it may: see [`Reader::renew`]). Each read table stays locked until its transaction
+/// ends, and 10,000 tenant schemas of 5 tables would need 50,000 locks: more than the lock
+/// table of a server with default settings holds (64 per connection).
+const TABLES_PER_TRANSACTION: usize = 32;
+
+/// How a reader's connection reads the cycle's snapshot.
+pub struct Reader {
+    pub client: tokio_postgres::Client,
+    /// The exported snapshot to start a new transaction on, when the exporting transaction
+    /// stays open until every reader is done; `None` for the coordinator itself.
+    pub renew: Option<String>,
+}
+
 /// One reader: takes (table, tenant?) units until none are left.
 pub async fn reader(
-    client: tokio_postgres::Client,
+    Reader { client, renew }: Reader,
     cycle: &Cycle,
     demux: &Arc<Demux>,
     units: &Mutex<VecDeque<Unit>>,
@@ -46,6 +60,7 @@ pub async fn reader(
 ) -> Result<Vec<(usize, Leftovers)>> {
     let mut leftovers = vec![];
     let on_rows = |n: u64| progress(Progress::Rows(n));
+    let mut in_transaction = 0usize;
     loop {
         let next = units
             .lock()
@@ -60,6 +75,17 @@ pub async fn reader(
             break;
         };
         let def = &cycle.plan.tables[table];
+        if let (Some(snapshot), true) = (&renew, in_transaction >= TABLES_PER_TRANSACTION) {
+            client
+                .batch_execute(&format!(
+                    "COMMIT; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+                     SET TRANSACTION SNAPSHOT '{snapshot}'"
+                ))
+                .await
+                .db(|| "starting a new transaction on the cycle's snapshot".into())?;
+            in_transaction = 0;
+        }
+        in_transaction += 1;
         let literal = match tenant {
             None => None,
             Some(t) => {
@@ -81,7 +107,7 @@ pub async fn reader(
             &sql,
             extract::TableRead {
                 index: table,
-                def,
+                def: &cycle.defs[table],
                 codec: codec.as_ref(),
             },
             demux,

@@ -559,12 +559,16 @@ impl Vault {
             }));
         let result = {
             let _tenant = self.reading_tenant(&opts.tenant).await;
-            match &opts.source {
-                ExportSource::Live if opts.since.is_some() => Err(Error::Invalid(
+            let pooled = self
+                .tenant(&opts.tenant)
+                .and_then(|r| crate::records::pooled_only(&r, "export"));
+            match (&opts.source, pooled) {
+                (_, Err(e)) => Err(e),
+                (ExportSource::Live, _) if opts.since.is_some() => Err(Error::Invalid(
                     "--since compares two snapshots: export a snapshot (--snapshot ID or latest), not --live".into(),
                 )),
-                ExportSource::Live => self.export_live(opts, out).await,
-                ExportSource::Snapshot(id) => self.export_sealed(opts, id, out).await,
+                (ExportSource::Live, _) => self.export_live(opts, out).await,
+                (ExportSource::Snapshot(id), _) => self.export_sealed(opts, id, out).await,
             }
         };
         let draft = match &result {
@@ -617,7 +621,8 @@ impl Vault {
             .await
             .db(|| "starting the export's snapshot".into())?;
         let taken = OffsetDateTime::now_utc();
-        let plan = pg::catalog::plan(&client, self.config()).await?;
+        let mut plan = self.plan_of(&client).await?;
+        plan.tables.truncate(plan.pool_tables().end);
         pg::catalog::check_rls(&plan, self.config(), &pg::current_role(&client).await?)?;
         let ddl = ddl::read(&client, &plan.tables).await?;
         let literal = sql::literal(&client, &record.id).await?;

@@ -137,6 +137,8 @@ pub struct Inventory {
     /// MAC of the version of each authenticated object this vault wrote (or accepted) last:
     /// `object` -> MAC hex. A store that serves another version is refused (rollback).
     digests: sled::Tree,
+    /// Bridge tenants by schema: schema name -> tenant id.
+    schemas: sled::Tree,
 }
 
 /// A deletion object lock deferred; retried by `retention apply`.
@@ -225,6 +227,7 @@ impl Inventory {
             erasing: db.open_tree("erasing")?,
             locks: db.open_tree("locks")?,
             digests: db.open_tree("digests")?,
+            schemas: db.open_tree("schemas")?,
             db,
         })
     }
@@ -332,6 +335,9 @@ impl Inventory {
         }
         self.id_keys.remove(t.path.as_bytes())?;
         self.tenants.remove(t.id.as_bytes())?;
+        if let Some(schema) = t.placement.schema() {
+            self.schemas.remove(schema.as_bytes())?;
+        }
         Ok(())
     }
 
@@ -349,6 +355,7 @@ impl Inventory {
             &self.table_defs,
             &self.locks,
             &self.digests,
+            &self.schemas,
         ] {
             tree.clear()?;
         }
@@ -412,6 +419,9 @@ impl Inventory {
     /// Records a tenant; its id key only when known (a rebuild without the tenant's identity).
     pub fn put_tenant_record(&self, t: &TenantRecord, id_key: Option<&IdKey>) -> Result<()> {
         self.tenants.insert(t.id.as_bytes(), json(t))?;
+        if let Some(schema) = t.placement.schema() {
+            self.schemas.insert(schema.as_bytes(), t.id.as_bytes())?;
+        }
         if let Some(k) = id_key {
             self.id_keys.insert(t.path.as_bytes(), &k.as_bytes()[..])?;
         }
@@ -419,10 +429,24 @@ impl Inventory {
     }
 
     pub fn put_tenant(&self, t: &TenantRecord, id_key: &IdKey) -> Result<()> {
-        self.tenants.insert(t.id.as_bytes(), json(t))?;
-        self.id_keys
-            .insert(t.path.as_bytes(), &id_key.as_bytes()[..])?;
-        Ok(())
+        self.put_tenant_record(t, Some(id_key))
+    }
+
+    /// Every bridge tenant's own schema.
+    pub fn bridge_schemas(&self) -> Result<std::collections::BTreeSet<String>> {
+        self.schemas
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+
+    /// The tenant whose own schema `schema` is (bridge model).
+    pub fn schema_tenant(&self, schema: &str) -> Result<Option<String>> {
+        Ok(self
+            .schemas
+            .get(schema.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     pub fn tenant(&self, id: &str) -> Result<Option<TenantRecord>> {

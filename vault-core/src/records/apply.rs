@@ -13,7 +13,7 @@ use super::{
 use crate::archive::manifest::{TableManifest, TenantManifest};
 use crate::copytext;
 use crate::error::{DbContext, Error, Result};
-use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
+use crate::source::postgres::catalog::{Owner, Plan, TableDef};
 use crate::source::postgres::{self as pg, apply};
 use crate::sql::{self, qualified};
 use crate::tenant::TenantRecord;
@@ -99,13 +99,14 @@ impl Vault {
         identity: &keys::TenantIdentities,
     ) -> Result<RecordRestoreReport> {
         let record = self.tenant(&opts.tenant)?;
+        crate::records::pooled_only(&record, "restore-records")?;
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
         let mut manifest = self.manifest(&record, &snapshot).await?;
         let keys = self.unlock(&record, identity).await?;
         let client = pg::connect_for_restore(&self.config().source, &self.config().restore).await?;
         // SQL is built from the live catalog: each table's owner rule and foreign keys come from
         // the live plan, which must agree with the (authenticated) manifest.
-        let plan = catalog::plan(&client, self.config()).await?;
+        let plan = self.plan_of(&client).await?;
         for t in &mut manifest.tables {
             let name = t.def.display_name();
             if let Some(live) = plan

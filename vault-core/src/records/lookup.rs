@@ -302,6 +302,11 @@ impl Vault {
             .clone()
             .ok_or_else(|| Error::Invalid("record without table".into()))?;
         let client = pg::connect(&self.config().source).await?;
+        // A bridge tenant's tables are archived relative to its schema.
+        let def = match self.tenant(tenant)?.placement.schema() {
+            Some(home) => def.located_in(&pg::catalog::Home::of(&client, home).await?),
+            None => def,
+        };
         // Compare over the columns the live table still has; report the others.
         let projection = super::Projection::of(&client, &def).await?;
         let live = live_row(&client, &projection.def, tenant, &projection.row(&view.row)).await?;

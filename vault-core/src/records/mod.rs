@@ -333,6 +333,19 @@ impl Projection {
     }
 }
 
+/// Refuses an operation that compares archived records with live rows for a tenant of the
+/// bridge model: it reads and writes them by the pool's rules so far.
+pub(crate) fn pooled_only(record: &crate::TenantRecord, what: &str) -> Result<()> {
+    match record.placement.schema() {
+        None => Ok(()),
+        Some(schema) => Err(Error::Invalid(format!(
+            "`{what}` works on pooled tenants only so far; tenant {:?} lives in schema {schema:?} \
+             (bridge): restore it whole with `tvault restore`",
+            record.id
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Pairs of (archived schema, live schema).
+type SchemaMap = Vec<(String, String)>;
+
 #[derive(Clone, Default)]
 pub struct RestoreOptions {
     pub tenant: String,
@@ -37,6 +40,9 @@ pub struct RestoreOptions {
     pub target: Option<String>,
     /// Restore tables of schema `.0` into schema `.1` (which must hold the same tables).
     pub schema_map: Vec<(String, String)>,
+    /// Restore a bridge tenant into this schema instead of its own (which must hold the same
+    /// tables).
+    pub into_schema: Option<String>,
     /// Compare and report what would change; change nothing.
     pub dry_run: bool,
     /// Called with the number of sealed bytes read (or found unchanged) and the total.
@@ -358,6 +364,43 @@ impl Vault {
         self.audited(draft, result).await
     }
 
+    /// The schema map of a restore and the schemas that are tenants' own: a bridge tenant's
+    /// tables go to its schema (or `--into-schema`) unless the map says otherwise.
+    fn restore_map(
+        &self,
+        record: &TenantRecord,
+        opts: &RestoreOptions,
+    ) -> Result<(SchemaMap, std::collections::BTreeSet<String>)> {
+        let mut map = opts.schema_map.clone();
+        let mut bridge = self.inventory().bridge_schemas()?;
+        let home = opts.into_schema.as_deref().or(record.placement.schema());
+        if let (Some(_), None) = (&opts.into_schema, record.placement.schema()) {
+            return Err(Error::Invalid(format!(
+                "tenant {:?} is pooled: its tables are restored where they are (use --schema-map \
+                 to choose other schemas); moving a pooled tenant into a schema of its own is \
+                 not supported yet",
+                record.id
+            )));
+        }
+        if let Some(home) = home {
+            crate::tenant::Placement::Bridge {
+                schema: home.to_string(),
+            }
+            .validate()?;
+            if let Some(other) = self.inventory().schema_tenant(home)? {
+                if other != record.id {
+                    return Err(Error::Conflict(format!(
+                        "schema {home:?} is tenant {other:?}'s own; restore tenant {:?} elsewhere",
+                        record.id
+                    )));
+                }
+            }
+            map.push((String::new(), home.to_string()));
+            bridge.insert(home.to_string());
+        }
+        Ok((map, bridge))
+    }
+
     async fn restore_tenant(
         &self,
         opts: &RestoreOptions,
@@ -372,8 +415,9 @@ impl Vault {
             .clone()
             .unwrap_or_else(|| self.config().source.clone());
         let mut client = pg::connect_for_restore(&url, &self.config().restore).await?;
+        let (map, bridge) = self.restore_map(&record, opts)?;
         let (plan, targets) =
-            targets::restore_targets(&client, self.config(), &manifest, &opts.schema_map).await?;
+            targets::restore_targets(&client, self.config(), &manifest, &map, &bridge).await?;
         let erased = self.ledger(&record).await?.erased();
         let total: u64 = manifest
             .tables

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
 use crate::source::postgres::load;
 
-/// Matches every table of the manifest with its live table (after `schema_map`) in the plan of
+/// Matches every table of the manifest with its live table (after `map`; a bridge tenant's
+/// tables, relative to its schema in the archive, are mapped from the empty schema) in the plan of
 /// the target database, which is what the restore's SQL is built from: the live table must
 /// still hold every archived column with its type, and the same rule must own it. Returns the
 /// plan and, in restore order, each manifest table's index with the live definition restricted
@@ -15,6 +16,7 @@ pub(super) async fn restore_targets(
     config: &crate::VaultConfig,
     manifest: &TenantManifest,
     map: &[(String, String)],
+    bridge: &std::collections::BTreeSet<String>,
 ) -> Result<(Plan, Vec<(usize, TableDef)>)> {
     let mapped = |s: &str| {
         map.iter()
@@ -36,10 +38,17 @@ pub(super) async fn restore_targets(
             None => (name, owner),
         })
         .collect();
-    let plan = catalog::plan(client, &config).await?;
+    let plan = catalog::plan(client, &config, bridge).await?;
     let mut targets: Vec<(usize, usize, TableDef)> = vec![];
     for (mi, m) in manifest.tables.iter().enumerate() {
         let schema = mapped(&m.def.schema);
+        if schema.is_empty() {
+            return Err(Error::Invalid(format!(
+                "table {} is relative to its tenant's own schema, and no schema was given to \
+                 restore it into",
+                m.def.name
+            )));
+        }
         let name = format!("{schema}.{}", m.def.name);
         let Some(pos) = plan
             .tables
@@ -67,15 +76,20 @@ pub(super) async fn restore_targets(
             )));
         }
         let live = &plan.tables[pos];
-        load::check_schema(client, live, &m.def).await?;
-        let mut archived_owner = m.def.owner.clone();
+        // A bridge tenant's table is relative to its schema: placed in the target's.
+        let archived = match (m.def.schema.is_empty(), plan.schemas.get(&schema)) {
+            (true, Some(own)) => m.def.located_in(&own.home),
+            _ => m.def.clone(),
+        };
+        load::check_schema(client, live, &archived).await?;
+        let mut archived_owner = archived.owner.clone();
         if let Owner::Parent { path, .. } = &mut archived_owner {
             path.iter_mut()
                 .for_each(|h| h.ref_schema = mapped(&h.ref_schema));
         }
         same_owner(&archived_owner, &live.owner, &name)?;
         let mut def = live.clone();
-        def.columns = m.def.archived_columns().cloned().collect();
+        def.columns = archived.archived_columns().cloned().collect();
         if !def
             .primary_key
             .iter()

@@ -50,6 +50,8 @@ pub enum Owner {
     Parent { path: Vec<Hop>, column: String },
     /// Declared in `[ownership]`: a SQL expression over the row (alias `t0`) yields the tenant.
     Expression { tenant: String },
+    /// Bridge model: every row is the tenant's whose own schema holds the table.
+    Schema,
 }
 
 impl Owner {
@@ -64,6 +66,7 @@ impl Owner {
                 format!("{}; {last}.{column}", hops(table, path).join("; "))
             }
             Owner::Expression { tenant } => format!("expression {tenant}"),
+            Owner::Schema => "the tenant's own schema".into(),
         }
     }
 }
@@ -101,9 +104,46 @@ pub struct TableDef {
 }
 
 impl TableDef {
-    /// `schema.table` for messages.
+    /// `schema.table` for messages; a table of a bridge tenant's own schema is relative to it
+    /// in archives (empty schema), and named alone.
     pub fn display_name(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
+        match self.schema.is_empty() {
+            true => self.name.clone(),
+            false => format!("{}.{}", self.schema, self.name),
+        }
+    }
+
+    /// The definition relative to `home`, the tenant's own schema, as archives hold it: the
+    /// schema of the table, of the tables its foreign keys reference there and of the types
+    /// its columns use from there becomes empty (types are then written `"".name`, which
+    /// PostgreSQL never prints). `quoted` is `home` as PostgreSQL quotes it (`quote_ident`).
+    pub fn relative_to(&self, home: &Home) -> TableDef {
+        self.moved(&home.name, "", &format!("{}.", home.quoted), "\"\".")
+    }
+
+    /// A definition relative to the tenant's own schema ([`TableDef::relative_to`]) placed in
+    /// schema `home`.
+    pub fn located_in(&self, home: &Home) -> TableDef {
+        self.moved("", &home.name, "\"\".", &format!("{}.", home.quoted))
+    }
+
+    fn moved(&self, from: &str, to: &str, type_from: &str, type_to: &str) -> TableDef {
+        let mut def = self.clone();
+        let at = |s: &mut String| {
+            if s == from {
+                *s = to.to_string();
+            }
+        };
+        at(&mut def.schema);
+        def.foreign_keys
+            .iter_mut()
+            .for_each(|fk| at(&mut fk.ref_schema));
+        for c in &mut def.columns {
+            if let Some(rest) = c.type_name.strip_prefix(type_from) {
+                c.type_name = format!("{type_to}{rest}");
+            }
+        }
+        def
     }
 
     /// Columns that are archived, in table order.
@@ -119,6 +159,36 @@ impl TableDef {
             .filter_map(|k| archived.iter().position(|c| c == k))
             .collect()
     }
+}
+
+/// A bridge tenant's own schema: its name, and its name as PostgreSQL quotes it in type names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Home {
+    pub name: String,
+    pub quoted: String,
+}
+
+impl Home {
+    /// `schema` with its quoted form, as the server quotes it.
+    pub async fn of(client: &Client, schema: &str) -> Result<Home> {
+        let quoted = client
+            .query_one("SELECT quote_ident($1)", &[&schema])
+            .await
+            .db(|| format!("quoting schema name {schema:?}"))?
+            .get(0);
+        Ok(Home {
+            name: schema.to_string(),
+            quoted,
+        })
+    }
+}
+
+/// A bridge tenant's own schema in a plan.
+#[derive(Clone, Debug)]
+pub struct OwnSchema {
+    pub home: Home,
+    /// Its tables: a range of `Plan::tables`.
+    pub tables: std::ops::Range<usize>,
 }
 
 /// The table plan of a database.
@@ -139,6 +209,30 @@ pub struct Plan {
     /// onto the root), global tables included: restores check references against these.
     #[serde(skip)]
     pub references: Vec<Reference>,
+    /// Bridge tenants' own schemas (those the plan was asked for and found), each with the
+    /// range of `tables` it holds; the pooled tables come first, before every range.
+    #[serde(skip)]
+    pub schemas: BTreeMap<String, OwnSchema>,
+}
+
+impl Plan {
+    /// The pooled tables: those read for every pool tenant.
+    pub fn pool_tables(&self) -> std::ops::Range<usize> {
+        0..self
+            .schemas
+            .values()
+            .map(|s| s.tables.start)
+            .min()
+            .unwrap_or(self.tables.len())
+    }
+
+    /// The tables a tenant placed in `schema` (bridge) or pooled (`None`) owns.
+    pub fn tables_of(&self, schema: Option<&str>) -> std::ops::Range<usize> {
+        match schema {
+            None => self.pool_tables(),
+            Some(s) => self.schemas.get(s).map_or(0..0, |s| s.tables.clone()),
+        }
+    }
 }
 
 /// A child table with several owner paths.

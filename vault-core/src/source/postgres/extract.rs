@@ -50,6 +50,9 @@ pub struct Demux {
     /// COPY-escaped tenant id -> tenant index.
     pub index: HashMap<Vec<u8>, usize>,
     pub tenants: Vec<TenantKeys>,
+    /// Per tenant, whether it is of the bridge model: its rows come from its own schema only,
+    /// and a pooled table's rows with its id are not its.
+    pub bridge: Vec<bool>,
     pub block_size: usize,
     /// Per-reader plaintext budget.
     pub budget: usize,
@@ -100,6 +103,7 @@ pub async fn read_table(
     let mut ready: Vec<RawBlock> = vec![];
     let mut unreported = 0u64;
     let mut filters: HashMap<usize, Option<crate::ledger::RowFilter>> = HashMap::new();
+    let own_schema = def.owner == crate::source::postgres::catalog::Owner::Schema;
     while let Some(chunk) = stream
         .try_next()
         .await
@@ -128,7 +132,8 @@ pub async fn read_table(
                 left.unowned += 1;
                 continue;
             }
-            let Some(&tenant) = demux.index.get(owner) else {
+            let tenant = demux.index.get(owner).copied();
+            let Some(tenant) = tenant.filter(|&t| demux.bridge[t] == own_schema) else {
                 *left.unregistered.entry(owner.to_vec()).or_default() += 1;
                 continue;
             };

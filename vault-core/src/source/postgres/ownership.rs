@@ -2,16 +2,71 @@
 //! foreign-key path to a table that has it, or nobody (global). The rules are documented in
 //! `docs/RESTORE.md`; this module is pure logic over the catalog that `catalog` read.
 
-use super::catalog::{read_tables, Ambiguity, Hop, Owner, Plan, RawTable, Reference, TableDef};
+use super::catalog::{
+    read_tables, Ambiguity, Home, Hop, OwnSchema, Owner, Plan, RawTable, Reference, TableDef,
+};
 use crate::config::{DeclaredOwner, OwnerKeyword};
-use crate::error::{Error, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::VaultConfig;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use tokio_postgres::Client;
 
-/// Reads the catalog and builds the plan for `config`.
-pub async fn plan(client: &Client, config: &VaultConfig) -> Result<Plan> {
-    decide(read_tables(client).await?, config)
+/// Reads the catalog and builds the plan for `config`. Every table of a schema in `bridge` (the
+/// bridge tenants' own schemas) is its tenant's; the others follow the pool's rules.
+pub async fn plan(
+    client: &Client,
+    config: &VaultConfig,
+    bridge: &BTreeSet<String>,
+) -> Result<Plan> {
+    let (own, pooled): (Vec<RawTable>, Vec<RawTable>) = read_tables(client)
+        .await?
+        .into_iter()
+        .partition(|t| bridge.contains(&t.schema));
+    let mut plan = decide(pooled, config)?;
+    let mut by_schema: BTreeMap<String, Vec<TableDef>> = BTreeMap::new();
+    for t in own {
+        plan.references.extend(t.fks.iter().map(|fk| Reference {
+            schema: t.schema.clone(),
+            table: t.name.clone(),
+            fk: fk.clone(),
+        }));
+        let name = t.display_name();
+        plan.rules.insert(name, "tenant schema: every row".into());
+        by_schema
+            .entry(t.schema.clone())
+            .or_default()
+            .push(TableDef {
+                schema: t.schema,
+                name: t.name,
+                columns: t.columns,
+                primary_key: t.primary_key,
+                owner: Owner::Schema,
+                foreign_keys: t.fks,
+                rls: t.rls_applies,
+            });
+    }
+    let names: Vec<&String> = by_schema.keys().collect();
+    let quoted: Vec<String> = client
+        .query(
+            "SELECT quote_ident(s) FROM unnest($1::text[]) WITH ORDINALITY u(s, i) ORDER BY i",
+            &[&names],
+        )
+        .await
+        .db(|| "quoting the tenant schemas' names".into())?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for ((name, tables), quoted) in by_schema.into_iter().zip(quoted) {
+        let start = plan.tables.len();
+        plan.tables.extend(restore_order(tables));
+        let tables = start..plan.tables.len();
+        let home = Home {
+            name: name.clone(),
+            quoted,
+        };
+        plan.schemas.insert(name, OwnSchema { home, tables });
+    }
+    Ok(plan)
 }
 
 /// What decided a table's fate before foreign-key paths are searched.

@@ -40,8 +40,9 @@ fn path_joins(path: &[Hop], prefix: &str) -> (String, String) {
     (joins, prev)
 }
 
-/// `FROM` clause with the joins that reach the owning tenant, and the tenant's expression.
-fn from_and_owner(t: &TableDef) -> (String, String) {
+/// `FROM` clause with the joins that reach the owning tenant, and the tenant's expression. A
+/// table of a tenant's own schema has no owner in its rows: the tenant read for is its owner.
+fn from_and_owner(t: &TableDef, tenant_literal: Option<&str>) -> (String, String) {
     let from = format!("{} AS t0", qualified(&t.schema, &t.name));
     match &t.owner {
         Owner::Column { column } => (from, format!("t0.{}", ident(column))),
@@ -54,13 +55,14 @@ fn from_and_owner(t: &TableDef) -> (String, String) {
         }
         // Operator-declared SQL (config, never the store); cast so COPY prints it as text.
         Owner::Expression { tenant } => (from, format!("({tenant})::text")),
+        Owner::Schema => (from, tenant_literal.unwrap_or("NULL::text").to_string()),
     }
 }
 
 /// Rows of a child table whose chosen owner path and `other` path name different tenants: the
 /// count of all such rows and the keys of the first five (`ARRAY[pk::text…]`, or the ctid).
 pub fn disagreeing_owners(t: &TableDef, other: &[Hop], column: &str) -> String {
-    let (from, owner) = from_and_owner(t);
+    let (from, owner) = from_and_owner(t, None);
     let (joins, last) = path_joins(other, "a");
     let key = if t.primary_key.is_empty() {
         "ARRAY[t0.ctid::text]".to_string()
@@ -89,14 +91,14 @@ pub fn select_where(
     pages: Option<Pages>,
     extra: &[String],
 ) -> String {
-    let (from, owner) = from_and_owner(t);
+    let (from, owner) = from_and_owner(t, tenant_literal);
     let cols: Vec<String> = t
         .archived_columns()
         .map(|c| format!("t0.{}", ident(&c.name)))
         .collect();
     let mut sql = format!("SELECT {owner}, {} FROM {from}", cols.join(", "));
     let mut conditions = extra.to_vec();
-    if let Some(lit) = tenant_literal {
+    if let (Some(lit), false) = (tenant_literal, t.owner == Owner::Schema) {
         conditions.push(format!("{owner} = {lit}"));
     }
     if let Some((start, end)) = pages {
@@ -125,9 +127,9 @@ pub fn copy_out_where(t: &TableDef, tenant_literal: &str, extra: &[String]) -> S
 }
 
 /// The owner of one row, found by `$1` = tableoid (oid) and `$2` = ctid (text); no row when
-/// its owner path is broken.
+/// its owner path is broken (or the table is a tenant's own schema's: see [`Owner::Schema`]).
 pub fn owner_of_row(t: &TableDef) -> String {
-    let (from, owner) = from_and_owner(t);
+    let (from, owner) = from_and_owner(t, None);
     format!("SELECT ({owner})::text FROM {from} WHERE t0.tableoid = $1 AND t0.ctid = $2::text::tid")
 }
 
@@ -139,10 +141,11 @@ pub fn delete(t: &TableDef, tenant_literal: &str) -> String {
             qualified(&t.schema, &t.name),
             ident(column)
         ),
+        Owner::Schema => format!("DELETE FROM {} AS d", qualified(&t.schema, &t.name)),
         Owner::Parent { .. } | Owner::Expression { .. } => {
             // Row identity through (tableoid, ctid) keeps this correct for tables without a
             // primary key, and for partitioned tables, whose partitions repeat ctids.
-            let (from, owner) = from_and_owner(t);
+            let (from, owner) = from_and_owner(t, None);
             format!(
                 "DELETE FROM {} AS d WHERE (d.tableoid, d.ctid) IN \
                  (SELECT t0.tableoid, t0.ctid FROM {from} WHERE {owner} = {tenant_literal})",

@@ -144,6 +144,9 @@ impl Session<'_, '_> {
         else {
             return Ok(format!("row {ctid} of a global table"));
         };
+        if def.owner == super::catalog::Owner::Schema {
+            return Ok(format!("the tenant whose own schema is {schema}"));
+        }
         let sql = query::owner_of_row(def);
         let row = self
             .tx

@@ -1,0 +1,258 @@
+//! Bridge tenants (one schema each) next to pooled ones in one vault: one cycle backs up all of
+//! them, and restoring one bridge tenant puts its schema's rows back exactly while every other
+//! schema, pooled row and global row stays as it is.
+
+use std::collections::BTreeMap;
+use tests::*;
+
+const FIX: [&str; 1] = ["bridge.sql"];
+const HOSTILE_SCHEMA: &str = "tenant \"q\"; --";
+const HOSTILE_TENANT: &str = "o'brien";
+
+/// `schema.table` quoted for SQL.
+fn table(c: &mut Client, schema: &str, name: &str) -> String {
+    c.query_one(
+        "SELECT format('%I.%I', $1::text, $2::text)",
+        &[&schema, &name],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Every row of every table of the database, by table.
+fn everything(c: &mut Client) -> BTreeMap<String, Vec<String>> {
+    user_tables(c)
+        .into_iter()
+        .map(|(t, _)| {
+            let rows = rows_exact(c, &t, "true", None);
+            (t, rows)
+        })
+        .collect()
+}
+
+/// The rows of a schema's three tables.
+fn schema_rows(c: &mut Client, schema: &str) -> BTreeMap<String, Vec<String>> {
+    ["customers", "invoices", "events"]
+        .into_iter()
+        .map(|t| {
+            let name = table(c, schema, t);
+            (t.to_string(), rows_exact(c, &name, "true", None))
+        })
+        .collect()
+}
+
+/// Registers the pooled tenants and t_1..t_200 (bridge) by import, the hostile one by `add`.
+fn bridge_env(name: &str) -> (Env, Key) {
+    let env = Env::on(name, &FIX, Backend::Local);
+    env.tv.init(&env.db.url, &[]);
+    let key = env.keygen("key.txt");
+    let mut list = String::new();
+    for i in 0..3 {
+        list.push_str(&format!("pooled{i}\t{}\n", key.recipient));
+    }
+    for i in 1..=200 {
+        list.push_str(&format!("t_{i}\tschema=t_{i}\t{}\n", key.recipient));
+    }
+    let file = env.path("tenants.tsv");
+    std::fs::write(&file, list).unwrap();
+    env.tv.ok(&["tenant", "import", file.to_str().unwrap()]);
+    env.tv.ok(&[
+        "tenant",
+        "add",
+        HOSTILE_TENANT,
+        "--recipient",
+        &key.recipient,
+        "--schema",
+        HOSTILE_SCHEMA,
+    ]);
+    (env, key)
+}
+
+fn tenant_summary<'a>(report: &'a Value, tenant: &str) -> &'a Value {
+    report["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == tenant)
+        .unwrap_or_else(|| panic!("{tenant} not in the report"))
+}
+
+#[test]
+fn bridge_tenants_back_up_with_pooled_ones_and_restore_alone() {
+    let (env, key) = bridge_env("bridge_restore");
+    let mut c = env.db.client();
+    let backup = env.tv.json(&["backup", "--all"]);
+    assert_eq!(
+        backup["failed_tenants"],
+        serde_json::json!([]),
+        "{backup:#}"
+    );
+    assert_eq!(backup["tenants"].as_array().unwrap().len(), 204);
+    // t_7 has 2 + 7 % 7 = 2 customers, 6 invoices, 6 events (the trigger's).
+    let t7 = tenant_summary(&backup, "t_7");
+    assert_eq!(
+        (t7["tables"].as_u64(), t7["rows"].as_u64()),
+        (Some(3), Some(14)),
+        "{t7:#}"
+    );
+    // The bridge tables' tenant_id column says pooled0: pooled0 still has only its accounts.
+    let p0 = tenant_summary(&backup, "pooled0");
+    assert_eq!(
+        (p0["tables"].as_u64(), p0["rows"].as_u64()),
+        (Some(1), Some(10)),
+        "{p0:#}"
+    );
+    // A pooled row carrying a bridge tenant's id is not that tenant's.
+    let unregistered = &backup["unregistered_tenants"];
+    assert_eq!(
+        unregistered,
+        &serde_json::json!([{"tenant": "t_5", "rows": 1}])
+    );
+    let snap = snapshot_id(&backup);
+    let at_backup = everything(&mut c);
+
+    // t_7 loses, changes and gains rows (the trigger adds events); others change too.
+    c.batch_execute(
+        "UPDATE t_7.customers SET name = 'changed', mood = 'meh' WHERE id = 1;
+         DELETE FROM t_7.invoices WHERE id % 2 = 0;
+         INSERT INTO t_7.invoices (customer_id, total) VALUES (2, 1);
+         DELETE FROM t_7.events WHERE what IS NULL OR customer_id = 1;
+         UPDATE t_8.customers SET name = 'later' WHERE id = 1;
+         INSERT INTO accounts VALUES ('pooled0', 99, 'later');
+         UPDATE plans SET price = 11 WHERE code = 'pro';",
+    )
+    .unwrap();
+    let mut expected = everything(&mut c);
+    for t in ["customers", "invoices", "events"] {
+        let name = format!("t_7.{t}");
+        assert_ne!(
+            expected[&name], at_backup[&name],
+            "{name} must have changed"
+        );
+        expected.insert(name.clone(), at_backup[&name].clone());
+    }
+    let report = env.tv.restore("t_7", &snap, &key, None);
+    let mut tables: Vec<&str> = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    tables.sort();
+    assert_eq!(
+        tables,
+        ["t_7.customers", "t_7.events", "t_7.invoices"],
+        "{report:#}"
+    );
+    assert_tables_eq("after restoring t_7", &expected, &everything(&mut c));
+
+    // The hostile schema's tenant: emptied, then restored.
+    let (customers, invoices, events) = (
+        table(&mut c, HOSTILE_SCHEMA, "customers"),
+        table(&mut c, HOSTILE_SCHEMA, "invoices"),
+        table(&mut c, HOSTILE_SCHEMA, "events"),
+    );
+    c.batch_execute(&format!(
+        "DELETE FROM {events}; DELETE FROM {invoices}; DELETE FROM {customers};"
+    ))
+    .unwrap();
+    env.tv.restore(HOSTILE_TENANT, &snap, &key, None);
+    assert_tables_eq(
+        "after restoring the hostile schema",
+        &expected,
+        &everything(&mut c),
+    );
+
+    // Records of a bridge tenant are found by their table's name in its schema.
+    let found = env
+        .tv
+        .json(&["find", "t_3", "--table", "customers", "--key", "id=2"]);
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found:#}");
+}
+
+#[test]
+fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
+    let (env, key) = bridge_env("bridge_elsewhere");
+    let mut c = env.db.client();
+    let snap = env.tv.backup_all();
+    let t9 = schema_rows(&mut c, "t_9");
+    env.db.exec("SELECT make_tenant_schema('scratch', 0)");
+    let before = everything(&mut c);
+    let o = env.tv.json(&[
+        "restore",
+        "t_9",
+        "--snapshot",
+        &snap,
+        "--identity",
+        key.identity_str(),
+        "--into-schema",
+        "scratch",
+    ]);
+    assert_eq!(o["ok"], true, "{o:#}");
+    assert_eq!(
+        schema_rows(&mut c, "scratch"),
+        t9,
+        "t_9's rows, now in scratch"
+    );
+    let mut after = everything(&mut c);
+    for t in ["customers", "invoices", "events"] {
+        after.remove(&format!("scratch.{t}"));
+    }
+    let mut expected = before.clone();
+    for t in ["customers", "invoices", "events"] {
+        expected.remove(&format!("scratch.{t}"));
+    }
+    assert_tables_eq("everything but scratch", &expected, &after);
+    let before = everything(&mut c);
+
+    // Another tenant's schema is never a target.
+    let o = env.tv.run(&[
+        "restore",
+        "t_9",
+        "--snapshot",
+        &snap,
+        "--identity",
+        key.identity_str(),
+        "--into-schema",
+        "t_10",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("tenant \"t_10\"'s own"), "{}", o.stderr);
+    assert_tables_eq("after a refused restore", &before, &everything(&mut c));
+
+    // A dropped schema fails its tenant, not the cycle; its snapshots stay.
+    env.db.exec("DROP SCHEMA t_200 CASCADE");
+    let o = env.tv.run(&["backup", "--all", "--json"]);
+    o.assert_code(6, "a cycle with one tenant's schema gone");
+    let report: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let failed = report["failed_tenants"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(failed[0]["tenant"], "t_200");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("t_200"),
+        "{report:#}"
+    );
+    assert_eq!(report["tenants"].as_array().unwrap().len(), 203);
+    let listed = env.tv.json(&["snapshots", "--tenant", "t_200"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+
+    // A schema is one tenant's: registering it twice is refused.
+    let o = env.tv.run(&[
+        "tenant",
+        "add",
+        "twin",
+        "--recipient",
+        &key.recipient,
+        "--schema",
+        "t_1",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("already tenant \"t_1\"'s"),
+        "{}",
+        o.stderr
+    );
+    let tables = env.tv.json(&["tables"]);
+    let schemas = tables["tenant_schemas"].as_array().unwrap();
+    assert_eq!(schemas.len(), 200, "t_200 was dropped: {tables:#}");
+}
