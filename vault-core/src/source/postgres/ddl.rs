@@ -10,12 +10,15 @@
 //! plain table. Foreign keys come separately ([`Ddl::foreign_keys`]): a tenant's rows may
 //! reference rows that are not in its export (global tables, other tenants).
 
+mod types;
+
 use super::catalog::TableDef;
 use crate::error::{DbContext, Result};
 use crate::sql::{ident, qualified};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use tokio_postgres::GenericClient;
+use types::Types;
 
 /// The DDL of a set of tables.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +40,15 @@ pub struct Ddl {
 /// Call it inside a transaction: it sets `search_path` for the transaction while it reads, and
 /// puts it back (the text form of some types, such as `regclass`, depends on it).
 pub async fn read(client: &impl GenericClient, tables: &[TableDef]) -> Result<Ddl> {
+    Ok(read_sets(client, &[tables])
+        .await?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// [`read`] for several sets of tables at once (say, one per tenant schema), with a handful of
+/// catalog queries whatever the number of tables: one DDL per set.
+pub async fn read_sets(client: &impl GenericClient, sets: &[&[TableDef]]) -> Result<Vec<Ddl>> {
     let before: String = client
         .query_one(
             "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', true)",
@@ -45,7 +57,7 @@ pub async fn read(client: &impl GenericClient, tables: &[TableDef]) -> Result<Dd
         .await
         .db(|| "preparing to read table definitions".into())?
         .get(0);
-    let ddl = read_ddl(client, tables).await;
+    let ddl = read_all(client, sets).await;
     client
         .query_one("SELECT set_config('search_path', $1, true)", &[&before])
         .await
@@ -70,20 +82,32 @@ pub fn from_definitions(tables: &[TableDef]) -> Ddl {
     }
 }
 
-async fn read_ddl(client: &impl GenericClient, tables: &[TableDef]) -> Result<Ddl> {
+async fn read_all(client: &impl GenericClient, sets: &[&[TableDef]]) -> Result<Vec<Ddl>> {
+    let all: Vec<&TableDef> = sets.iter().flat_map(|s| s.iter()).collect();
+    let live = live_tables(client, &all).await?;
+    let oids: Vec<u32> = live.values().map(|t| t.oid).collect();
+    let types = Types::read(client, &oids).await?;
+    Ok(sets
+        .iter()
+        .map(|set| assemble(set, &live, &types))
+        .collect())
+}
+
+/// The DDL of one set of tables from what the catalog said.
+fn assemble(
+    tables: &[TableDef],
+    live: &HashMap<(String, String), LiveTable>,
+    types: &Types,
+) -> Ddl {
     let mut out = Ddl::default();
-    let mut live = Vec::new();
+    let found = |def: &TableDef| live.get(&(def.schema.clone(), def.name.clone()));
     let mut schemas: BTreeSet<String> = tables.iter().map(|t| t.schema.clone()).collect();
-    for def in tables {
-        match live_table(client, def).await? {
-            Some(t) => live.push(t),
-            None => out.from_archive.push(def.display_name()),
-        }
-    }
-    let types = user_types(client, live.iter().map(|t| t.oid).collect()).await?;
-    for t in &types {
-        schemas.insert(t.schema.clone());
-    }
+    let oids: Vec<u32> = tables
+        .iter()
+        .filter_map(|d| found(d).map(|t| t.oid))
+        .collect();
+    let types = types.for_tables(&oids);
+    schemas.extend(types.iter().map(|t| t.schema.clone()));
     let s = &mut out.schema;
     for name in &schemas {
         let _ = writeln!(s, "CREATE SCHEMA IF NOT EXISTS {};", ident(name));
@@ -91,9 +115,10 @@ async fn read_ddl(client: &impl GenericClient, tables: &[TableDef]) -> Result<Dd
     for t in &types {
         let _ = writeln!(s, "{}", t.ddl);
     }
-    let in_set: HashSet<u32> = live.iter().map(|t| t.oid).collect();
+    let in_set: HashSet<u32> = oids.iter().copied().collect();
     for def in tables {
-        let Some(t) = live.iter().find(|t| t.name == def.display_name()) else {
+        let Some(t) = found(def) else {
+            out.from_archive.push(def.display_name());
             s.push_str(&from_definition(def));
             continue;
         };
@@ -106,7 +131,8 @@ async fn read_ddl(client: &impl GenericClient, tables: &[TableDef]) -> Result<Dd
                 "-- partitioned in the source database (PARTITION BY {key}); one table here"
             );
         }
-        let _ = writeln!(s, "CREATE TABLE {} (", t.qualified);
+        let qualified = qualified(&def.schema, &def.name);
+        let _ = writeln!(s, "CREATE TABLE {qualified} (");
         let mut lines: Vec<String> = t.columns.clone();
         lines.extend(
             t.constraints
@@ -118,33 +144,30 @@ async fn read_ddl(client: &impl GenericClient, tables: &[TableDef]) -> Result<Dd
             let _ = writeln!(s, "{index};");
         }
         for (name, target, def) in &t.foreign_keys {
-            if in_set.contains(target) {
-                let _ = writeln!(
+            let _ = match in_set.contains(target) {
+                true => writeln!(
                     out.foreign_keys,
-                    "ALTER TABLE {} ADD CONSTRAINT {} {def};",
-                    t.qualified,
+                    "ALTER TABLE {qualified} ADD CONSTRAINT {} {def};",
                     ident(name)
-                );
-            } else {
-                let _ = writeln!(
+                ),
+                false => writeln!(
                     out.foreign_keys,
-                    "-- {} {}: {def} (references a table outside this export)",
-                    t.qualified,
+                    "-- {qualified} {}: {def} (references a table outside this export)",
                     ident(name)
-                );
-            }
+                ),
+            };
         }
     }
-    Ok(out)
+    out
 }
 
 /// A table as the live catalog has it.
+#[derive(Default)]
 struct LiveTable {
     oid: u32,
-    /// `schema.table`, unquoted (to match definitions).
-    name: String,
-    qualified: String,
     columns: Vec<String>,
+    /// Names of the columns a backup archives (not generated ones), in table order.
+    archived: Vec<String>,
     constraints: Vec<(String, String)>,
     /// (name, referenced table oid, definition).
     foreign_keys: Vec<(String, u32, String)>,
@@ -153,26 +176,43 @@ struct LiveTable {
     partitioned_by: Option<String>,
 }
 
-async fn live_table(client: &impl GenericClient, def: &TableDef) -> Result<Option<LiveTable>> {
-    let what = || format!("reading the definition of {}", def.display_name());
-    let Some(row) = client
-        .query_opt(
-            "SELECT c.oid, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-            &[&def.schema, &def.name],
+const WHAT: fn() -> String = || "reading table definitions".to_string();
+
+/// Every table of `defs` that exists with the archived columns of its definition, by
+/// (schema, name). One query per kind of object for all of them.
+async fn live_tables(
+    client: &impl GenericClient,
+    defs: &[&TableDef],
+) -> Result<HashMap<(String, String), LiveTable>> {
+    let schemas: Vec<&str> = defs.iter().map(|d| d.schema.as_str()).collect();
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    let mut by_oid: HashMap<u32, ((String, String), LiveTable)> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT c.oid, u.s, u.t, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END \
+             FROM unnest($1::text[], $2::text[]) u(s, t) \
+             JOIN pg_namespace n ON n.nspname = u.s \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = u.t \
+                 AND c.relkind IN ('r', 'p')",
+            &[&schemas, &names],
         )
         .await
-        .db(what)?
-    else {
-        return Ok(None);
-    };
-    let oid: u32 = row.get(0);
-    let partitioned_by: Option<String> = row.get(1);
-    let rows = client
+        .db(WHAT)?
+    {
+        let oid: u32 = r.get(0);
+        let table = LiveTable {
+            oid,
+            partitioned_by: r.get(3),
+            ..Default::default()
+        };
+        by_oid.insert(oid, ((r.get(1), r.get(2)), table));
+    }
+    let oids: Vec<u32> = by_oid.keys().copied().collect();
+    for r in client
         .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-                    a.attidentity::text, a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid), \
+            "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                    a.attnotnull, a.attidentity::text, a.attgenerated::text, \
+                    pg_get_expr(d.adbin, d.adrelid), \
                     CASE WHEN a.attcollation <> t.typcollation \
                          THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END \
              FROM pg_attribute a \
@@ -180,21 +220,22 @@ async fn live_table(client: &impl GenericClient, def: &TableDef) -> Result<Optio
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              LEFT JOIN pg_collation co ON co.oid = a.attcollation \
              LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&oid],
+             WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attrelid, a.attnum",
+            &[&oids],
         )
         .await
-        .db(what)?;
-    let mut columns = vec![];
-    let mut archived = vec![];
-    for r in &rows {
-        let name: String = r.get(0);
-        let ty: String = r.get(1);
-        let not_null: bool = r.get(2);
-        let identity: String = r.get(3);
-        let generated: String = r.get(4);
-        let default: Option<String> = r.get(5);
-        let collation: Option<String> = r.get(6);
+        .db(WHAT)?
+    {
+        let Some((_, t)) = by_oid.get_mut(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let name: String = r.get(1);
+        let ty: String = r.get(2);
+        let (not_null, identity, generated): (bool, String, String) =
+            (r.get(3), r.get(4), r.get(5));
+        let default: Option<String> = r.get(6);
+        let collation: Option<String> = r.get(7);
         let mut col = format!("{} {ty}", ident(&name));
         if let Some(c) = collation {
             let _ = write!(col, " COLLATE {c}");
@@ -213,76 +254,144 @@ async fn live_table(client: &impl GenericClient, def: &TableDef) -> Result<Optio
         if not_null {
             col.push_str(" NOT NULL");
         }
-        columns.push(col);
+        t.columns.push(col);
         if generated.is_empty() {
-            archived.push(name);
+            t.archived.push(name);
         }
     }
-    let expected: Vec<&str> = def.archived_columns().map(|c| c.name.as_str()).collect();
-    if archived != expected {
-        tracing::warn!(table = %def.display_name(), "the live table's columns differ from the archived ones: schema.sql describes it from the archive");
-        return Ok(None);
-    }
-    let mut constraints = vec![];
-    let mut foreign_keys = vec![];
     for r in client
         .query(
-            "SELECT conname::text, contype::text, pg_get_constraintdef(oid), confrelid \
-             FROM pg_constraint WHERE conrelid = $1 AND contype IN ('p', 'u', 'c', 'x', 'f') \
-             AND conislocal ORDER BY contype = 'f', contype <> 'p', conname",
-            &[&oid],
+            "SELECT conrelid, conname::text, contype::text, pg_get_constraintdef(oid), confrelid \
+             FROM pg_constraint WHERE conrelid = ANY($1) AND contype IN ('p', 'u', 'c', 'x', 'f') \
+             AND conislocal ORDER BY conrelid, contype = 'f', contype <> 'p', conname",
+            &[&oids],
         )
         .await
-        .db(what)?
+        .db(WHAT)?
     {
-        let (name, kind, text): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        if kind == "f" {
-            foreign_keys.push((name, r.get(3), text));
-        } else {
-            constraints.push((name, text));
+        let Some((_, t)) = by_oid.get_mut(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let (name, kind, text): (String, String, String) = (r.get(1), r.get(2), r.get(3));
+        match kind.as_str() {
+            "f" => t.foreign_keys.push((name, r.get(4), text)),
+            _ => t.constraints.push((name, text)),
         }
     }
-    let indexes = client
+    for r in client
         .query(
-            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
-             WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
+            "SELECT i.indrelid, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+             WHERE i.indrelid = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
                  WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid \
                  AND c.contype IN ('p', 'u', 'x')) \
-             ORDER BY i.indexrelid",
-            &[&oid],
+             ORDER BY i.indrelid, i.indexrelid",
+            &[&oids],
         )
         .await
-        .db(what)?
-        .iter()
-        .map(|r| r.get::<_, String>(0).replace(" ON ONLY ", " ON "))
-        .collect();
-    let sequences = client
+        .db(WHAT)?
+    {
+        if let Some((_, t)) = by_oid.get_mut(&r.get::<_, u32>(0)) {
+            t.indexes
+                .push(r.get::<_, String>(1).replace(" ON ONLY ", " ON "));
+        }
+    }
+    for r in client
         .query(
-            "SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(s.relname) \
+            "SELECT DISTINCT ad.adrelid, quote_ident(n.nspname) || '.' || quote_ident(s.relname) \
              FROM pg_attrdef ad \
              JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = ad.oid \
                  AND dep.refclassid = 'pg_class'::regclass \
              JOIN pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S' \
              JOIN pg_namespace n ON n.oid = s.relnamespace \
-             WHERE ad.adrelid = $1 ORDER BY 1",
-            &[&oid],
+             WHERE ad.adrelid = ANY($1) ORDER BY 1, 2",
+            &[&oids],
         )
         .await
-        .db(what)?
+        .db(WHAT)?
+    {
+        if let Some((_, t)) = by_oid.get_mut(&r.get::<_, u32>(0)) {
+            t.sequences.push(r.get(1));
+        }
+    }
+    let wanted: HashMap<(&str, &str), &TableDef> = defs
         .iter()
-        .map(|r| r.get(0))
+        .map(|d| ((d.schema.as_str(), d.name.as_str()), *d))
         .collect();
-    Ok(Some(LiveTable {
-        oid,
-        name: def.display_name(),
-        qualified: qualified(&def.schema, &def.name),
-        columns,
-        constraints,
-        foreign_keys,
-        indexes,
-        sequences,
-        partitioned_by,
-    }))
+    Ok(by_oid
+        .into_values()
+        .filter(|((schema, name), t)| {
+            let def = wanted[&(schema.as_str(), name.as_str())];
+            let same = def.archived_columns().map(|c| &c.name).eq(t.archived.iter());
+            if !same {
+                tracing::warn!(table = %def.display_name(), "the live table's columns differ from the archived ones: its DDL is made from the archive");
+            }
+            same
+        })
+        .collect())
+}
+
+/// Rewrites schema-qualified names in SQL text: every name qualified by one of `from` (each a
+/// schema as PostgreSQL prints it, with the dot: `app.` or `"My App".`) is qualified by `to`
+/// instead. String literals and names that merely end in a schema's name are left alone, so
+/// `'app.x'` and `myapp.t` stay as they are.
+pub fn requalify(sql: &str, from: &[String], to: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(sql.len());
+    // Whether the byte before `i` continues a name (an identifier, a quoted one, or a dot).
+    let mut in_name = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\'' {
+            let escapes = out.last().is_some_and(|&p| p == b'E' || p == b'e');
+            let start = i;
+            i += 1;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' if escapes => i += 2,
+                    b'\'' if b.get(i + 1) == Some(&b'\'') => i += 2,
+                    b'\'' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+            out.extend_from_slice(&b[start..i.min(b.len())]);
+            in_name = false;
+            continue;
+        }
+        if !in_name {
+            if let Some(f) = from.iter().find(|f| b[i..].starts_with(f.as_bytes())) {
+                out.extend_from_slice(to.as_bytes());
+                i += f.len();
+                in_name = true;
+                continue;
+            }
+        }
+        if c == b'"' {
+            let start = i;
+            i += 1;
+            while i < b.len() {
+                if b[i] == b'"' {
+                    if b.get(i + 1) == Some(&b'"') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+            out.extend_from_slice(&b[start..i.min(b.len())]);
+            in_name = true;
+            continue;
+        }
+        in_name = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.' || c >= 0x80;
+        out.push(c);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| sql.to_string())
 }
 
 /// A table described from its archived definition alone.
@@ -305,181 +414,25 @@ fn from_definition(def: &TableDef) -> String {
     )
 }
 
-/// A user-defined type (or extension) that the tables need, with the statement that makes it.
-struct UserType {
-    schema: String,
-    ddl: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::requalify;
 
-/// The user-defined types the columns of `tables` use, directly or through arrays, domains,
-/// composites and ranges, in an order that creates dependencies first. Types of an extension
-/// become `CREATE EXTENSION IF NOT EXISTS`.
-async fn user_types(client: &impl GenericClient, tables: Vec<u32>) -> Result<Vec<UserType>> {
-    let what = || "reading the types the tables use".to_string();
-    let mut pending: Vec<u32> = client
-        .query(
-            "SELECT DISTINCT atttypid FROM pg_attribute \
-             WHERE attrelid = ANY($1) AND attnum > 0 AND NOT attisdropped",
-            &[&tables],
-        )
-        .await
-        .db(what)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    // Depth-first, so a type's dependencies are emitted before it.
-    let mut info: HashMap<u32, (String, String, Vec<u32>)> = HashMap::new();
-    let mut order: Vec<u32> = vec![];
-    let mut seen: HashSet<u32> = HashSet::new();
-    let mut extensions: BTreeSet<String> = BTreeSet::new();
-    while let Some(oid) = pending.pop() {
-        if !seen.insert(oid) {
-            continue;
-        }
-        let row = client
-            .query_one(
-                "SELECT n.nspname::text, t.typtype::text, t.typelem, t.typbasetype, \
-                        (SELECT e.extname::text FROM pg_depend d JOIN pg_extension e \
-                            ON e.oid = d.refobjid WHERE d.classid = 'pg_type'::regclass \
-                            AND d.objid = t.oid AND d.deptype = 'e'), \
-                        t.typrelid, (SELECT rngsubtype FROM pg_range WHERE rngtypid = t.oid), \
-                        t.typcategory::text \
-                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1",
-                &[&oid],
-            )
-            .await
-            .db(what)?;
-        let schema: String = row.get(0);
-        let kind: String = row.get(1);
-        let elem: u32 = row.get(2);
-        let base: u32 = row.get(3);
-        let extension: Option<String> = row.get(4);
-        let relid: u32 = row.get(5);
-        let subtype: Option<u32> = row.get(6);
-        let category: String = row.get(7);
-        if let Some(e) = extension {
-            extensions.insert(e);
-            continue;
-        }
-        let mut deps = vec![];
-        if category == "A" && elem != 0 {
-            deps.push(elem);
-        }
-        if schema == "pg_catalog" || schema == "information_schema" || category == "A" {
-            pending.extend(deps);
-            continue;
-        }
-        if base != 0 {
-            deps.push(base);
-        }
-        if let Some(s) = subtype {
-            deps.push(s);
-        }
-        if relid != 0 {
-            deps.extend(
-                client
-                    .query(
-                        "SELECT atttypid FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 \
-                         AND NOT attisdropped",
-                        &[&relid],
-                    )
-                    .await
-                    .db(what)?
-                    .iter()
-                    .map(|r| r.get::<_, u32>(0)),
-            );
-        }
-        pending.extend(deps.iter().copied());
-        info.insert(oid, (schema, kind, deps));
-        order.push(oid);
+    #[test]
+    fn requalify_moves_names_and_leaves_literals_alone() {
+        let from = ["t_9.".to_string(), "\"t_9\".".to_string()];
+        let sql = "CREATE TABLE \"t_9\".\"c\" (m t_9.mood DEFAULT 't_9.mood'::t_9.mood, \
+                   x myt_9.y, z \"a\"\"t_9\".w, e text DEFAULT E'it\\'s t_9.x');";
+        assert_eq!(
+            requalify(sql, &from, "\"\"."),
+            "CREATE TABLE \"\".\"c\" (m \"\".mood DEFAULT 't_9.mood'::\"\".mood, \
+             x myt_9.y, z \"a\"\"t_9\".w, e text DEFAULT E'it\\'s t_9.x');"
+        );
+        let back = requalify(
+            "CREATE TABLE \"\".c (m \"\".mood[])",
+            &["\"\".".to_string()],
+            "\"new one\".",
+        );
+        assert_eq!(back, "CREATE TABLE \"new one\".c (m \"new one\".mood[])");
     }
-    let mut emitted: Vec<u32> = vec![];
-    let mut done: HashSet<u32> = HashSet::new();
-    fn visit(
-        oid: u32,
-        info: &HashMap<u32, (String, String, Vec<u32>)>,
-        done: &mut HashSet<u32>,
-        out: &mut Vec<u32>,
-    ) {
-        if !done.insert(oid) {
-            return;
-        }
-        if let Some((_, _, deps)) = info.get(&oid) {
-            for d in deps {
-                visit(*d, info, done, out);
-            }
-            out.push(oid);
-        }
-    }
-    order.sort_unstable();
-    for oid in order {
-        visit(oid, &info, &mut done, &mut emitted);
-    }
-    let mut out: Vec<UserType> = extensions
-        .into_iter()
-        .map(|e| UserType {
-            schema: "public".into(),
-            ddl: format!("CREATE EXTENSION IF NOT EXISTS {};", ident(&e)),
-        })
-        .collect();
-    for oid in emitted {
-        let (schema, kind, _) = &info[&oid];
-        let ddl = type_ddl(client, oid, kind).await?;
-        out.push(UserType {
-            schema: schema.clone(),
-            ddl,
-        });
-    }
-    Ok(out)
-}
-
-async fn type_ddl(client: &impl GenericClient, oid: u32, kind: &str) -> Result<String> {
-    let what = || "reading a type definition".to_string();
-    let one = |sql: &'static str| async move {
-        client
-            .query_one(sql, &[&oid])
-            .await
-            .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
-            .db(what)
-    };
-    let name = one("SELECT format_type($1, NULL)").await?;
-    Ok(match kind {
-        "e" => format!(
-            "CREATE TYPE {name} AS ENUM ({});",
-            one(
-                "SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder) \
-                 FROM pg_enum WHERE enumtypid = $1"
-            )
-            .await?
-        ),
-        "d" => {
-            let head = one(
-                "SELECT format_type(typbasetype, typtypmod) \
-                     || CASE WHEN typdefault IS NOT NULL THEN ' DEFAULT ' || typdefault ELSE '' END \
-                     || CASE WHEN typnotnull THEN ' NOT NULL' ELSE '' END \
-                 FROM pg_type WHERE oid = $1",
-            )
-            .await?;
-            let checks = one(
-                "SELECT string_agg(' CONSTRAINT ' || quote_ident(conname) || ' ' \
-                     || pg_get_constraintdef(oid), '' ORDER BY conname) \
-                 FROM pg_constraint WHERE contypid = $1",
-            )
-            .await?;
-            format!("CREATE DOMAIN {name} AS {head}{checks};")
-        }
-        "c" => format!(
-            "CREATE TYPE {name} AS ({});",
-            one("SELECT string_agg(quote_ident(attname) || ' ' \
-                     || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
-                 FROM pg_attribute WHERE attrelid = (SELECT typrelid FROM pg_type WHERE oid = $1) \
-                 AND attnum > 0 AND NOT attisdropped")
-            .await?
-        ),
-        "r" => format!(
-            "CREATE TYPE {name} AS RANGE (SUBTYPE = {});",
-            one("SELECT format_type(rngsubtype, NULL) FROM pg_range WHERE rngtypid = $1").await?
-        ),
-        _ => format!("-- type {name}: a base type of its own; create it before loading"),
-    })
 }
