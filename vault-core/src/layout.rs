@@ -111,6 +111,11 @@ pub fn table_def(id: &str) -> Path {
     Path::from(format!("schemas/{id}.json"))
 }
 
+/// A stored DDL of a tenant's tables (content-addressed like table definitions).
+pub fn tenant_ddl(id: &str) -> Path {
+    Path::from(format!("schemas/{id}.ddl.json"))
+}
+
 /// Table definition ids are 32 lowercase hex digits.
 pub fn is_def_id(id: &str) -> bool {
     id.len() == 32

@@ -176,8 +176,9 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     let mut c = env.db.client();
     let snap = env.tv.backup_all();
     let t9 = schema_rows(&mut c, "t_9");
-    env.db.exec("SELECT make_tenant_schema('scratch', 0)");
     let before = everything(&mut c);
+    // A schema that does not exist is made from the snapshot's DDL: its own enum type, the
+    // identity and serial columns, keys, the trigger-free tables.
     let o = env.tv.json(&[
         "restore",
         "t_9",
@@ -198,11 +199,19 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     for t in ["customers", "invoices", "events"] {
         after.remove(&format!("scratch.{t}"));
     }
-    let mut expected = before.clone();
-    for t in ["customers", "invoices", "events"] {
-        expected.remove(&format!("scratch.{t}"));
-    }
-    assert_tables_eq("everything but scratch", &expected, &after);
+    assert_tables_eq("everything but scratch", &before, &after);
+    // Its identity and serial columns go on after the restored rows; its foreign keys hold.
+    env.db.exec(
+        "INSERT INTO scratch.customers (name, mood) VALUES ('new', 'meh');
+         INSERT INTO scratch.invoices (customer_id, total) SELECT max(id), 1 FROM scratch.customers;",
+    );
+    let bad = c.batch_execute("INSERT INTO scratch.invoices (customer_id, total) VALUES (9999, 1)");
+    assert!(bad.is_err(), "the foreign key to customers was recreated");
+    let bad = c.batch_execute("INSERT INTO scratch.customers (name, plan) VALUES ('x', 'gold')");
+    assert!(
+        bad.is_err(),
+        "the foreign key to the global plans table was added back"
+    );
     let before = everything(&mut c);
 
     // Another tenant's schema is never a target.
@@ -220,7 +229,28 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     assert!(o.stderr.contains("tenant \"t_10\"'s own"), "{}", o.stderr);
     assert_tables_eq("after a refused restore", &before, &everything(&mut c));
 
-    // A dropped schema fails its tenant, not the cycle; its snapshots stay.
+    // A schema holding pooled tables (other tenants' rows) is never a target.
+    let o = env.tv.run(&[
+        "restore",
+        "t_9",
+        "--snapshot",
+        &snap,
+        "--identity",
+        key.identity_str(),
+        "--into-schema",
+        "public",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("holds the pooled table public.accounts"),
+        "{}",
+        o.stderr
+    );
+    assert_tables_eq("after refused restores", &before, &everything(&mut c));
+
+    // A dropped schema fails its tenant, not the cycle; its snapshots stay, and a restore
+    // makes the schema again with every row.
+    let t200 = schema_rows(&mut c, "t_200");
     env.db.exec("DROP SCHEMA t_200 CASCADE");
     let o = env.tv.run(&["backup", "--all", "--json"]);
     o.assert_code(6, "a cycle with one tenant's schema gone");
@@ -235,6 +265,19 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     assert_eq!(report["tenants"].as_array().unwrap().len(), 203);
     let listed = env.tv.json(&["snapshots", "--tenant", "t_200"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    let dry = env.tv.run(&[
+        "restore",
+        "t_200",
+        "--identity",
+        key.identity_str(),
+        "--dry-run",
+    ]);
+    assert_ne!(
+        dry.code, 0,
+        "a dry run cannot compare with a schema that is gone"
+    );
+    env.tv.restore("t_200", &snap, &key, None);
+    assert_eq!(schema_rows(&mut c, "t_200"), t200);
 
     // A schema is one tenant's: registering it twice is refused.
     let o = env.tv.run(&[
@@ -254,5 +297,36 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     );
     let tables = env.tv.json(&["tables"]);
     let schemas = tables["tenant_schemas"].as_array().unwrap();
-    assert_eq!(schemas.len(), 200, "t_200 was dropped: {tables:#}");
+    assert_eq!(
+        schemas.len(),
+        201,
+        "t_1 … t_200 (t_200 restored) and the hostile one: {tables:#}"
+    );
+}
+
+#[test]
+fn a_pooled_tenant_moves_into_a_schema_of_its_own() {
+    let (env, key) = bridge_env("bridge_move");
+    let mut c = env.db.client();
+    let snap = env.tv.backup_all();
+    let pooled1 = rows_exact(&mut c, "public.accounts", "r_.tenant_id = 'pooled1'", None);
+    let before = everything(&mut c);
+    let o = env.tv.json(&[
+        "restore",
+        "pooled1",
+        "--snapshot",
+        &snap,
+        "--identity",
+        key.identity_str(),
+        "--into-schema",
+        "pooled1_own",
+    ]);
+    assert_eq!(o["ok"], true, "{o:#}");
+    assert_eq!(
+        rows_exact(&mut c, "pooled1_own.accounts", "true", None),
+        pooled1
+    );
+    let mut after = everything(&mut c);
+    after.remove("pooled1_own.accounts");
+    assert_tables_eq("the pool after the move", &before, &after);
 }

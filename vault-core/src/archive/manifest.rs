@@ -26,6 +26,30 @@ pub fn def_id(json: &[u8]) -> String {
     blake3::hash(json).to_hex()[..32].to_string()
 }
 
+/// The DDL of a tenant's tables as archives keep it (`schemas/<id>.ddl.json`, content-addressed
+/// like table definitions): a bridge tenant's relative to its schema (names qualified by `""`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ArchivedDdl {
+    pub format: u32,
+    /// Types, sequences, tables with their constraints and indexes.
+    pub tables: String,
+    /// Foreign keys between the tables (and, as comments, those leaving them).
+    pub foreign_keys: String,
+    /// Foreign keys to tables outside the tenant's, as statements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_keys: Vec<String>,
+}
+
+impl ArchivedDdl {
+    pub const FORMAT: u32 = 1;
+
+    /// Its id and JSON.
+    pub fn stored(&self) -> (String, Vec<u8>) {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        (def_id(&json), json)
+    }
+}
+
 /// Where a block is. In a sealed pack (format 3, `sealed_hash` empty): its compressed bytes are
 /// `length` bytes at `offset` of the pack's plaintext (the pack is one age file). In a pack of
 /// sealed blocks (earlier formats): its sealed bytes are `length` bytes at `offset` of the pack
@@ -104,6 +128,10 @@ pub struct Manifest<T> {
     /// version's stretch of time ended even once retention deleted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// Id of the DDL that recreates the tenant's tables (`schemas/<id>.ddl.json`), from
+    /// manifests written since archives carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ddl: Option<String>,
 }
 
 /// A manifest with its table definitions resolved.
@@ -126,6 +154,7 @@ impl<T> Manifest<T> {
             tables,
             packs: self.packs.clone(),
             previous: self.previous.clone(),
+            ddl: self.ddl.clone(),
         }
     }
 }
@@ -143,8 +172,13 @@ impl TenantManifest {
             .iter()
             .map(|t| (table_def(&t.def).0, t.rows, &t.checksum, &t.blocks))
             .collect();
-        let json =
-            serde_json::to_vec(&(&self.data_recipient, tables, &self.packs)).unwrap_or_default();
+        // A changed DDL is a new version even when no row changed; manifests without one keep
+        // the digest they always had.
+        let json = match &self.ddl {
+            None => serde_json::to_vec(&(&self.data_recipient, tables, &self.packs)),
+            Some(ddl) => serde_json::to_vec(&(&self.data_recipient, tables, &self.packs, ddl)),
+        }
+        .unwrap_or_default();
         blake3::hash(&json).to_hex()[..32].to_string()
     }
 

@@ -186,6 +186,10 @@ struct Cycle {
     table_names: Vec<String>,
     /// Per tenant, the tables of `plan` it owns.
     tables_of: Vec<std::ops::Range<usize>>,
+    /// Per tenant, the id of the DDL of its tables.
+    ddl_of: Vec<String>,
+    /// The DDL objects of the cycle (id, JSON), each once.
+    ddls: Vec<(String, Vec<u8>)>,
 }
 
 impl Vault {
@@ -233,6 +237,7 @@ impl Vault {
         let ambiguous_rows =
             ambiguous_rows(&coordinator, &plan, &self.config().tenant_column).await?;
         let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
+        let ddls = archived_ddls(&coordinator, &plan).await?;
 
         let snapshot = layout::new_snapshot_id(started);
         let (tenants, missing) = placed(tenants, &plan);
@@ -257,6 +262,16 @@ impl Vault {
                 .iter()
                 .map(|t| plan.tables_of(t.placement.schema()))
                 .collect(),
+            ddl_of: tenants
+                .iter()
+                .map(|t| ddls[t.placement.schema().unwrap_or_default()].0.clone())
+                .collect(),
+            ddls: {
+                let mut all: Vec<(String, Vec<u8>)> = ddls.into_values().collect();
+                all.sort_by(|a, b| a.0.cmp(&b.0));
+                all.dedup_by(|a, b| a.0 == b.0);
+                all
+            },
             defs,
             snapshot: snapshot.clone(),
             started,
@@ -618,6 +633,39 @@ fn placed(
         }
     }
     (ok, missing)
+}
+
+/// The DDL of the pooled tables (key `""`) and of each bridge tenant's schema (relative to it),
+/// as archives keep it: (id, JSON) by schema.
+async fn archived_ddls(
+    client: &tokio_postgres::Client,
+    plan: &Plan,
+) -> Result<HashMap<String, (String, Vec<u8>)>> {
+    let mut sets: Vec<&[TableDef]> = vec![&plan.tables[plan.pool_tables()]];
+    sets.extend(
+        plan.schemas
+            .values()
+            .map(|own| &plan.tables[own.tables.clone()]),
+    );
+    let read = pg::ddl::read_sets(client, &sets).await?;
+    let homes = std::iter::once(None).chain(plan.schemas.values().map(|own| Some(&own.home)));
+    Ok(homes
+        .zip(read)
+        .map(|(home, ddl)| {
+            let ddl = match home {
+                Some(h) => ddl.relative_to(h),
+                None => ddl,
+            };
+            let archived = crate::archive::manifest::ArchivedDdl {
+                format: crate::archive::manifest::ArchivedDdl::FORMAT,
+                tables: ddl.schema,
+                foreign_keys: ddl.foreign_keys,
+                external_keys: ddl.external_keys,
+            };
+            let name = home.map(|h| h.name.clone()).unwrap_or_default();
+            (name, archived.stored())
+        })
+        .collect())
 }
 
 /// The plan's tables as archives hold them: a bridge tenant's relative to its own schema.

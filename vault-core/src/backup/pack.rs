@@ -246,12 +246,18 @@ async fn store_table_defs(vault: &Vault, cycle: &Cycle) -> Result<()> {
     };
     // Bridge tenants of one shape share their (relative) definitions: each is stored once.
     let mut done = std::collections::HashSet::new();
-    for def in &cycle.defs {
+    let defs = cycle.defs.iter().map(|def| {
         let (id, json) = manifest::table_def(def);
-        if !done.insert(id.clone()) {
+        (layout::table_def(&id), json)
+    });
+    let ddls = cycle
+        .ddls
+        .iter()
+        .map(|(id, json)| (layout::tenant_ddl(id), json.clone()));
+    for (path, json) in defs.chain(ddls) {
+        if !done.insert(path.clone()) {
             continue;
         }
-        let path = layout::table_def(&id);
         let written_now = match vault.store().objects().head(&path).await {
             Ok(_) => false,
             Err(object_store::Error::NotFound { .. }) => {
@@ -454,6 +460,7 @@ pub(super) async fn run(
             source: cycle.source.clone(),
             data_recipient: tenant.data_recipient.clone(),
             tables,
+            ddl: Some(cycle.ddl_of[t].clone()),
         };
         // Unchanged since its latest version: no manifest, and nothing in the inventory; the
         // cycle's record says it covered the tenant, and the version it found stays retained

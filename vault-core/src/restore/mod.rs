@@ -28,8 +28,15 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Pairs of (archived schema, live schema).
-type SchemaMap = Vec<(String, String)>;
+/// Where a restore puts a tenant's tables (see `Vault::restore_map`).
+struct Placing {
+    /// Pairs of (archived schema, live schema).
+    map: Vec<(String, String)>,
+    /// Schemas whose every table is one tenant's.
+    bridge: std::collections::BTreeSet<String>,
+    /// The schema all the tenant's tables go to, if one does.
+    home: Option<String>,
+}
 
 #[derive(Clone, Default)]
 pub struct RestoreOptions {
@@ -364,41 +371,120 @@ impl Vault {
         self.audited(draft, result).await
     }
 
-    /// The schema map of a restore and the schemas that are tenants' own: a bridge tenant's
-    /// tables go to its schema (or `--into-schema`) unless the map says otherwise.
+    /// Where a restore puts a tenant's tables: the schema map, the schemas that are tenants'
+    /// own, and the one the tables go to whole, if any. A bridge tenant's tables go to its
+    /// schema (or `--into-schema`); a pooled tenant's go where they are, or all into
+    /// `--into-schema` (a move out of the pool: table names must then differ across schemas).
     fn restore_map(
         &self,
         record: &TenantRecord,
+        manifest: &TenantManifest,
         opts: &RestoreOptions,
-    ) -> Result<(SchemaMap, std::collections::BTreeSet<String>)> {
+    ) -> Result<Placing> {
         let mut map = opts.schema_map.clone();
         let mut bridge = self.inventory().bridge_schemas()?;
-        let home = opts.into_schema.as_deref().or(record.placement.schema());
-        if let (Some(_), None) = (&opts.into_schema, record.placement.schema()) {
-            return Err(Error::Invalid(format!(
-                "tenant {:?} is pooled: its tables are restored where they are (use --schema-map \
-                 to choose other schemas); moving a pooled tenant into a schema of its own is \
-                 not supported yet",
-                record.id
-            )));
+        let Some(home) = opts.into_schema.as_deref().or(record.placement.schema()) else {
+            return Ok(Placing {
+                map,
+                bridge,
+                home: None,
+            });
+        };
+        crate::tenant::Placement::Bridge {
+            schema: home.to_string(),
         }
-        if let Some(home) = home {
-            crate::tenant::Placement::Bridge {
-                schema: home.to_string(),
+        .validate()?;
+        if let Some(other) = self.inventory().schema_tenant(home)? {
+            if other != record.id {
+                return Err(Error::Conflict(format!(
+                    "schema {home:?} is tenant {other:?}'s own; restore tenant {:?} elsewhere",
+                    record.id
+                )));
             }
-            .validate()?;
-            if let Some(other) = self.inventory().schema_tenant(home)? {
-                if other != record.id {
-                    return Err(Error::Conflict(format!(
-                        "schema {home:?} is tenant {other:?}'s own; restore tenant {:?} elsewhere",
-                        record.id
-                    )));
-                }
-            }
-            map.push((String::new(), home.to_string()));
-            bridge.insert(home.to_string());
         }
-        Ok((map, bridge))
+        if !opts.schema_map.is_empty() {
+            return Err(Error::Invalid(
+                "--schema-map and a tenant's own schema (--into-schema, or a bridge tenant's) \
+                 do not go together: the tables all go to the one schema"
+                    .into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for t in &manifest.tables {
+            if let Some(other) = seen.insert(&t.def.name, &t.def) {
+                return Err(Error::Invalid(format!(
+                    "{} and {} would both be {home}.{}: a tenant with tables of one name in two \
+                     schemas cannot move into one schema",
+                    other.display_name(),
+                    t.def.display_name(),
+                    t.def.name
+                )));
+            }
+            if !map.iter().any(|(from, _)| *from == t.def.schema) {
+                map.push((t.def.schema.clone(), home.to_string()));
+            }
+        }
+        bridge.insert(home.to_string());
+        Ok(Placing {
+            map,
+            bridge,
+            home: Some(home.to_string()),
+        })
+    }
+
+    /// Creates the schema a tenant's tables go to whole from the snapshot's DDL, when it does
+    /// not exist: the tenant's schema after it was dropped, or a new one. Returns the warnings
+    /// of foreign keys to other tables that could not be added back.
+    async fn recreate_schema(
+        &self,
+        client: &mut tokio_postgres::Client,
+        manifest: &TenantManifest,
+        home: &str,
+    ) -> Result<Vec<String>> {
+        let Some(id) = &manifest.ddl else {
+            return Err(Error::SchemaMismatch {
+                table: home.to_string(),
+                reason: format!(
+                    "the schema does not exist, and snapshot {} was taken before archives \
+                     carried DDL: create the tables, then restore",
+                    manifest.snapshot
+                ),
+            });
+        };
+        let ddl = self.archived_ddl(id).await?;
+        // The DDL names the tenant's schemas as they were: its own (relative, `""`) or the
+        // pooled tables' schemas, in both the quoted forms the catalog and tvault print.
+        let mut from = vec!["\"\".".to_string()];
+        for t in &manifest.tables {
+            if !t.def.schema.is_empty() {
+                let h = pg::catalog::Home::of(client, &t.def.schema).await?;
+                from.push(format!("{}.", h.quoted));
+                from.push(format!("{}.", sql::ident(&h.name)));
+            }
+        }
+        from.dedup();
+        let home = pg::catalog::Home::of(client, home).await?;
+        tracing::info!(schema = %home.name, ddl = %id, "creating the schema from the archive");
+        pg::ddl::replay(client, &ddl, &from, &home).await
+    }
+
+    /// An archived DDL by id, checked against it.
+    async fn archived_ddl(&self, id: &str) -> Result<manifest::ArchivedDdl> {
+        let path = layout::tenant_ddl(id);
+        if !layout::is_def_id(id) {
+            return Err(Error::corrupt(&path, "not a DDL id"));
+        }
+        let body = self.get(&path).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::corrupt(&path, "the archived DDL is missing"),
+            other => other,
+        })?;
+        if manifest::def_id(&body) != id {
+            return Err(Error::corrupt(
+                &path,
+                "the archived DDL does not match its id",
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::corrupt(&path, e))
     }
 
     async fn restore_tenant(
@@ -415,10 +501,86 @@ impl Vault {
             .clone()
             .unwrap_or_else(|| self.config().source.clone());
         let mut client = pg::connect_for_restore(&url, &self.config().restore).await?;
-        let (map, bridge) = self.restore_map(&record, opts)?;
-        let (plan, targets) =
-            targets::restore_targets(&client, self.config(), &manifest, &map, &bridge).await?;
-        let erased = self.ledger(&record).await?.erased();
+        let placing = self.restore_map(&record, &manifest, opts)?;
+        let mut warnings = vec![];
+        let mut created = None;
+        if let Some(home) = &placing.home {
+            // Every table of the schema will be the tenant's alone: never one that holds
+            // other tenants' rows.
+            let plan = self.plan_of(&client).await?;
+            if let Some(t) = plan.tables[plan.pool_tables()]
+                .iter()
+                .find(|t| &t.schema == home)
+            {
+                return Err(Error::Conflict(format!(
+                    "schema {home:?} holds the pooled table {}, with other tenants' rows: \
+                     restore tenant {:?} into a schema of its own",
+                    t.display_name(),
+                    record.id
+                )));
+            }
+            if !pg::ddl::schema_exists(&client, home).await? {
+                if opts.dry_run {
+                    return Err(Error::not_found(
+                        format!("schema {home:?}"),
+                        Some(
+                            "a restore that is not a dry run creates it from the snapshot's DDL"
+                                .into(),
+                        ),
+                    ));
+                }
+                warnings = self.recreate_schema(&mut client, &manifest, home).await?;
+                created = Some(home.clone());
+            }
+        }
+        let restored = self
+            .restore_rows(
+                &record, snapshot, &manifest, keys, client, &url, &placing, opts,
+            )
+            .await;
+        match (restored, created) {
+            (Ok(mut report), created) => {
+                if let Some(home) = created {
+                    // Serial and identity columns go on from the restored rows.
+                    let c = pg::connect(&url).await?;
+                    pg::ddl::advance_sequences(&c, &home).await?;
+                }
+                report.warnings.extend(warnings);
+                Ok(report)
+            }
+            (Err(e), Some(home)) => {
+                let c = pg::connect(&url).await?;
+                if let Err(d) = pg::ddl::drop_created(&c, &home).await {
+                    tracing::error!(schema = %home, error = %crate::error::with_causes(&d), "could not drop the schema the failed restore created");
+                }
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// Restores the rows of a tenant's snapshot into the live tables `placing` names.
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_rows(
+        &self,
+        record: &TenantRecord,
+        snapshot: String,
+        manifest: &TenantManifest,
+        keys: Arc<crate::tenant::Unlocked>,
+        mut client: tokio_postgres::Client,
+        url: &str,
+        placing: &Placing,
+        opts: &RestoreOptions,
+    ) -> Result<RestoreReport> {
+        let (plan, targets) = targets::restore_targets(
+            &client,
+            self.config(),
+            manifest,
+            &placing.map,
+            &placing.bridge,
+        )
+        .await?;
+        let erased = self.ledger(record).await?.erased();
         let total: u64 = manifest
             .tables
             .iter()
@@ -433,7 +595,7 @@ impl Vault {
             }
         };
         let role = pg::current_role(&client).await?;
-        let reader = pg::connect_for_restore(&url, &self.config().restore).await?;
+        let reader = pg::connect_for_restore(url, &self.config().restore).await?;
         let mut tx = client
             .transaction()
             .await
@@ -443,7 +605,7 @@ impl Vault {
         let literal = sql::literal(&tx, &record.id).await?;
         let ctx = diff::Ctx {
             vault: self,
-            record: &record,
+            record,
             keys: &keys,
             session: &session,
             literal: &literal,

@@ -87,7 +87,11 @@ pub(super) async fn restore_targets(
             path.iter_mut()
                 .for_each(|h| h.ref_schema = mapped(&h.ref_schema));
         }
-        same_owner(&archived_owner, &live.owner, &name)?;
+        // A schema that is the tenant's own takes its rows whatever rule found them before
+        // (a pooled tenant moving into a schema of its own).
+        if live.owner != Owner::Schema {
+            same_owner(&archived_owner, &live.owner, &name)?;
+        }
         let mut def = live.clone();
         def.columns = archived.archived_columns().cloned().collect();
         if !def

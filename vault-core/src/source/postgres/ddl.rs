@@ -31,6 +31,9 @@ pub struct Ddl {
     /// Tables whose live definition differs from the one given (or that are gone): they are
     /// described from the given definition alone (columns, types, primary key).
     pub from_archive: Vec<String>,
+    /// The foreign keys to tables outside the set (listed as comments in `foreign_keys`), as
+    /// statements: a restore into the same database can add them back.
+    pub external_keys: Vec<String>,
 }
 
 /// Reads the DDL of `tables` (in the order given: referenced tables first). A table whose live
@@ -79,6 +82,7 @@ pub fn from_definitions(tables: &[TableDef]) -> Ddl {
         schema,
         foreign_keys: String::new(),
         from_archive: tables.iter().map(|t| t.display_name()).collect(),
+        external_keys: vec![],
     }
 }
 
@@ -150,11 +154,17 @@ fn assemble(
                     "ALTER TABLE {qualified} ADD CONSTRAINT {} {def};",
                     ident(name)
                 ),
-                false => writeln!(
-                    out.foreign_keys,
-                    "-- {qualified} {}: {def} (references a table outside this export)",
-                    ident(name)
-                ),
+                false => {
+                    out.external_keys.push(format!(
+                        "ALTER TABLE {qualified} ADD CONSTRAINT {} {def};",
+                        ident(name)
+                    ));
+                    writeln!(
+                        out.foreign_keys,
+                        "-- {qualified} {}: {def} (references a table outside this export)",
+                        ident(name)
+                    )
+                }
             };
         }
     }
@@ -328,6 +338,132 @@ async fn live_tables(
             same
         })
         .collect())
+}
+
+impl Ddl {
+    /// The same DDL relative to `home` (a bridge tenant's schema), as archives keep it: names
+    /// in `home` are qualified by `""` instead (which PostgreSQL never prints; see
+    /// [`requalify`]), and `home` itself is not created.
+    pub fn relative_to(&self, home: &super::catalog::Home) -> Ddl {
+        let from = [
+            format!("{}.", home.quoted),
+            format!("{}.", ident(&home.name)),
+        ];
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {};\n", ident(&home.name));
+        let move_ = |s: &str| requalify(s, &from, "\"\".");
+        Ddl {
+            schema: move_(&self.schema.replace(&create, "")),
+            foreign_keys: move_(&self.foreign_keys),
+            from_archive: self.from_archive.clone(),
+            external_keys: self.external_keys.iter().map(|k| move_(k)).collect(),
+        }
+    }
+}
+
+/// Whether schema `name` exists.
+pub async fn schema_exists(client: &impl GenericClient, name: &str) -> Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&name],
+        )
+        .await
+        .db(|| format!("looking for schema {name:?}"))?
+        .get(0))
+}
+
+/// Creates schema `home` and the tables of an archived DDL in it, in one transaction: names
+/// qualified by one of `from` (each with its dot, as [`requalify`] takes them) are placed in
+/// `home`. Foreign keys to tables outside the tenant's are added where they can be (each in
+/// a savepoint); those that cannot are returned, for the restore's warnings.
+pub async fn replay(
+    client: &mut tokio_postgres::Client,
+    ddl: &crate::archive::manifest::ArchivedDdl,
+    from: &[String],
+    home: &super::catalog::Home,
+) -> Result<Vec<String>> {
+    let to = format!("{}.", home.quoted);
+    let what = || format!("creating schema {:?} from the archive's DDL", home.name);
+    let tx = client.transaction().await.db(what)?;
+    tx.batch_execute(&format!("CREATE SCHEMA {}", ident(&home.name)))
+        .await
+        .db(what)?;
+    // Other schemas' statements stay (types may live elsewhere); the tenant's own are moved.
+    let own: String = ddl
+        .tables
+        .lines()
+        .filter(|l| {
+            !from
+                .iter()
+                .any(|f| *l == format!("CREATE SCHEMA IF NOT EXISTS {};", &f[..f.len() - 1]))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    tx.batch_execute(&requalify(&own, from, &to))
+        .await
+        .db(what)?;
+    tx.batch_execute(&requalify(&ddl.foreign_keys, from, &to))
+        .await
+        .db(what)?;
+    let mut skipped = vec![];
+    for key in &ddl.external_keys {
+        let key = requalify(key, from, &to);
+        tx.batch_execute("SAVEPOINT external_key").await.db(what)?;
+        match tx.batch_execute(&key).await {
+            Ok(()) => tx.batch_execute("RELEASE SAVEPOINT external_key").await,
+            Err(e) => {
+                skipped.push(format!(
+                    "not added ({}): {key}",
+                    crate::error::with_causes(&e)
+                ));
+                tx.batch_execute("ROLLBACK TO SAVEPOINT external_key").await
+            }
+        }
+        .db(what)?;
+    }
+    tx.commit().await.db(what)?;
+    Ok(skipped)
+}
+
+/// Drops a schema [`replay`] created, after the restore into it failed.
+pub async fn drop_created(client: &impl GenericClient, home: &str) -> Result<()> {
+    client
+        .batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(home)))
+        .await
+        .db(|| format!("dropping schema {home:?}, which the failed restore created"))
+}
+
+/// Moves every sequence that a column of a table in `schema` owns (serial and identity
+/// columns) past the column's largest value, as after a load: the next row gets a new key.
+pub async fn advance_sequences(client: &impl GenericClient, schema: &str) -> Result<()> {
+    let what = || format!("advancing the sequences of schema {schema:?}");
+    let owned = client
+        .query(
+            "SELECT s.seq, c.relname::text, a.attname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped, \
+             LATERAL (SELECT pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) AS seq) s \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+               AND s.seq IS NOT NULL",
+            &[&schema],
+        )
+        .await
+        .db(what)?;
+    for r in owned {
+        let (seq, table, column): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        client
+            .query_one(
+                &format!(
+                    "SELECT setval($1::text::regclass, coalesce((SELECT max({}) FROM {}), 0) + 1, false)",
+                    ident(&column),
+                    qualified(schema, &table)
+                ),
+                &[&seq],
+            )
+            .await
+            .db(what)?;
+    }
+    Ok(())
 }
 
 /// Rewrites schema-qualified names in SQL text: every name qualified by one of `from` (each a
