@@ -330,3 +330,158 @@ fn a_pooled_tenant_moves_into_a_schema_of_its_own() {
     after.remove("pooled1_own.accounts");
     assert_tables_eq("the pool after the move", &before, &after);
 }
+
+/// The opened export's data file of `table` (as its manifest.json lists it), as lines.
+fn opened_lines(dir: &std::path::Path, table: &str) -> Vec<String> {
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let t = m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == table)
+        .unwrap_or_else(|| panic!("{table} not in {m:#}"));
+    let text = std::fs::read_to_string(dir.join(t["file"].as_str().unwrap())).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn records_erasure_and_exports_work_for_a_bridge_tenant() {
+    let (env, key) = bridge_env("bridge_records");
+    let id = key.identity_str();
+    let mut c = env.db.client();
+    let snap = env.tv.backup_all();
+    let at_backup = everything(&mut c);
+
+    // diff compares the archived record with the live row in the tenant's schema.
+    env.db
+        .exec("UPDATE t_3.customers SET name = 'renamed' WHERE id = 2");
+    let diff = env.tv.json(&[
+        "diff",
+        "t_3",
+        "--table",
+        "customers",
+        "--key",
+        "id=2",
+        "--snapshot",
+        &snap,
+        "--identity",
+        id,
+    ]);
+    assert!(diff.to_string().contains("renamed"), "{diff:#}");
+    // A record and the rows that reference it come back; nothing else changes (the invoice
+    // trigger does not fire: events stay as they are).
+    env.db.exec(
+        "DELETE FROM t_3.invoices WHERE customer_id = 2; DELETE FROM t_3.customers WHERE id = 2",
+    );
+    let r = env.tv.json(&[
+        "restore-records",
+        "t_3",
+        "--table",
+        "customers",
+        "--key",
+        "id=2",
+        "--snapshot",
+        &snap,
+        "--identity",
+        id,
+        "--with-related",
+    ]);
+    assert_eq!(r["inserted"], 4, "the customer and its 3 invoices: {r:#}");
+    assert_tables_eq(
+        "after restoring one record",
+        &at_backup,
+        &everything(&mut c),
+    );
+    let other = env.tv.run(&[
+        "restore-records",
+        "t_3",
+        "--table",
+        "t_4.customers",
+        "--key",
+        "id=1",
+        "--snapshot",
+        &snap,
+        "--identity",
+        id,
+    ]);
+    assert_ne!(other.code, 0, "another schema's table is not t_3's");
+
+    // Erasure: customer 3 and its invoices leave every archive and every export.
+    env.tv.ok(&[
+        "erase",
+        "t_3",
+        "--table",
+        "customers",
+        "--key",
+        "id=3",
+        "--cascade",
+        "--identity",
+        id,
+    ]);
+    let file = env.path("t_3.tvx");
+    env.tv
+        .json(&["export", "t_3", "-o", file.to_str().unwrap()]);
+    let dir = env.path("t_3-opened");
+    env.tv.json(&[
+        "open",
+        file.to_str().unwrap(),
+        "--identity",
+        id,
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let customers = opened_lines(&dir, "customers");
+    assert_eq!(
+        customers.len(),
+        4,
+        "5 customers but the erased one: {customers:?}"
+    );
+    assert!(
+        customers.iter().all(|l| !l.starts_with("3\t")),
+        "{customers:?}"
+    );
+    let schema_sql = std::fs::read_to_string(dir.join("schema.sql")).unwrap();
+    assert!(
+        schema_sql.contains("CREATE TABLE \"t_3\".\"customers\""),
+        "{schema_sql}"
+    );
+    let live = env.path("t_3-live.tvx");
+    env.tv
+        .json(&["export", "t_3", "--live", "-o", live.to_str().unwrap()]);
+    let dir = env.path("t_3-live");
+    env.tv.json(&[
+        "open",
+        live.to_str().unwrap(),
+        "--identity",
+        id,
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let customers = opened_lines(&dir, "t_3.customers");
+    assert_eq!(
+        customers.len(),
+        4,
+        "the live row of the erased customer is skipped: {customers:?}"
+    );
+    env.tv.ok(&["verify", "--tenant", "t_3", "--identity", id]);
+
+    // A whole restore does not bring the erased customer back; the other tenants stay.
+    env.tv.restore("t_3", &snap, &key, None);
+    assert_eq!(env.db.count("FROM t_3.customers WHERE id = 3"), 0);
+    let mut expected = at_backup.clone();
+    let mut now = everything(&mut c);
+    for t in ["customers", "invoices", "events"] {
+        expected.remove(&format!("t_3.{t}"));
+        now.remove(&format!("t_3.{t}"));
+    }
+    assert_tables_eq("other tenants after restoring t_3", &expected, &now);
+
+    // Forgetting a bridge tenant leaves its schema's live rows and every other archive.
+    let before_forget = everything(&mut c);
+    env.tv.ok(&["forget-tenant", "t_4", "--yes"]);
+    let gone = env.tv.run(&["restore", "t_4", "--identity", id]);
+    assert_ne!(gone.code, 0, "t_4 is forgotten");
+    env.tv.restore("t_5", &snap, &key, None);
+    assert_tables_eq("after forgetting t_4", &before_forget, &everything(&mut c));
+}

@@ -559,16 +559,12 @@ impl Vault {
             }));
         let result = {
             let _tenant = self.reading_tenant(&opts.tenant).await;
-            let pooled = self
-                .tenant(&opts.tenant)
-                .and_then(|r| crate::records::pooled_only(&r, "export"));
-            match (&opts.source, pooled) {
-                (_, Err(e)) => Err(e),
-                (ExportSource::Live, _) if opts.since.is_some() => Err(Error::Invalid(
+            match &opts.source {
+                ExportSource::Live if opts.since.is_some() => Err(Error::Invalid(
                     "--since compares two snapshots: export a snapshot (--snapshot ID or latest), not --live".into(),
                 )),
-                (ExportSource::Live, _) => self.export_live(opts, out).await,
-                (ExportSource::Snapshot(id), _) => self.export_sealed(opts, id, out).await,
+                ExportSource::Live => self.export_live(opts, out).await,
+                ExportSource::Snapshot(id) => self.export_sealed(opts, id, out).await,
             }
         };
         let draft = match &result {
@@ -622,7 +618,22 @@ impl Vault {
             .db(|| "starting the export's snapshot".into())?;
         let taken = OffsetDateTime::now_utc();
         let mut plan = self.plan_of(&client).await?;
-        plan.tables.truncate(plan.pool_tables().end);
+        let home = match record.placement.schema() {
+            Some(s) => Some(pg::catalog::Home::of(&client, s).await?),
+            None => None,
+        };
+        let range = plan.tables_of(record.placement.schema());
+        if home.is_some() && range.is_empty() {
+            return Err(Error::not_found(
+                format!(
+                    "any table in schema {:?}, tenant {:?}'s own",
+                    home.as_ref().map(|h| &h.name),
+                    record.id
+                ),
+                None,
+            ));
+        }
+        plan.tables = plan.tables.drain(range).collect();
         pg::catalog::check_rls(&plan, self.config(), &pg::current_role(&client).await?)?;
         let ddl = ddl::read(&client, &plan.tables).await?;
         let literal = sql::literal(&client, &record.id).await?;
@@ -638,7 +649,11 @@ impl Vault {
         let read = async {
             let mut done = 0u64;
             for def in &plan.tables {
-                let filter = match (&id_key, erased.for_table(def)) {
+                // The erasure ledger names a bridge tenant's tables as its archives do.
+                let archived = home
+                    .as_ref()
+                    .map_or_else(|| def.clone(), |h| def.relative_to(h));
+                let filter = match (&id_key, erased.for_table(&archived)) {
                     (Some(k), Some(f)) => Some((f, IdKey::from_bytes(*k.as_bytes()))),
                     _ => None,
                 };
@@ -733,6 +748,10 @@ impl Vault {
         }
         let snapshot = self.resolve_snapshot(&record, id)?;
         let manifest = self.manifest(&record, &snapshot).await?;
+        let home = record
+            .placement
+            .schema()
+            .map(pg::catalog::Home::quoted_here);
         let older = match &opts.since {
             None => None,
             Some(s) => {
@@ -785,7 +804,7 @@ impl Vault {
                     )
                 }
             };
-            tables.push(sealed_table(t, blocks, since_blocks));
+            tables.push(sealed_table(t, home.as_ref(), blocks, since_blocks));
         }
         if let Some(o) = &older {
             // Tables dropped since the older snapshot: every row of theirs was deleted.
@@ -795,7 +814,7 @@ impl Vault {
                     .iter()
                     .any(|t| t.def.display_name() == old.def.display_name())
                 {
-                    let mut gone = sealed_table(old, vec![], old.blocks.clone());
+                    let mut gone = sealed_table(old, home.as_ref(), vec![], old.blocks.clone());
                     gone.rows = 0;
                     gone.checksum = crate::archive::block::Checksum::default().hex();
                     tables.push(gone);
@@ -845,7 +864,14 @@ impl Vault {
                 }
             });
         }
-        let defs: Vec<TableDef> = manifest.tables.iter().map(|t| t.def.clone()).collect();
+        let defs: Vec<TableDef> = manifest
+            .tables
+            .iter()
+            .map(|t| {
+                home.as_ref()
+                    .map_or_else(|| t.def.clone(), |h| t.def.located_in(h))
+            })
+            .collect();
         let ddl = self.live_ddl(&defs).await;
         let description = SealedDescription {
             format: SealedDescription::FORMAT.into(),
@@ -1061,15 +1087,19 @@ fn same_columns(a: &TableDef, b: &TableDef) -> bool {
 
 fn sealed_table(
     t: &TableManifest,
+    home: Option<&pg::catalog::Home>,
     blocks: Vec<BlockRef>,
     since_blocks: Vec<BlockRef>,
 ) -> SealedTable {
+    // A bridge tenant's tables (relative to its schema in the archive) go to its schema; the
+    // name blocks are keyed with stays the archive's.
+    let placed = home.map_or_else(|| t.def.clone(), |h| t.def.located_in(h));
     SealedTable {
         table: t.def.display_name(),
-        schema: t.def.schema.clone(),
-        name: t.def.name.clone(),
-        columns: t.def.archived_columns().cloned().collect(),
-        primary_key: t.def.primary_key.clone(),
+        schema: placed.schema.clone(),
+        name: placed.name.clone(),
+        columns: placed.archived_columns().cloned().collect(),
+        primary_key: placed.primary_key.clone(),
         rows: t.rows,
         checksum: t.checksum.clone(),
         blocks,

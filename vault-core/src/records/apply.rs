@@ -13,7 +13,7 @@ use super::{
 use crate::archive::manifest::{TableManifest, TenantManifest};
 use crate::copytext;
 use crate::error::{DbContext, Error, Result};
-use crate::source::postgres::catalog::{Owner, Plan, TableDef};
+use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
 use crate::source::postgres::{self as pg, apply};
 use crate::sql::{self, qualified};
 use crate::tenant::TenantRecord;
@@ -99,7 +99,6 @@ impl Vault {
         identity: &keys::TenantIdentities,
     ) -> Result<RecordRestoreReport> {
         let record = self.tenant(&opts.tenant)?;
-        crate::records::pooled_only(&record, "restore-records")?;
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
         let mut manifest = self.manifest(&record, &snapshot).await?;
         let keys = self.unlock(&record, identity).await?;
@@ -107,6 +106,19 @@ impl Vault {
         // SQL is built from the live catalog: each table's owner rule and foreign keys come from
         // the live plan, which must agree with the (authenticated) manifest.
         let plan = self.plan_of(&client).await?;
+        // A bridge tenant's tables are archived relative to its schema: the SQL is built for
+        // where they live, while names, keys and the erasure ledger stay the archive's.
+        let archived = manifest
+            .tables
+            .iter()
+            .map(|t| t.def.clone())
+            .collect::<Vec<_>>();
+        if let Some(home) = record.placement.schema() {
+            let home = catalog::Home::of(&client, home).await?;
+            for t in &mut manifest.tables {
+                t.def = t.def.located_in(&home);
+            }
+        }
         for t in &mut manifest.tables {
             let name = t.def.display_name();
             if let Some(live) = plan
@@ -119,10 +131,9 @@ impl Vault {
             }
         }
         let mut cache = BlockCache::new(self, &record, &keys);
-        let root = manifest
-            .tables
+        let root = archived
             .iter()
-            .position(|t| t.def.display_name() == opts.table)
+            .position(|def| def.display_name() == opts.table)
             .ok_or_else(|| {
                 Error::not_found(format!("table {} in snapshot {snapshot}", opts.table), None)
             })?;
@@ -143,7 +154,7 @@ impl Vault {
         // Erased records never come back: refuse them when asked for, skip them when related.
         let erased = self.ledger(&record).await?.erased();
         for (&t, table_rows) in rows.iter_mut() {
-            let Some(filter) = erased.for_table(&manifest.tables[t].def) else {
+            let Some(filter) = erased.for_table(&archived[t]) else {
                 continue;
             };
             if t == root {

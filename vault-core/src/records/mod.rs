@@ -189,9 +189,15 @@ impl<'a> BlockCache<'a> {
         if let Some(p) = self.blocks.get(&b.id) {
             return Ok(p.clone());
         }
+        // Blocks are keyed with the table's name in the archive: a bridge tenant's tables are
+        // relative to its schema there, wherever the caller placed them.
+        let name = match self.record.placement.schema() {
+            Some(home) if table.def.schema == home => table.def.name.clone(),
+            _ => table.def.display_name(),
+        };
         let plain = self
             .vault
-            .read_block(self.record, self.keys, &table.def.display_name(), b)
+            .read_block(self.record, self.keys, &name, b)
             .await?;
         let p = std::sync::Arc::new(plain);
         self.blocks.insert(b.id.clone(), p.clone());
@@ -330,19 +336,6 @@ impl Projection {
 
     fn index_of(&self, column: &str) -> Option<usize> {
         self.original.iter().position(|c| c == column)
-    }
-}
-
-/// Refuses an operation that compares archived records with live rows for a tenant of the
-/// bridge model: it reads and writes them by the pool's rules so far.
-pub(crate) fn pooled_only(record: &crate::TenantRecord, what: &str) -> Result<()> {
-    match record.placement.schema() {
-        None => Ok(()),
-        Some(schema) => Err(Error::Invalid(format!(
-            "`{what}` works on pooled tenants only so far; tenant {:?} lives in schema {schema:?} \
-             (bridge): restore it whole with `tvault restore`",
-            record.id
-        ))),
     }
 }
 

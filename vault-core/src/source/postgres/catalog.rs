@@ -169,6 +169,15 @@ pub struct Home {
 }
 
 impl Home {
+    /// `schema` quoted by tvault itself (always in double quotes): as good in SQL as the
+    /// server's form, for when no server is at hand.
+    pub fn quoted_here(schema: &str) -> Home {
+        Home {
+            name: schema.to_string(),
+            quoted: crate::sql::ident(schema),
+        }
+    }
+
     /// `schema` with its quoted form, as the server quotes it.
     pub async fn of(client: &Client, schema: &str) -> Result<Home> {
         let quoted = client
