@@ -83,30 +83,44 @@ for run in $(seq 1 "$RUNS"); do
     V=(--vault "$WORK/vault")
     "$TVAULT" "${V[@]}" init --source "$DB_URL" >/dev/null 2>&1
     "$TVAULT" "${V[@]}" -q tenant import "$WORK/tenants.tsv" >/dev/null
-    timed pg_dump "$run" -- pg_dump -Fc -d "$DB_URL" -f "$WORK/dump.pgdump"
+    if ! MAY_FAIL=1 timed pg_dump "$run" -- pg_dump -Fc -d "$DB_URL" -f "$WORK/dump.pgdump"; then
+        DUMP_ERROR=$(grep -m1 -o 'ERROR: .*' "$WORK/stderr" || tail -n 1 "$WORK/stderr")
+        log "pg_dump failed: $DUMP_ERROR"
+    fi
     timed tvault "$run" -- "$TVAULT" "${V[@]}" -q backup --all --json
     cp "$WORK/stdout" "$WORK/backup.json"
     grep -q '"failed_tenants": \[\]' "$WORK/backup.json" || die "run $run: some tenants failed (see $WORK/backup.json)"
+    FIRST_BYTES=$(file_bytes "$WORK/vault")
+    FIRST_STORE=$(file_bytes "$WORK/vault/store")
+    FIRST_OBJECTS=$(file_count "$WORK/vault/store")
+    timed unchanged "$run" -- "$TVAULT" "${V[@]}" -q backup --all --json
+    GROWTH=$(awk -v a="$(file_bytes "$WORK/vault")" -v b="$FIRST_BYTES" 'BEGIN { printf "%.2f", (a - b) * 100 / b }')
+    log "unchanged second cycle: vault grew by $GROWTH%"
     printf '%s\n' "${SAMPLED[@]}" >"$WORK/sampled.txt"
-    timed per_schema "$run" -- bash -c 'while read -r s; do pg_dump -Fc -n "$s" -d "$1" -f "$2/$s.pgdump" || exit 1; done <"$3"' \
+    MAY_FAIL=1 timed per_schema "$run" -- bash -c 'while read -r s; do pg_dump -Fc -n "$s" -d "$1" -f "$2/$s.pgdump" || exit 1; done <"$3"' \
         _ "$DB_URL" "$WORK/per-schema" "$WORK/sampled.txt"
     log "dump $(file_bytes "$WORK/dump.pgdump") B; vault store $(file_bytes "$WORK/vault/store") B, $(file_count "$WORK/vault/store") objects"
 done
 
-DUMP_WALL=$(median "${WALL[pg_dump]}")
-ratio() { awk -v a="$1" -v b="$DUMP_WALL" 'BEGIN { printf "%.2f", a / b }'; }
+DUMP_WALL=$(median "${WALL[pg_dump]:-}")
+ratio() { awk -v a="$1" -v b="$DUMP_WALL" 'BEGIN { if (b == "nan") print "–"; else printf "%.2f", a / b }'; }
 DATE=$(date -u +%Y-%m-%d)
 TV_WALL=$(median "${WALL[tvault]}")
-LOOP_WALL=$(awk -v s="$(median "${WALL[per_schema]}")" -v n="$SCHEMAS" -v k="$SAMPLE" 'BEGIN { printf "%.1f", s * n / k }')
+LOOP_WALL=$(awk -v s="$(median "${WALL[per_schema]:-}")" -v n="$SCHEMAS" -v k="$SAMPLE" 'BEGIN { printf "%.1f", s * n / k }')
 REPORT=$(
     printf '## bridge: %s schemas of %s tables, %s MB (%s, %s runs, medians)\n\n' "$SCHEMAS" "$TABLES" "$((DB_BYTES / 1000000))" "$DATE" "$RUNS"
     printf -- '- machine: %s cores, %s GiB RAM; %s; max_locks_per_transaction = %s\n\n' "$(nproc)" "$(awk '/MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo)" "$("$TVAULT" --version)" "$LOCKS"
     printf '| method | wall s | vs pg_dump -Fc | max RSS MiB | bytes |\n|---|---:|---:|---:|---:|\n'
-    printf '| pg_dump -Fc (whole database) | %.2f | 1.00× | %d | %s |\n' "$DUMP_WALL" "$(($(median "${RSS[pg_dump]}") / 1024))" "$(file_bytes "$WORK/dump.pgdump")"
+    if [[ $DUMP_WALL == nan ]]; then
+        printf '| pg_dump -Fc (whole database) | failed: %s | | | |\n' "${DUMP_ERROR:-}"
+    else
+        printf '| pg_dump -Fc (whole database) | %.2f | 1.00× | %d | %s |\n' "$DUMP_WALL" "$(($(median "${RSS[pg_dump]}") / 1024))" "$(file_bytes "$WORK/dump.pgdump")"
+    fi
     printf '| tvault backup --all (%s archives) | %.2f | %s× | %d | %s |\n' "$SCHEMAS" "$TV_WALL" "$(ratio "$TV_WALL")" "$(($(median "${RSS[tvault]}") / 1024))" "$(file_bytes "$WORK/vault/store")"
-    printf '| pg_dump -Fc -n per schema (%s timed, scaled to %s) | %s | %s× | %d | |\n' "$SAMPLE" "$SCHEMAS" "$LOOP_WALL" "$(ratio "$LOOP_WALL")" "$(($(median "${RSS[per_schema]}") / 1024))"
-    printf '\nstore: %s objects; local state (inventory, audit): %s B\n' "$(file_count "$WORK/vault/store")" \
-        "$(($(file_bytes "$WORK/vault") - $(file_bytes "$WORK/vault/store")))"
+    printf '| tvault backup --all again, nothing changed (vault +%s%%) | %.2f | %s× | %d | |\n' "$GROWTH" "$(median "${WALL[unchanged]}")" "$(ratio "$(median "${WALL[unchanged]}")")" "$(($(median "${RSS[unchanged]}") / 1024))"
+    printf '| pg_dump -Fc -n per schema (%s timed, scaled to %s) | %s | %s× | %d | |\n' "$SAMPLE" "$SCHEMAS" "$LOOP_WALL" "$(ratio "$LOOP_WALL")" "$(($(median "${RSS[per_schema]:-0}") / 1024))"
+    printf '\nafter the first cycle (last run): store %s B in %s objects; local state (inventory, audit) %s B\n' \
+        "$FIRST_STORE" "$FIRST_OBJECTS" "$((FIRST_BYTES - FIRST_STORE))"
 )
 printf '%s\n' "$REPORT"
 mkdir -p "$REPO/bench/results"

@@ -35,6 +35,24 @@ pub async fn literal(client: &impl tokio_postgres::GenericClient, value: &str) -
     Ok(row.get(0))
 }
 
+/// [`literal`] of many values in one round trip (a cycle quotes every tenant id once, not once
+/// per table it reads).
+pub async fn literals(
+    client: &impl tokio_postgres::GenericClient,
+    values: &[&str],
+) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT quote_literal(v) FROM unnest($1::text[]) WITH ORDINALITY u(v, i) ORDER BY i",
+            &[&values],
+        )
+        .await
+        .db(|| "quoting the tenant ids".into())?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -188,6 +188,8 @@ struct Cycle {
     tables_of: Vec<std::ops::Range<usize>>,
     /// Per tenant, the id of the DDL of its tables.
     ddl_of: Vec<String>,
+    /// Per tenant, its id as an SQL literal (quoted by the server).
+    literals: Vec<String>,
     /// The DDL objects of the cycle (id, JSON), each once.
     ddls: Vec<(String, Vec<u8>)>,
 }
@@ -254,7 +256,10 @@ impl Vault {
             keys.push(p.keys);
         }
         let defs = archived_defs(&plan);
+        let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+        let literals = sql::literals(&coordinator, &ids).await?;
         let cycle = Arc::new(Cycle {
+            literals,
             locks,
             recipients,
             table_names: defs.iter().map(TableDef::display_name).collect(),

@@ -8,7 +8,6 @@ use crate::error::{DbContext, Error, Result};
 use crate::inventory::Inventory;
 use crate::source::postgres::extract::{self, Demux, Leftovers, RawBlock};
 use crate::source::postgres::query;
-use crate::sql;
 use futures::StreamExt;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,7 +95,7 @@ pub async fn reader(
                         .await
                         .db(|| format!("setting {setting} for tenant {id:?}"))?;
                 }
-                Some(sql::literal(&client, id).await?)
+                Some(cycle.literals[t].clone())
             }
         };
         let sql = query::copy_out(def, literal.as_deref(), pages);
