@@ -5,6 +5,31 @@
 use std::collections::BTreeMap;
 use tests::*;
 
+conformance! { bridge_round_trip }
+
+/// On every store: a bridge tenant restored in place and into its dropped schema, a pooled
+/// tenant next to it untouched.
+fn bridge_round_trip(backend: Backend, name: &str) {
+    let (env, key) = bridge_env_on(name, backend);
+    let mut c = env.db.client();
+    let snap = env.tv.backup_all();
+    let at_backup = everything(&mut c);
+    env.db.exec(
+        "DELETE FROM t_11.events; UPDATE t_11.customers SET name = 'x';
+         UPDATE accounts SET name = 'later' WHERE tenant_id = 'pooled2'",
+    );
+    let mut expected = everything(&mut c);
+    for t in ["customers", "invoices", "events"] {
+        let name = format!("t_11.{t}");
+        expected.insert(name.clone(), at_backup[&name].clone());
+    }
+    env.tv.restore("t_11", &snap, &key, None);
+    assert_tables_eq("after restoring t_11", &expected, &everything(&mut c));
+    env.db.exec("DROP SCHEMA t_11 CASCADE");
+    env.tv.restore("t_11", &snap, &key, None);
+    assert_tables_eq("after making t_11 again", &expected, &everything(&mut c));
+}
+
 const FIX: [&str; 1] = ["bridge.sql"];
 const HOSTILE_SCHEMA: &str = "tenant \"q\"; --";
 const HOSTILE_TENANT: &str = "o'brien";
@@ -43,7 +68,11 @@ fn schema_rows(c: &mut Client, schema: &str) -> BTreeMap<String, Vec<String>> {
 
 /// Registers the pooled tenants and t_1..t_200 (bridge) by import, the hostile one by `add`.
 fn bridge_env(name: &str) -> (Env, Key) {
-    let env = Env::on(name, &FIX, Backend::Local);
+    bridge_env_on(name, Backend::Local)
+}
+
+fn bridge_env_on(name: &str, backend: Backend) -> (Env, Key) {
+    let env = Env::on(name, &FIX, backend);
     env.tv.init(&env.db.url, &[]);
     let key = env.keygen("key.txt");
     let mut list = String::new();
