@@ -37,6 +37,8 @@ pub mod actions {
     pub const EXPORT: &str = "export";
     pub const KEY_CHANGE: &str = "key-change";
     pub const POLICY_CHANGE: &str = "policy-change";
+    /// A tenant's partition model or schema changed (`tenant place`).
+    pub const PLACEMENT_CHANGE: &str = "placement-change";
     pub const HOLD: &str = "hold";
     pub const HOLD_RELEASE: &str = "hold-release";
     pub const DELETION: &str = "deletion";

@@ -203,6 +203,56 @@ impl Vault {
         Ok(record)
     }
 
+    /// Changes where a tenant's rows are read from by later cycles (after its tables were
+    /// moved, say with `restore --into-schema`): the pool, or a schema of its own that no other
+    /// tenant has. Its snapshots stay as they are; each restores into the new place.
+    pub async fn place_tenant(&self, id: &str, placement: Placement) -> Result<TenantRecord> {
+        let result = async {
+            let _tenant = self.changing_tenant(id).await;
+            self.place(id, placement.clone()).await
+        }
+        .await;
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::PLACEMENT_CHANGE)
+            .tenant(id)
+            .details(serde_json::json!({ "to": placement }));
+        self.audit_if_failed(draft, result).await
+    }
+
+    async fn place(&self, id: &str, placement: Placement) -> Result<TenantRecord> {
+        placement.validate()?;
+        let mut record = self.tenant(id)?;
+        if let Some(schema) = placement.schema() {
+            if let Some(other) = self.inventory().schema_tenant(schema)? {
+                if other != record.id {
+                    return Err(Error::Conflict(format!(
+                        "schema {schema:?} is already tenant {other:?}'s"
+                    )));
+                }
+            }
+        }
+        let from = std::mem::replace(&mut record.placement, placement);
+        self.put(
+            &layout::tenant_record(&record.path),
+            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+        .await?;
+        let mut before = record.clone();
+        before.placement = from.clone();
+        self.inventory().forget_schema(&before)?;
+        self.inventory().put_tenant_record(&record, None)?;
+        let draft = crate::audit::AuditDraft::new(crate::audit::actions::PLACEMENT_CHANGE)
+            .tenant(id)
+            .object(layout::tenant_record(&record.path).to_string())
+            .details(serde_json::json!({ "from": from, "to": record.placement }));
+        self.audit(draft).await?;
+        tracing::info!(
+            tenant = id,
+            model = record.placement.model(),
+            "tenant placed"
+        );
+        Ok(record)
+    }
+
     /// Re-wraps a tenant's data keys to new recipients; archives are not touched. With
     /// `revoke`, later snapshots get a new data key (and reuse no earlier block), so a leaked
     /// earlier tenant key reads nothing written afterwards; escrow is kept only with

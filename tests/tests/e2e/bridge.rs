@@ -358,6 +358,50 @@ fn a_pooled_tenant_moves_into_a_schema_of_its_own() {
     let mut after = everything(&mut c);
     after.remove("pooled1_own.accounts");
     assert_tables_eq("the pool after the move", &before, &after);
+
+    // Later cycles read pooled1 from its schema; its pooled rows can go.
+    let placed = env
+        .tv
+        .json(&["tenant", "place", "pooled1", "--schema", "pooled1_own"]);
+    assert_eq!(placed["model"], "bridge", "{placed:#}");
+    env.db.exec(
+        "DELETE FROM accounts WHERE tenant_id = 'pooled1';
+         UPDATE pooled1_own.accounts SET name = 'moved' WHERE id = 1",
+    );
+    let backup = env.tv.json(&["backup", "--all"]);
+    let p1 = tenant_summary(&backup, "pooled1");
+    assert_eq!(
+        (p1["tables"].as_u64(), p1["rows"].as_u64()),
+        (Some(1), Some(10)),
+        "{p1:#}"
+    );
+    // The snapshot from the pool restores into the schema: the rows as they were then.
+    env.tv.restore("pooled1", &snap, &key, None);
+    assert_eq!(
+        rows_exact(&mut c, "pooled1_own.accounts", "true", None),
+        pooled1
+    );
+
+    // And back into the pool, rows identical; the schema is left as it is.
+    env.tv.ok(&["tenant", "place", "pooled1", "--pool"]);
+    env.tv.restore("pooled1", &snap, &key, None);
+    assert_eq!(
+        rows_exact(&mut c, "public.accounts", "r_.tenant_id = 'pooled1'", None),
+        pooled1
+    );
+    assert_tables_eq("the pool after moving back", &before, &{
+        let mut now = everything(&mut c);
+        now.remove("pooled1_own.accounts");
+        now
+    });
+    let list = env.tv.json(&["tenant", "list"]);
+    let p1 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == "pooled1")
+        .unwrap();
+    assert_eq!(p1["model"], "pool", "{list:#}");
 }
 
 /// The opened export's data file of `table` (as its manifest.json lists it), as lines.

@@ -11,6 +11,7 @@ pub enum TenantCmd {
     Add(Add),
     Import(Import),
     List(List),
+    Place(Place),
     RotateKey(RotateKey),
 }
 
@@ -42,6 +43,21 @@ pub struct Add {
 pub struct Import {
     /// The file (`-` for standard input).
     file: PathBuf,
+}
+
+/// Change where later cycles read a tenant's rows from, once its tables have moved (for
+/// example with `restore --into-schema`): a schema of its own (bridge) or the pooled tables.
+/// Its snapshots stay; each restores into the new place.
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("place").required(true))]
+pub struct Place {
+    id: String,
+    /// The schema whose every table is the tenant's.
+    #[arg(long, value_name = "SCHEMA", group = "place")]
+    schema: Option<String>,
+    /// The pooled tables (found by tenant column).
+    #[arg(long, group = "place")]
+    pool: bool,
 }
 
 /// List registered tenants.
@@ -155,6 +171,17 @@ impl TenantCmd {
                             t.recipients.len(),
                             if t.escrow { "\tescrow" } else { "" }
                         );
+                    }
+                }
+            }
+            TenantCmd::Place(p) => {
+                let t = vault.place_tenant(&p.id, placement(p.schema)).await?;
+                if g.json {
+                    output::json(&t)?;
+                } else {
+                    match t.placement.schema() {
+                        Some(s) => println!("tenant {:?} now lives in schema {s:?}", t.id),
+                        None => println!("tenant {:?} now lives in the pooled tables", t.id),
                     }
                 }
             }

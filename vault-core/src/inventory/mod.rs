@@ -432,6 +432,14 @@ impl Inventory {
         self.put_tenant_record(t, Some(id_key))
     }
 
+    /// Forgets that a tenant's schema is its own (before it is placed elsewhere).
+    pub fn forget_schema(&self, t: &TenantRecord) -> Result<()> {
+        if let Some(schema) = t.placement.schema() {
+            self.schemas.remove(schema.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Every bridge tenant's own schema.
     pub fn bridge_schemas(&self) -> Result<std::collections::BTreeSet<String>> {
         self.schemas
