@@ -491,3 +491,38 @@ pub(crate) fn open_id_key(
 pub fn data_recipient(record: &TenantRecord) -> Result<DataRecipient> {
     Ok(DataRecipient::parse(&record.data_recipient)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_their_model_and_schema_in_tenant_json() {
+        // A record written before the bridge model: `"model": "pool"` and no schema.
+        let old = r#"{"format":1,"id":"acme","path":"t00","model":"pool","recipients":[],
+            "escrow":false,"data_recipient":"age1x","created":"2026-11-01T00:00:00Z"}"#;
+        let r: TenantRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.placement, Placement::Pool);
+        let mut bridge = r.clone();
+        bridge.placement = Placement::Bridge {
+            schema: "tenant \"q\"".into(),
+        };
+        let json = serde_json::to_value(&bridge).unwrap();
+        assert_eq!(json["model"], "bridge");
+        assert_eq!(json["schema"], "tenant \"q\"");
+        let back: TenantRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.placement, bridge.placement);
+        let unknown = old.replace("\"pool\"", "\"silo\"");
+        assert!(serde_json::from_str::<TenantRecord>(&unknown).is_err());
+    }
+
+    #[test]
+    fn schema_names_postgres_would_not_keep_are_refused() {
+        let bridge = |s: &str| Placement::Bridge { schema: s.into() };
+        assert!(bridge("tenant_acme").validate().is_ok());
+        assert!(bridge("").validate().is_err());
+        assert!(bridge(&"x".repeat(64)).validate().is_err());
+        assert!(bridge("pg_temp").validate().is_err());
+        assert!(bridge("a\0b").validate().is_err());
+    }
+}
