@@ -74,6 +74,18 @@ pub fn user_tables(c: &mut Client) -> Vec<(String, bool)> {
     .collect()
 }
 
+/// Every row of every user table of the database (partitioned tables through their root), by
+/// `schema.table`.
+pub fn whole_db(c: &mut Client) -> BTreeMap<String, Vec<String>> {
+    user_tables(c)
+        .into_iter()
+        .map(|(t, _)| {
+            let rows = rows_exact(c, &t, "true", None);
+            (t, rows)
+        })
+        .collect()
+}
+
 /// Fingerprint of everything in the database except tenant `tenant`'s rows:
 /// tables with `tenant_id` -> one checksum per *other* tenant (NULL tenant included);
 /// tables without -> whole-table checksum, unless `child_filters` gives a WHERE clause

@@ -46,13 +46,7 @@ fn table(c: &mut Client, schema: &str, name: &str) -> String {
 
 /// Every row of every table of the database, by table.
 fn everything(c: &mut Client) -> BTreeMap<String, Vec<String>> {
-    user_tables(c)
-        .into_iter()
-        .map(|(t, _)| {
-            let rows = rows_exact(c, &t, "true", None);
-            (t, rows)
-        })
-        .collect()
+    whole_db(c)
 }
 
 /// The rows of a schema's three tables.
@@ -95,6 +89,21 @@ fn bridge_env_on(name: &str, backend: Backend) -> (Env, Key) {
         HOSTILE_SCHEMA,
     ]);
     (env, key)
+}
+
+/// `tvault restore TENANT --snapshot SNAP --into-schema SCHEMA --json`.
+fn into_schema(env: &Env, key: &Key, tenant: &str, snap: &str, schema: &str) -> Output {
+    let id = key.identity_str();
+    let args = ["restore", tenant, "--snapshot", snap, "--identity", id];
+    env.tv
+        .run(&[&args[..], &["--into-schema", schema, "--json"]].concat())
+}
+
+/// The JSON report of a command that must have succeeded.
+#[track_caller]
+fn ok_json(o: Output) -> Value {
+    o.assert_code(0, "restore --into-schema");
+    serde_json::from_str(o.stdout.trim()).unwrap()
 }
 
 fn tenant_summary<'a>(report: &'a Value, tenant: &str) -> &'a Value {
@@ -208,16 +217,7 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     let before = everything(&mut c);
     // A schema that does not exist is made from the snapshot's DDL: its own enum type, the
     // identity and serial columns, keys, the trigger-free tables.
-    let o = env.tv.json(&[
-        "restore",
-        "t_9",
-        "--snapshot",
-        &snap,
-        "--identity",
-        key.identity_str(),
-        "--into-schema",
-        "scratch",
-    ]);
+    let o = ok_json(into_schema(&env, &key, "t_9", &snap, "scratch"));
     assert_eq!(o["ok"], true, "{o:#}");
     assert_eq!(
         schema_rows(&mut c, "scratch"),
@@ -244,31 +244,13 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     let before = everything(&mut c);
 
     // Another tenant's schema is never a target.
-    let o = env.tv.run(&[
-        "restore",
-        "t_9",
-        "--snapshot",
-        &snap,
-        "--identity",
-        key.identity_str(),
-        "--into-schema",
-        "t_10",
-    ]);
+    let o = into_schema(&env, &key, "t_9", &snap, "t_10");
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("tenant \"t_10\"'s own"), "{}", o.stderr);
     assert_tables_eq("after a refused restore", &before, &everything(&mut c));
 
     // A schema holding pooled tables (other tenants' rows) is never a target.
-    let o = env.tv.run(&[
-        "restore",
-        "t_9",
-        "--snapshot",
-        &snap,
-        "--identity",
-        key.identity_str(),
-        "--into-schema",
-        "public",
-    ]);
+    let o = into_schema(&env, &key, "t_9", &snap, "public");
     assert_ne!(o.code, 0);
     assert!(
         o.stderr.contains("holds the pooled table public.accounts"),
@@ -340,16 +322,7 @@ fn a_pooled_tenant_moves_into_a_schema_of_its_own() {
     let snap = env.tv.backup_all();
     let pooled1 = rows_exact(&mut c, "public.accounts", "r_.tenant_id = 'pooled1'", None);
     let before = everything(&mut c);
-    let o = env.tv.json(&[
-        "restore",
-        "pooled1",
-        "--snapshot",
-        &snap,
-        "--identity",
-        key.identity_str(),
-        "--into-schema",
-        "pooled1_own",
-    ]);
+    let o = ok_json(into_schema(&env, &key, "pooled1", &snap, "pooled1_own"));
     assert_eq!(o["ok"], true, "{o:#}");
     assert_eq!(
         rows_exact(&mut c, "pooled1_own.accounts", "true", None),
@@ -492,18 +465,8 @@ fn records_erasure_and_exports_work_for_a_bridge_tenant() {
         "--identity",
         id,
     ]);
-    let file = env.path("t_3.tvx");
-    env.tv
-        .json(&["export", "t_3", "-o", file.to_str().unwrap()]);
-    let dir = env.path("t_3-opened");
-    env.tv.json(&[
-        "open",
-        file.to_str().unwrap(),
-        "--identity",
-        id,
-        "-o",
-        dir.to_str().unwrap(),
-    ]);
+    let (_, file) = crate::export::export(&env, "t_3", &[], "t_3.tvx");
+    let (_, dir) = crate::export::open(&env, &file, &key, "t_3-opened", &[]);
     let customers = opened_lines(&dir, "customers");
     assert_eq!(
         customers.len(),
@@ -519,18 +482,8 @@ fn records_erasure_and_exports_work_for_a_bridge_tenant() {
         schema_sql.contains("CREATE TABLE \"t_3\".\"customers\""),
         "{schema_sql}"
     );
-    let live = env.path("t_3-live.tvx");
-    env.tv
-        .json(&["export", "t_3", "--live", "-o", live.to_str().unwrap()]);
-    let dir = env.path("t_3-live");
-    env.tv.json(&[
-        "open",
-        live.to_str().unwrap(),
-        "--identity",
-        id,
-        "-o",
-        dir.to_str().unwrap(),
-    ]);
+    let (_, live) = crate::export::export(&env, "t_3", &["--live"], "t_3-live.tvx");
+    let (_, dir) = crate::export::open(&env, &live, &key, "t_3-live", &[]);
     let customers = opened_lines(&dir, "t_3.customers");
     assert_eq!(
         customers.len(),

@@ -12,17 +12,6 @@ use tests::*;
 const FIX: [&str; 2] = ["real_schema.sql", "real_data.sql"];
 const TENANTS: [&str; 3] = ["t1", "t2", "t3"];
 
-/// Every row of every table of the database (partitioned tables through their root).
-fn whole_db(c: &mut Client) -> BTreeMap<String, Vec<String>> {
-    user_tables(c)
-        .into_iter()
-        .map(|(t, _)| {
-            let rows = rows_exact(c, &t, "true", None);
-            (t, rows)
-        })
-        .collect()
-}
-
 /// (inserted, updated, deleted) that restoring the tenant must report, per table.
 type Expected = BTreeMap<String, (u64, u64, u64)>;
 

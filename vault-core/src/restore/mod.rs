@@ -223,6 +223,24 @@ impl Vault {
         Ok(m)
     }
 
+    /// An object named by the digest of its bytes (`schemas/`), read and checked against `id`.
+    async fn content_addressed(&self, path: &layout::Path, id: &str, what: &str) -> Result<Bytes> {
+        if !layout::is_def_id(id) {
+            return Err(Error::corrupt(path, format!("not a {what} id")));
+        }
+        let body = self.get(path).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::corrupt(path, format!("the {what} is missing")),
+            other => other,
+        })?;
+        if manifest::def_id(&body) != id {
+            return Err(Error::corrupt(
+                path,
+                format!("the {what} does not match its id"),
+            ));
+        }
+        Ok(body)
+    }
+
     /// A table definition by id: from the inventory, else from the store (checked against its
     /// id, then remembered).
     pub async fn table_def(&self, id: &str) -> Result<TableDef> {
@@ -230,19 +248,9 @@ impl Vault {
             return Ok(d);
         }
         let path = layout::table_def(id);
-        if !layout::is_def_id(id) {
-            return Err(Error::corrupt(&path, "not a table definition id"));
-        }
-        let body = self.get(&path).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::corrupt(&path, "the table definition is missing"),
-            other => other,
-        })?;
-        if manifest::def_id(&body) != id {
-            return Err(Error::corrupt(
-                &path,
-                "the table definition does not match its id",
-            ));
-        }
+        let body = self
+            .content_addressed(&path, id, "table definition")
+            .await?;
         let def = serde_json::from_slice(&body).map_err(|e| Error::corrupt(&path, e))?;
         self.inventory().put_table_def(id, &body)?;
         Ok(def)
@@ -471,19 +479,7 @@ impl Vault {
     /// An archived DDL by id, checked against it.
     async fn archived_ddl(&self, id: &str) -> Result<manifest::ArchivedDdl> {
         let path = layout::tenant_ddl(id);
-        if !layout::is_def_id(id) {
-            return Err(Error::corrupt(&path, "not a DDL id"));
-        }
-        let body = self.get(&path).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::corrupt(&path, "the archived DDL is missing"),
-            other => other,
-        })?;
-        if manifest::def_id(&body) != id {
-            return Err(Error::corrupt(
-                &path,
-                "the archived DDL does not match its id",
-            ));
-        }
+        let body = self.content_addressed(&path, id, "archived DDL").await?;
         serde_json::from_slice(&body).map_err(|e| Error::corrupt(&path, e))
     }
 
