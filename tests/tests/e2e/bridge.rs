@@ -241,6 +241,14 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
         bad.is_err(),
         "the foreign key to the global plans table was added back"
     );
+    let seq = env
+        .db
+        .scalar("SELECT pg_get_serial_sequence('scratch.invoices', 'id')");
+    assert_eq!(
+        seq.as_deref(),
+        Some("scratch.invoices_id_seq"),
+        "its own sequence"
+    );
     let before = everything(&mut c);
 
     // Another tenant's schema is never a target.
@@ -289,6 +297,15 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
     );
     env.tv.restore("t_200", &snap, &key, None);
     assert_eq!(schema_rows(&mut c, "t_200"), t200);
+    // Its serial and identity columns go on after the restored rows, from its own sequences.
+    env.db.exec(
+        "INSERT INTO t_200.customers (name) VALUES ('after');
+         INSERT INTO t_200.invoices (customer_id, total) SELECT max(id), 1 FROM t_200.customers;",
+    );
+    let seq = env
+        .db
+        .scalar("SELECT pg_get_serial_sequence('t_200.invoices', 'id')");
+    assert_eq!(seq.as_deref(), Some("t_200.invoices_id_seq"));
 
     // A schema is one tenant's: registering it twice is refused.
     let o = env.tv.run(&[

@@ -524,6 +524,14 @@ impl Vault {
         // new transactions on the snapshot to bound their locks, which needs the exporting
         // transaction open: the coordinator then only holds it, until every reader is done.
         let renew = !cycle.plan.schemas.is_empty();
+        if renew {
+            // It sits idle in its transaction for the whole cycle: a server that ends idle
+            // transactions would take the snapshot away from the readers.
+            coordinator
+                .batch_execute("SET idle_in_transaction_session_timeout = 0")
+                .await
+                .db(|| "keeping the snapshot transaction open".into())?;
+        }
         let (mut clients, holder) = match renew {
             true => (vec![], Some(coordinator)),
             false => (

@@ -574,6 +574,7 @@ impl Vault {
             manifest,
             &placing.map,
             &placing.bridge,
+            placing.home.as_deref(),
         )
         .await?;
         let erased = self.ledger(record).await?.erased();

@@ -17,6 +17,7 @@ pub(super) async fn restore_targets(
     manifest: &TenantManifest,
     map: &[(String, String)],
     bridge: &std::collections::BTreeSet<String>,
+    home: Option<&str>,
 ) -> Result<(Plan, Vec<(usize, TableDef)>)> {
     let mapped = |s: &str| {
         map.iter()
@@ -87,9 +88,10 @@ pub(super) async fn restore_targets(
             path.iter_mut()
                 .for_each(|h| h.ref_schema = mapped(&h.ref_schema));
         }
-        // A schema that is the tenant's own takes its rows whatever rule found them before
-        // (a pooled tenant moving into a schema of its own).
-        if live.owner != Owner::Schema {
+        // The schema the tenant's tables go to whole takes its rows whatever rule found them
+        // before (a pooled tenant moving into a schema of its own); any other table must have
+        // the rule it had, or SQL built by the new one could reach other tenants' rows.
+        if home != Some(schema.as_str()) {
             same_owner(&archived_owner, &live.owner, &name)?;
         }
         let mut def = live.clone();

@@ -126,13 +126,14 @@ fn assemble(
             s.push_str(&from_definition(def));
             continue;
         };
-        for seq in &t.sequences {
+        for (seq, _) in &t.sequences {
             let _ = writeln!(s, "CREATE SEQUENCE IF NOT EXISTS {seq};");
         }
         if let Some(key) = &t.partitioned_by {
             let _ = writeln!(
                 s,
-                "-- partitioned in the source database (PARTITION BY {key}); one table here"
+                "-- partitioned in the source database (PARTITION BY {}); one table here",
+                one_line(key)
             );
         }
         let qualified = qualified(&def.schema, &def.name);
@@ -146,6 +147,11 @@ fn assemble(
         let _ = writeln!(s, "    {}\n);", lines.join(",\n    "));
         for index in &t.indexes {
             let _ = writeln!(s, "{index};");
+        }
+        for (seq, column) in &t.sequences {
+            if let Some(column) = column {
+                let _ = writeln!(s, "ALTER SEQUENCE {seq} OWNED BY {qualified}.{column};");
+            }
         }
         for (name, target, def) in &t.foreign_keys {
             let _ = match in_set.contains(target) {
@@ -161,8 +167,10 @@ fn assemble(
                     ));
                     writeln!(
                         out.foreign_keys,
-                        "-- {qualified} {}: {def} (references a table outside this export)",
-                        ident(name)
+                        "-- {} {}: {} (references a table outside this export)",
+                        one_line(&qualified),
+                        one_line(&ident(name)),
+                        one_line(def)
                     )
                 }
             };
@@ -182,7 +190,8 @@ struct LiveTable {
     /// (name, referenced table oid, definition).
     foreign_keys: Vec<(String, u32, String)>,
     indexes: Vec<String>,
-    sequences: Vec<String>,
+    /// Sequences its column defaults draw from, each with the column that owns it (serial).
+    sequences: Vec<(String, Option<String>)>,
     partitioned_by: Option<String>,
 }
 
@@ -307,7 +316,11 @@ async fn live_tables(
     }
     for r in client
         .query(
-            "SELECT DISTINCT ad.adrelid, quote_ident(n.nspname) || '.' || quote_ident(s.relname) \
+            "SELECT DISTINCT ad.adrelid, quote_ident(n.nspname) || '.' || quote_ident(s.relname), \
+                    (SELECT quote_ident(a.attname) FROM pg_depend own \
+                     JOIN pg_attribute a ON a.attrelid = own.refobjid AND a.attnum = own.refobjsubid \
+                     WHERE own.classid = 'pg_class'::regclass AND own.objid = s.oid \
+                       AND own.refobjid = ad.adrelid AND own.deptype = 'a') \
              FROM pg_attrdef ad \
              JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = ad.oid \
                  AND dep.refclassid = 'pg_class'::regclass \
@@ -320,7 +333,7 @@ async fn live_tables(
         .db(WHAT)?
     {
         if let Some((_, t)) = by_oid.get_mut(&r.get::<_, u32>(0)) {
-            t.sequences.push(r.get(1));
+            t.sequences.push((r.get(1), r.get(2)));
         }
     }
     let wanted: HashMap<(&str, &str), &TableDef> = defs
@@ -466,6 +479,12 @@ pub async fn advance_sequences(client: &impl GenericClient, schema: &str) -> Res
     Ok(())
 }
 
+/// Text for a `--` comment: names from the catalog may hold line breaks (quoted identifiers),
+/// which would end the comment and make the rest of the name a statement of the script.
+pub(super) fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
 /// Rewrites schema-qualified names in SQL text: every name qualified by one of `from` (each a
 /// schema as PostgreSQL prints it, with the dot: `app.` or `"My App".`) is qualified by `to`
 /// instead. String literals and names that merely end in a schema's name are left alone, so
@@ -493,7 +512,20 @@ pub fn requalify(sql: &str, from: &[String], to: &str) -> String {
                     _ => i += 1,
                 }
             }
-            out.extend_from_slice(&b[start..i.min(b.len())]);
+            let literal = &b[start..i.min(b.len())];
+            // A relation named in a literal (a default's `nextval('s.seq'::regclass)`) moves too.
+            let moved = b[i.min(b.len())..].starts_with(b"::regclass") && !escapes;
+            match from
+                .iter()
+                .find(|f| moved && literal[1..].starts_with(f.as_bytes()))
+            {
+                Some(f) => {
+                    out.push(b'\'');
+                    out.extend_from_slice(to.replace('\'', "''").as_bytes());
+                    out.extend_from_slice(&literal[1 + f.len()..]);
+                }
+                None => out.extend_from_slice(literal),
+            }
             in_name = false;
             continue;
         }
@@ -544,7 +576,7 @@ fn from_definition(def: &TableDef) -> String {
     format!(
         "-- {}: as archived (the live table differs or is gone): columns and primary key only\n\
          CREATE TABLE {} (\n    {}\n);\n",
-        def.display_name(),
+        one_line(&def.display_name()),
         qualified(&def.schema, &def.name),
         lines.join(",\n    ")
     )
@@ -570,5 +602,16 @@ mod tests {
             "\"new one\".",
         );
         assert_eq!(back, "CREATE TABLE \"new one\".c (m \"new one\".mood[])");
+        // Sequences named in defaults move with their schema; other literals stay.
+        let seq = "id bigint DEFAULT nextval('t_9.c_id_seq'::regclass), n text DEFAULT 't_9.x'";
+        let relative = requalify(seq, &from, "\"\".");
+        assert_eq!(
+            relative,
+            "id bigint DEFAULT nextval('\"\".c_id_seq'::regclass), n text DEFAULT 't_9.x'"
+        );
+        assert_eq!(
+            requalify(&relative, &["\"\".".to_string()], "\"it's\"."),
+            "id bigint DEFAULT nextval('\"it''s\".c_id_seq'::regclass), n text DEFAULT 't_9.x'"
+        );
     }
 }

@@ -238,7 +238,10 @@ async fn statements(client: &impl GenericClient, oids: &[u32]) -> Result<Vec<(u3
                     "CREATE TYPE {name} AS RANGE (SUBTYPE = {});",
                     get(&ranges, oid)
                 ),
-                _ => format!("-- type {name}: a base type of its own; create it before loading"),
+                _ => format!(
+                    "-- type {}: a base type of its own; create it before loading",
+                    super::one_line(&name)
+                ),
             };
             (*oid, ddl)
         })
