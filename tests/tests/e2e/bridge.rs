@@ -133,7 +133,7 @@ fn bridge_tenants_back_up_with_pooled_ones_and_restore_alone() {
         (Some(3), Some(14)),
         "{t7:#}"
     );
-    // The bridge tables' tenant_id column says pooled0: pooled0 still has only its accounts.
+    // The bridge tables' tenant_id column (each tenant's own id) does not make them pooled.
     let p0 = tenant_summary(&backup, "pooled0");
     assert_eq!(
         (p0["tables"].as_u64(), p0["rows"].as_u64()),
@@ -329,6 +329,38 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
         schemas.len(),
         201,
         "t_1 … t_200 (t_200 restored) and the hostile one: {tables:#}"
+    );
+
+    // A schema holding other tenants' rows is no tenant's own: its tenant fails, and the
+    // pooled tenants keep their tables.
+    env.db.exec("DROP SCHEMA scratch CASCADE");
+    env.tv.ok(&[
+        "tenant",
+        "add",
+        "sharer",
+        "--recipient",
+        &key.recipient,
+        "--schema",
+        "public",
+    ]);
+    let o = env.tv.run(&["backup", "--all", "--json"]);
+    o.assert_code(6, "a cycle with a tenant registered on the pool's schema");
+    let report: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let failed = report["failed_tenants"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(failed[0]["tenant"], "sharer");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("public.accounts"),
+        "{report:#}"
+    );
+    let p0 = tenant_summary(&report, "pooled0");
+    assert_eq!(
+        (p0["tables"].as_u64(), p0["rows"].as_u64()),
+        (Some(1), Some(10)),
+        "{p0:#}"
     );
 }
 

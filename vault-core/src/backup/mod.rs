@@ -227,7 +227,19 @@ impl Vault {
             .await
             .db(|| "starting the snapshot transaction".into())?;
         let snapshot_opened = std::time::Instant::now();
-        let plan = self.plan_of(&coordinator).await?;
+        let mut plan = self.plan_of(&coordinator).await?;
+        // A registered schema that holds other tenants' rows is no tenant's own: its tenant
+        // fails, and its tables stay with the pool's rules, so that no pooled tenant loses them.
+        let (tenants, shared) = self.not_shared(tenants, &plan).await?;
+        if !shared.is_empty() {
+            let mut bridge = self.inventory().bridge_schemas()?;
+            for (t, _) in &shared {
+                if let Some(s) = t.placement.schema() {
+                    bridge.remove(s);
+                }
+            }
+            plan = catalog::plan(&coordinator, self.config(), &bridge).await?;
+        }
         let role = pg::current_role(&coordinator).await?;
         catalog::check_rls(&plan, self.config(), &role)?;
         let snapshot_name: String = coordinator
@@ -244,6 +256,7 @@ impl Vault {
         let snapshot = layout::new_snapshot_id(started);
         let (tenants, missing) = placed(tenants, &plan);
         let (prepared, mut failed) = self.prepare_tenants(tenants, started).await;
+        failed.extend(shared);
         failed.extend(missing);
         if prepared.is_empty() {
             return Err(every_tenant_failed(failed));
@@ -386,6 +399,61 @@ impl Vault {
             duration_ms: clock.elapsed().as_millis() as u64,
             snapshot_held_ms,
         })
+    }
+
+    /// Sets aside the bridge tenants whose schema holds rows of other tenants (a table with the
+    /// tenant column naming someone else): archiving every row of it as one tenant's would put
+    /// the others' rows in its archive, and its restores would take them away.
+    async fn not_shared(
+        &self,
+        tenants: Vec<TenantRecord>,
+        plan: &Plan,
+    ) -> Result<(Vec<TenantRecord>, Vec<(TenantRecord, Error)>)> {
+        let column = &self.config().tenant_column;
+        let has_column = |r: std::ops::Range<usize>| {
+            plan.tables[r]
+                .iter()
+                .any(|t| t.columns.iter().any(|c| &c.name == column))
+        };
+        let checked: Vec<&TenantRecord> = tenants
+            .iter()
+            .filter(|t| {
+                t.placement.schema().is_some() && has_column(plan.tables_of(t.placement.schema()))
+            })
+            .collect();
+        if checked.is_empty() {
+            return Ok((tenants, vec![]));
+        }
+        // Its own connection: the snapshot's transaction must not keep these tables locked.
+        let client = pg::connect(&self.config().source).await?;
+        let ids: Vec<&str> = checked.iter().map(|t| t.id.as_str()).collect();
+        let literals = sql::literals(&client, &ids).await?;
+        let mut shared = std::collections::HashMap::new();
+        for (t, literal) in checked.iter().zip(&literals) {
+            let tables = &plan.tables[plan.tables_of(t.placement.schema())];
+            if let Some(table) =
+                pg::ownership::shared_table(&client, tables, column, literal).await?
+            {
+                shared.insert(t.id.clone(), table);
+            }
+        }
+        let (mut ok, mut failed) = (vec![], vec![]);
+        for t in tenants {
+            match shared.remove(&t.id) {
+                None => ok.push(t),
+                Some(table) => {
+                    let e = Error::Conflict(format!(
+                        "{table}, in tenant {:?}'s own schema, has rows whose {column} names \
+                         another tenant: a schema shared with other tenants cannot be one \
+                         tenant's (see `tvault tenant place`)",
+                        t.id
+                    ));
+                    tracing::error!(tenant = %t.id, error = %e, "tenant not backed up");
+                    failed.push((t, e));
+                }
+            }
+        }
+        Ok((ok, failed))
     }
 
     /// Reads what each tenant needs before the cycle (the lock of its objects: policy and hold on

@@ -515,6 +515,18 @@ impl Vault {
                     record.id
                 )));
             }
+            let own = [home.clone()].into();
+            let plan = pg::catalog::plan(&client, self.config(), &own).await?;
+            let literal = sql::literal(&client, &record.id).await?;
+            let column = &self.config().tenant_column;
+            let tables = &plan.tables[plan.tables_of(Some(home))];
+            if let Some(t) = pg::ownership::shared_table(&client, tables, column, &literal).await? {
+                return Err(Error::Conflict(format!(
+                    "{t} has rows whose {column} names another tenant than {:?}: restoring \
+                     into schema {home:?} would take them away",
+                    record.id
+                )));
+            }
             if !pg::ddl::schema_exists(&client, home).await? {
                 if opts.dry_run {
                     return Err(Error::not_found(

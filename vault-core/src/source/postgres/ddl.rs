@@ -402,19 +402,38 @@ pub async fn replay(
         .await
         .db(what)?;
     // Other schemas' statements stay (types may live elsewhere); the tenant's own are moved.
-    let own: String = ddl
-        .tables
-        .lines()
-        .filter(|l| {
-            !from
-                .iter()
-                .any(|f| *l == format!("CREATE SCHEMA IF NOT EXISTS {};", &f[..f.len() - 1]))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    tx.batch_execute(&requalify(&own, from, &to))
-        .await
+    // A type of another schema may exist already (shared by other tenants): made if missing.
+    let mut rest = String::new();
+    for line in requalify(&ddl.tables, from, &to).lines() {
+        if from
+            .iter()
+            .any(|f| line == format!("CREATE SCHEMA IF NOT EXISTS {};", &f[..f.len() - 1]))
+        {
+            continue;
+        }
+        let makes_type = ["CREATE TYPE ", "CREATE DOMAIN "]
+            .iter()
+            .any(|p| line.starts_with(p));
+        if !makes_type || line.starts_with(&format!("CREATE TYPE {to}")) {
+            rest.push_str(line);
+            rest.push('\n');
+            continue;
+        }
+        // In order: the statements before it may make its schema.
+        tx.batch_execute(&std::mem::take(&mut rest))
+            .await
+            .db(what)?;
+        tx.batch_execute("SAVEPOINT shared_type").await.db(what)?;
+        match tx.batch_execute(line).await {
+            Ok(()) => tx.batch_execute("RELEASE SAVEPOINT shared_type").await,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT shared_type").await
+            }
+            Err(e) => Err(e),
+        }
         .db(what)?;
+    }
+    tx.batch_execute(&rest).await.db(what)?;
     tx.batch_execute(&requalify(&ddl.foreign_keys, from, &to))
         .await
         .db(what)?;
