@@ -370,6 +370,43 @@ fn restore_order(tables: Vec<TableDef>) -> Vec<TableDef> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
+/// Of `tables` (a tenant's own schema), the first that holds a row whose `column` names another
+/// tenant than `literal` (the tenant's id, quoted by the server): such a schema is shared, and
+/// making every row of it one tenant's would take the others' rows. Each statement checks a
+/// few tables and ends, so no lock outlives it.
+pub async fn shared_table(
+    client: &Client,
+    tables: &[TableDef],
+    column: &str,
+    literal: &str,
+) -> Result<Option<String>> {
+    let with_column: Vec<&TableDef> = tables
+        .iter()
+        .filter(|t| t.columns.iter().any(|c| c.name == column && !c.generated))
+        .collect();
+    for chunk in with_column.chunks(16) {
+        let probes: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    "SELECT {i} WHERE EXISTS (SELECT 1 FROM {} WHERE {}::text <> {literal})",
+                    crate::sql::qualified(&t.schema, &t.name),
+                    crate::sql::ident(column)
+                )
+            })
+            .collect();
+        let found = client
+            .query(&format!("{} LIMIT 1", probes.join(" UNION ALL ")), &[])
+            .await
+            .db(|| "checking that a tenant's schema holds no other tenant's rows".into())?;
+        if let Some(row) = found.first() {
+            return Ok(Some(chunk[row.get::<_, i32>(0) as usize].display_name()));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,41 +512,4 @@ mod tests {
         c.ownership = toml::from_str(r#""app.nope" = "global""#).unwrap();
         assert!(decide(rental_schema(), &c).is_err());
     }
-}
-
-/// Of `tables` (a tenant's own schema), the first that holds a row whose `column` names another
-/// tenant than `literal` (the tenant's id, quoted by the server): such a schema is shared, and
-/// making every row of it one tenant's would take the others' rows. Each statement checks a
-/// few tables and ends, so no lock outlives it.
-pub async fn shared_table(
-    client: &Client,
-    tables: &[TableDef],
-    column: &str,
-    literal: &str,
-) -> Result<Option<String>> {
-    let with_column: Vec<&TableDef> = tables
-        .iter()
-        .filter(|t| t.columns.iter().any(|c| c.name == column && !c.generated))
-        .collect();
-    for chunk in with_column.chunks(16) {
-        let probes: Vec<String> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                format!(
-                    "SELECT {i} WHERE EXISTS (SELECT 1 FROM {} WHERE {}::text <> {literal})",
-                    crate::sql::qualified(&t.schema, &t.name),
-                    crate::sql::ident(column)
-                )
-            })
-            .collect();
-        let found = client
-            .query(&format!("{} LIMIT 1", probes.join(" UNION ALL ")), &[])
-            .await
-            .db(|| "checking that a tenant's schema holds no other tenant's rows".into())?;
-        if let Some(row) = found.first() {
-            return Ok(Some(chunk[row.get::<_, i32>(0) as usize].display_name()));
-        }
-    }
-    Ok(None)
 }
