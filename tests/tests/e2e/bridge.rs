@@ -206,6 +206,31 @@ fn bridge_tenants_back_up_with_pooled_ones_and_restore_alone() {
         .tv
         .json(&["find", "t_3", "--table", "customers", "--key", "id=2"]);
     assert_eq!(found.as_array().map(Vec::len), Some(1), "{found:#}");
+
+    // The inventory is an index: rebuilt from the store, it knows again whose schema is whose.
+    env.tv.json(&["inventory", "rebuild"]);
+    let tables = env.tv.json(&["tables"]);
+    assert_eq!(tables["tenant_schemas"].as_array().map(Vec::len), Some(201));
+    let twin = env.tv.run(&[
+        "tenant",
+        "add",
+        "twin",
+        "--recipient",
+        &key.recipient,
+        "--schema",
+        "t_1",
+    ]);
+    assert!(
+        twin.stderr.contains("already tenant \"t_1\"'s"),
+        "{}",
+        twin.stderr
+    );
+    env.tv.restore("t_7", &snap, &key, None);
+    assert_tables_eq(
+        "after a restore from the rebuilt inventory",
+        &expected,
+        &everything(&mut c),
+    );
 }
 
 #[test]
@@ -426,6 +451,22 @@ fn a_pooled_tenant_moves_into_a_schema_of_its_own() {
     assert_eq!(p1["model"], "pool", "{list:#}");
 }
 
+/// `tvault VERB t_3 --table TABLE --key id=2 --snapshot SNAP --identity ID [EXTRA] --json`.
+fn record(env: &Env, id: &str, verb: &str, table: &str, snap: &str, extra: &[&str]) -> Value {
+    let args = [
+        verb,
+        "t_3",
+        "--table",
+        table,
+        "--key",
+        "id=2",
+        "--snapshot",
+        snap,
+    ];
+    env.tv
+        .json(&[&args[..], &["--identity", id], extra].concat())
+}
+
 /// The opened export's data file of `table` (as its manifest.json lists it), as lines.
 fn opened_lines(dir: &std::path::Path, table: &str) -> Vec<String> {
     let m: Value =
@@ -451,37 +492,21 @@ fn records_erasure_and_exports_work_for_a_bridge_tenant() {
     // diff compares the archived record with the live row in the tenant's schema.
     env.db
         .exec("UPDATE t_3.customers SET name = 'renamed' WHERE id = 2");
-    let diff = env.tv.json(&[
-        "diff",
-        "t_3",
-        "--table",
-        "customers",
-        "--key",
-        "id=2",
-        "--snapshot",
-        &snap,
-        "--identity",
-        id,
-    ]);
+    let diff = record(&env, id, "diff", "customers", &snap, &[]);
     assert!(diff.to_string().contains("renamed"), "{diff:#}");
     // A record and the rows that reference it come back; nothing else changes (the invoice
     // trigger does not fire: events stay as they are).
     env.db.exec(
         "DELETE FROM t_3.invoices WHERE customer_id = 2; DELETE FROM t_3.customers WHERE id = 2",
     );
-    let r = env.tv.json(&[
-        "restore-records",
-        "t_3",
-        "--table",
-        "customers",
-        "--key",
-        "id=2",
-        "--snapshot",
-        &snap,
-        "--identity",
+    let r = record(
+        &env,
         id,
-        "--with-related",
-    ]);
+        "restore-records",
+        "customers",
+        &snap,
+        &["--with-related"],
+    );
     assert_eq!(r["inserted"], 4, "the customer and its 3 invoices: {r:#}");
     assert_tables_eq(
         "after restoring one record",
