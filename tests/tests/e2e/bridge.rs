@@ -106,6 +106,13 @@ fn ok_json(o: Output) -> Value {
     serde_json::from_str(o.stdout.trim()).unwrap()
 }
 
+/// A tenant's table and row counts in a backup report.
+#[track_caller]
+fn tables_and_rows(report: &Value, tenant: &str) -> (Option<u64>, Option<u64>) {
+    let t = tenant_summary(report, tenant);
+    (t["tables"].as_u64(), t["rows"].as_u64())
+}
+
 fn tenant_summary<'a>(report: &'a Value, tenant: &str) -> &'a Value {
     report["tenants"]
         .as_array()
@@ -127,19 +134,9 @@ fn bridge_tenants_back_up_with_pooled_ones_and_restore_alone() {
     );
     assert_eq!(backup["tenants"].as_array().unwrap().len(), 204);
     // t_7 has 2 + 7 % 7 = 2 customers, 6 invoices, 6 events (the trigger's).
-    let t7 = tenant_summary(&backup, "t_7");
-    assert_eq!(
-        (t7["tables"].as_u64(), t7["rows"].as_u64()),
-        (Some(3), Some(14)),
-        "{t7:#}"
-    );
+    assert_eq!(tables_and_rows(&backup, "t_7"), (Some(3), Some(14)));
     // The bridge tables' tenant_id column (each tenant's own id) does not make them pooled.
-    let p0 = tenant_summary(&backup, "pooled0");
-    assert_eq!(
-        (p0["tables"].as_u64(), p0["rows"].as_u64()),
-        (Some(1), Some(10)),
-        "{p0:#}"
-    );
+    assert_eq!(tables_and_rows(&backup, "pooled0"), (Some(1), Some(10)));
     // A pooled row carrying a bridge tenant's id is not that tenant's.
     let unregistered = &backup["unregistered_tenants"];
     assert_eq!(
@@ -381,12 +378,7 @@ fn bridge_restore_into_another_schema_refuses_others_and_missing_schemas() {
             .contains("public.accounts"),
         "{report:#}"
     );
-    let p0 = tenant_summary(&report, "pooled0");
-    assert_eq!(
-        (p0["tables"].as_u64(), p0["rows"].as_u64()),
-        (Some(1), Some(10)),
-        "{p0:#}"
-    );
+    assert_eq!(tables_and_rows(&report, "pooled0"), (Some(1), Some(10)));
 }
 
 #[test]
@@ -416,12 +408,7 @@ fn a_pooled_tenant_moves_into_a_schema_of_its_own() {
          UPDATE pooled1_own.accounts SET name = 'moved' WHERE id = 1",
     );
     let backup = env.tv.json(&["backup", "--all"]);
-    let p1 = tenant_summary(&backup, "pooled1");
-    assert_eq!(
-        (p1["tables"].as_u64(), p1["rows"].as_u64()),
-        (Some(1), Some(10)),
-        "{p1:#}"
-    );
+    assert_eq!(tables_and_rows(&backup, "pooled1"), (Some(1), Some(10)));
     // The snapshot from the pool restores into the schema: the rows as they were then.
     env.tv.restore("pooled1", &snap, &key, None);
     assert_eq!(
