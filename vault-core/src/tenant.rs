@@ -156,13 +156,7 @@ impl Vault {
                 "tenant {id:?} is already registered; use `tvault tenant rotate-key` to change its keys"
             )));
         }
-        if let Some(schema) = placement.schema() {
-            if let Some(other) = self.inventory().schema_tenant(schema)? {
-                return Err(Error::Conflict(format!(
-                    "schema {schema:?} is already tenant {other:?}'s"
-                )));
-            }
-        }
+        self.claim(&placement, id)?;
         let recipients = self.wrap_recipients(recipients, allow_escrow)?;
         let data_key = DataKey::generate();
         let id_key = IdKey::generate();
@@ -203,6 +197,34 @@ impl Vault {
         Ok(record)
     }
 
+    /// The tenant other than `tenant` whose own schema `placement` names, if any, once the
+    /// schema name is checked.
+    pub(crate) fn schema_owner_besides(
+        &self,
+        placement: &Placement,
+        tenant: &str,
+    ) -> Result<Option<String>> {
+        placement.validate()?;
+        let Some(schema) = placement.schema() else {
+            return Ok(None);
+        };
+        Ok(self
+            .inventory()
+            .schema_tenant(schema)?
+            .filter(|other| other != tenant))
+    }
+
+    /// Refuses a placement in a schema that is another tenant's own.
+    fn claim(&self, placement: &Placement, tenant: &str) -> Result<()> {
+        match self.schema_owner_besides(placement, tenant)? {
+            Some(other) => Err(Error::Conflict(format!(
+                "schema {:?} is already tenant {other:?}'s",
+                placement.schema().unwrap_or_default()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Changes where a tenant's rows are read from by later cycles (after its tables were
     /// moved, say with `restore --into-schema`): the pool, or a schema of its own that no other
     /// tenant has. Its snapshots stay as they are; each restores into the new place.
@@ -219,17 +241,8 @@ impl Vault {
     }
 
     async fn place(&self, id: &str, placement: Placement) -> Result<TenantRecord> {
-        placement.validate()?;
         let mut record = self.tenant(id)?;
-        if let Some(schema) = placement.schema() {
-            if let Some(other) = self.inventory().schema_tenant(schema)? {
-                if other != record.id {
-                    return Err(Error::Conflict(format!(
-                        "schema {schema:?} is already tenant {other:?}'s"
-                    )));
-                }
-            }
-        }
+        self.claim(&placement, id)?;
         let from = std::mem::replace(&mut record.placement, placement);
         self.put(
             &layout::tenant_record(&record.path),

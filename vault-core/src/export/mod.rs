@@ -867,10 +867,7 @@ impl Vault {
         let defs: Vec<TableDef> = manifest
             .tables
             .iter()
-            .map(|t| {
-                home.as_ref()
-                    .map_or_else(|| t.def.clone(), |h| t.def.located_in(h))
-            })
+            .map(|t| t.def.placed(home.as_ref()))
             .collect();
         let ddl = self.live_ddl(&defs).await;
         let description = SealedDescription {
@@ -1093,7 +1090,7 @@ fn sealed_table(
 ) -> SealedTable {
     // A bridge tenant's tables (relative to its schema in the archive) go to its schema; the
     // name blocks are keyed with stays the archive's.
-    let placed = home.map_or_else(|| t.def.clone(), |h| t.def.located_in(h));
+    let placed = t.def.placed(home);
     SealedTable {
         table: t.def.display_name(),
         schema: placed.schema.clone(),

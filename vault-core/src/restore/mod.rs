@@ -398,17 +398,14 @@ impl Vault {
                 home: None,
             });
         };
-        crate::tenant::Placement::Bridge {
+        let placement = crate::tenant::Placement::Bridge {
             schema: home.to_string(),
-        }
-        .validate()?;
-        if let Some(other) = self.inventory().schema_tenant(home)? {
-            if other != record.id {
-                return Err(Error::Conflict(format!(
-                    "schema {home:?} is tenant {other:?}'s own; restore tenant {:?} elsewhere",
-                    record.id
-                )));
-            }
+        };
+        if let Some(other) = self.schema_owner_besides(&placement, &record.id)? {
+            return Err(Error::Conflict(format!(
+                "schema {home:?} is tenant {other:?}'s own; restore tenant {:?} elsewhere",
+                record.id
+            )));
         }
         if !opts.schema_map.is_empty() {
             return Err(Error::Invalid(

@@ -127,6 +127,12 @@ impl TableDef {
         self.moved("", &home.name, "\"\".", &format!("{}.", home.quoted))
     }
 
+    /// The definition placed in `home` when it is relative to one (a bridge tenant's), else as
+    /// it is.
+    pub fn placed(&self, home: Option<&Home>) -> TableDef {
+        home.map_or_else(|| self.clone(), |h| self.located_in(h))
+    }
+
     fn moved(&self, from: &str, to: &str, type_from: &str, type_to: &str) -> TableDef {
         let mut def = self.clone();
         let at = |s: &mut String| {
