@@ -167,6 +167,8 @@ pub struct BackupTuning {
     pub memory_budget: usize,
     /// Target size of one pack object (bytes).
     pub pack_size: usize,
+    /// Silo tenants' databases read at once on one server (one connection each).
+    pub connections_per_server: usize,
 }
 
 impl Default for BackupTuning {
@@ -176,6 +178,7 @@ impl Default for BackupTuning {
             workers: 2,
             memory_budget: 96 << 20,
             pack_size: 16 << 20,
+            connections_per_server: 4,
         }
     }
 }

@@ -9,6 +9,7 @@
 use crate::archive::block::IdKey;
 use crate::error::{Error, Result};
 use crate::layout;
+use crate::source::postgres as pg;
 use crate::vault::Vault;
 use keys::{DataKey, DataRecipient, TenantIdentities, TenantRecipient};
 use serde::{Deserialize, Serialize};
@@ -48,14 +49,39 @@ pub enum Placement {
     Pool,
     /// One schema per tenant: every table of `schema` is the tenant's.
     Bridge { schema: String },
+    /// One database per tenant: every table of `database` is the tenant's. `database` is a
+    /// database name on the source's server, or a connection string without a password (which
+    /// comes from the environment or a password file, as for the source).
+    Silo { database: String },
 }
 
+/// The schema a silo tenant's tables are archived relative to (the others keep their schema).
+pub const SILO_HOME: &str = "public";
+
 impl Placement {
-    /// The schema the tenant owns whole, if any.
+    /// The schema of the source database the tenant owns whole (bridge), if any.
     pub fn schema(&self) -> Option<&str> {
+        match self {
+            Placement::Bridge { schema } => Some(schema),
+            Placement::Pool | Placement::Silo { .. } => None,
+        }
+    }
+
+    /// The database the tenant owns whole (silo), if any.
+    pub fn database(&self) -> Option<&str> {
+        match self {
+            Placement::Silo { database } => Some(database),
+            Placement::Pool | Placement::Bridge { .. } => None,
+        }
+    }
+
+    /// The schema the tenant's archived tables are relative to: its own (bridge), or `public`
+    /// of its own database (silo); `None` for a pooled tenant, whose tables keep their names.
+    pub fn home(&self) -> Option<&str> {
         match self {
             Placement::Pool => None,
             Placement::Bridge { schema } => Some(schema),
+            Placement::Silo { .. } => Some(SILO_HOME),
         }
     }
 
@@ -64,11 +90,27 @@ impl Placement {
         match self {
             Placement::Pool => "pool",
             Placement::Bridge { .. } => "bridge",
+            Placement::Silo { .. } => "silo",
         }
     }
 
-    /// Refuses a schema name PostgreSQL would not keep as given, or one of its own.
+    /// Where the tenant lives, for lists: its schema or its database (without secrets).
+    pub fn location(&self) -> Option<String> {
+        match self {
+            Placement::Pool => None,
+            Placement::Bridge { schema } => Some(schema.clone()),
+            Placement::Silo { database } => {
+                Some(crate::source::postgres::conninfo::show_database(database))
+            }
+        }
+    }
+
+    /// Refuses a schema name PostgreSQL would not keep as given, or one of its own, and a silo
+    /// database given with a password (tenant records are not secret).
     pub fn validate(&self) -> Result<()> {
+        if let Some(database) = self.database() {
+            return crate::source::postgres::conninfo::check_database(database);
+        }
         let Some(schema) = self.schema() else {
             return Ok(());
         };
@@ -214,14 +256,52 @@ impl Vault {
             .filter(|other| other != tenant))
     }
 
-    /// Refuses a placement in a schema that is another tenant's own.
+    /// Refuses a placement in a schema or database that is another tenant's own, and a silo
+    /// in the source database itself (whose every table would become one tenant's).
     fn claim(&self, placement: &Placement, tenant: &str) -> Result<()> {
+        if let Placement::Silo { database } = placement {
+            let url = self.database_url(database)?;
+            if pg::conninfo::same_database(&url, &self.config().source)? {
+                return Err(Error::Conflict(format!(
+                    "{} is the source database, whose tables the pooled and bridge tenants \
+                     share: a silo tenant needs a database of its own",
+                    pg::conninfo::show_database(database)
+                )));
+            }
+            for other in self.tenants()? {
+                let Some(theirs) = other.placement.database().filter(|_| other.id != tenant) else {
+                    continue;
+                };
+                if pg::conninfo::same_database(&url, &self.database_url(theirs)?)? {
+                    return Err(Error::Conflict(format!(
+                        "database {} is already tenant {:?}'s",
+                        pg::conninfo::show_database(database),
+                        other.id
+                    )));
+                }
+            }
+            return Ok(());
+        }
         match self.schema_owner_besides(placement, tenant)? {
             Some(other) => Err(Error::Conflict(format!(
                 "schema {:?} is already tenant {other:?}'s",
                 placement.schema().unwrap_or_default()
             ))),
             None => Ok(()),
+        }
+    }
+
+    /// The connection string of a silo database as a tenant record names it.
+    fn database_url(&self, database: &str) -> Result<String> {
+        pg::conninfo::database_url(&self.config().source, database)
+    }
+
+    /// The connection string of the database a tenant's rows live in: its own (silo), else
+    /// the source.
+    pub fn tenant_source(&self, record: &TenantRecord) -> Result<String> {
+        match record.placement.database() {
+            Some(database) => self.database_url(database),
+            None => Ok(self.config().source.clone()),
         }
     }
 

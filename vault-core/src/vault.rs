@@ -850,4 +850,20 @@ impl Vault {
         let bridge = self.inventory().bridge_schemas()?;
         crate::source::postgres::catalog::plan(client, self.config(), &bridge).await
     }
+
+    /// The table plan of the database `client` is connected to, as `record`'s tenant sees it:
+    /// a silo tenant's database is its own whole ([`Vault::plan_of`] otherwise).
+    pub(crate) async fn plan_for(
+        &self,
+        client: &tokio_postgres::Client,
+        record: &crate::tenant::TenantRecord,
+    ) -> Result<crate::source::postgres::catalog::Plan> {
+        match record.placement.database() {
+            Some(_) => {
+                crate::source::postgres::catalog::whole_database(client, crate::tenant::SILO_HOME)
+                    .await
+            }
+            None => self.plan_of(client).await,
+        }
+    }
 }

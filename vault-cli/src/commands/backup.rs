@@ -33,7 +33,7 @@ impl Backup {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             progress: Some(Arc::new(move |p| match p {
-                Progress::Started { rows_estimate, .. } => progress_bar.set_length(rows_estimate),
+                Progress::Started { rows_estimate, .. } => progress_bar.inc_length(rows_estimate),
                 Progress::Rows(n) => progress_bar.inc(n),
                 Progress::Finishing => progress_bar.set_message("writing manifests"),
             })),

@@ -32,10 +32,18 @@ pub struct Restore {
     /// (repeatable).
     #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
     schema_map: Vec<(String, String)>,
-    /// A bridge tenant (`tenant add --schema`): restore into this schema instead of its own,
-    /// e.g. to compare; the schema must hold the same tables and belong to no other tenant.
+    /// Restore into this schema of the source (or of --into-database) instead of where the
+    /// tenant lives: to compare, or to move a tenant into a schema of its own. A schema without
+    /// tables is made from the snapshot's DDL; it must belong to no other tenant and hold no
+    /// other tenant's rows.
     #[arg(long, value_name = "SCHEMA")]
     into_schema: Option<String>,
+    /// Restore into this database as the tenant's own (silo): a database name on the source's
+    /// server or a connection string. A database without tables gets them from the snapshot's
+    /// DDL (tables of the tenant's own schema go to `public`); it must not be the source, and
+    /// every table in it is the tenant's.
+    #[arg(long, value_name = "DATABASE", conflicts_with = "target")]
+    into_database: Option<String>,
     /// Report per table the rows that would be inserted, updated, deleted and left alone;
     /// change nothing.
     #[arg(long)]
@@ -62,6 +70,7 @@ impl Restore {
             target: self.target,
             schema_map: self.schema_map,
             into_schema: self.into_schema,
+            into_database: self.into_database,
             dry_run: self.dry_run,
             progress: Some(Arc::new(move |done, total| {
                 b.set_length(total);

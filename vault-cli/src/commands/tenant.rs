@@ -30,14 +30,20 @@ pub struct Add {
     allow_escrow: bool,
     /// Bridge model: the tenant owns this schema, and every table in it is its own (no tenant
     /// column needed). Without it the tenant is pooled: its rows are found by tenant column.
-    #[arg(long, value_name = "SCHEMA")]
+    #[arg(long, value_name = "SCHEMA", conflicts_with = "database")]
     schema: Option<String>,
+    /// Silo model: the tenant owns this database, and every table in it is its own. A database
+    /// name on the source's server, or a connection string without a password (which comes
+    /// from PGPASSWORD or a password file).
+    #[arg(long, value_name = "DATABASE")]
+    database: Option<String>,
 }
 
 /// Register many tenants at once from a file (one process instead of one per tenant).
 ///
 /// One tenant per line: `TENANT<TAB>RECIPIENT[<TAB>RECIPIENT…]`, plus a field `schema=NAME` for
-/// a tenant of the bridge model; blank lines and lines starting with `#` are skipped. Tenants already registered are reported and left as they are; any other
+/// a tenant of the bridge model or `database=NAME` (or a connection string) for one of the silo
+/// model; blank lines and lines starting with `#` are skipped. Tenants already registered are reported and left as they are; any other
 /// bad line stops the import at that line (the tenants before it stay registered).
 #[derive(Args, Debug)]
 pub struct Import {
@@ -46,7 +52,8 @@ pub struct Import {
 }
 
 /// Change where later cycles read a tenant's rows from, once its tables have moved (for
-/// example with `restore --into-schema`): a schema of its own (bridge) or the pooled tables.
+/// example with `restore --into-schema` or `--into-database`): a schema of its own (bridge), a
+/// database of its own (silo) or the pooled tables.
 /// Its snapshots stay; each restores into the new place.
 #[derive(Args, Debug)]
 #[command(group = clap::ArgGroup::new("place").required(true))]
@@ -55,6 +62,10 @@ pub struct Place {
     /// The schema whose every table is the tenant's.
     #[arg(long, value_name = "SCHEMA", group = "place")]
     schema: Option<String>,
+    /// The database whose every table is the tenant's (a name on the source's server, or a
+    /// connection string without a password).
+    #[arg(long, value_name = "DATABASE", group = "place")]
+    database: Option<String>,
     /// The pooled tables (found by tenant column).
     #[arg(long, group = "place")]
     pool: bool,
@@ -91,7 +102,12 @@ impl TenantCmd {
         match self {
             TenantCmd::Add(a) => {
                 let t = vault
-                    .add_tenant(&a.id, &a.recipient, a.allow_escrow, placement(a.schema))
+                    .add_tenant(
+                        &a.id,
+                        &a.recipient,
+                        a.allow_escrow,
+                        placement(a.schema, a.database),
+                    )
                     .await?;
                 if g.json {
                     output::json(&t)?;
@@ -114,15 +130,19 @@ impl TenantCmd {
                     }
                     let mut parts = line.split('\t');
                     let id = parts.next().unwrap_or_default();
-                    let (schemas, recipients): (Vec<&str>, Vec<&str>) =
-                        parts.partition(|p| p.starts_with("schema="));
+                    let (places, recipients): (Vec<&str>, Vec<&str>) =
+                        parts.partition(|p| p.starts_with("schema=") || p.starts_with("database="));
                     let recipients: Vec<String> =
                         recipients.into_iter().map(str::to_string).collect();
-                    let schema = match schemas.as_slice() {
-                        [] => None,
-                        [one] => Some(one["schema=".len()..].to_string()),
+                    let (schema, database) = match places.as_slice() {
+                        [] => (None, None),
+                        [one] => match one.split_once('=') {
+                            Some(("schema", s)) => (Some(s.to_string()), None),
+                            Some((_, d)) => (None, Some(d.to_string())),
+                            None => (None, None),
+                        },
                         _ => anyhow::bail!(
-                            "{}:{}: tenant {id:?} names more than one schema",
+                            "{}:{}: tenant {id:?} names more than one schema or database",
                             i.file.display(),
                             n + 1
                         ),
@@ -132,7 +152,7 @@ impl TenantCmd {
                         continue;
                     }
                     vault
-                        .add_tenant(id, &recipients, false, placement(schema))
+                        .add_tenant(id, &recipients, false, placement(schema, database))
                         .await
                         .with_context(|| {
                             format!("{}:{}: tenant {id:?}", i.file.display(), n + 1)
@@ -156,14 +176,14 @@ impl TenantCmd {
                 if g.json {
                     let list: Vec<_> = tenants
                         .iter()
-                        .map(|t| serde_json::json!({"tenant": t.id, "model": t.placement.model(), "schema": t.placement.schema(), "recipients": t.recipients, "escrow": t.escrow}))
+                        .map(|t| serde_json::json!({"tenant": t.id, "model": t.placement.model(), "schema": t.placement.schema(), "database": t.placement.database().map(vault_core::source::postgres::conninfo::show_database), "recipients": t.recipients, "escrow": t.escrow}))
                         .collect();
                     output::json(&list)?;
                 } else {
                     for t in &tenants {
-                        let place = match t.placement.schema() {
-                            Some(s) => format!("bridge {s}"),
-                            None => "pool".into(),
+                        let place = match t.placement.location() {
+                            Some(l) => format!("{} {l}", t.placement.model()),
+                            None => t.placement.model().into(),
                         };
                         println!(
                             "{}\t{place}\t{} key(s){}",
@@ -175,13 +195,18 @@ impl TenantCmd {
                 }
             }
             TenantCmd::Place(p) => {
-                let t = vault.place_tenant(&p.id, placement(p.schema)).await?;
+                let t = vault
+                    .place_tenant(&p.id, placement(p.schema, p.database))
+                    .await?;
                 if g.json {
                     output::json(&t)?;
                 } else {
-                    match t.placement.schema() {
-                        Some(s) => println!("tenant {:?} now lives in schema {s:?}", t.id),
-                        None => println!("tenant {:?} now lives in the pooled tables", t.id),
+                    match (t.placement.schema(), t.placement.location()) {
+                        (Some(s), _) => println!("tenant {:?} now lives in schema {s:?}", t.id),
+                        (None, Some(d)) => println!("tenant {:?} now lives in database {d}", t.id),
+                        (None, None) => {
+                            println!("tenant {:?} now lives in the pooled tables", t.id)
+                        }
                     }
                 }
             }
@@ -210,10 +235,13 @@ impl TenantCmd {
     }
 }
 
-/// The placement a `--schema` (or `schema=`) names: bridge with it, else pool.
-fn placement(schema: Option<String>) -> vault_core::tenant::Placement {
-    match schema {
-        Some(schema) => vault_core::tenant::Placement::Bridge { schema },
-        None => vault_core::tenant::Placement::Pool,
+/// The placement `--schema` or `--database` (or `schema=`, `database=`) names: bridge or silo,
+/// else pool.
+fn placement(schema: Option<String>, database: Option<String>) -> vault_core::tenant::Placement {
+    use vault_core::tenant::Placement;
+    match (schema, database) {
+        (Some(schema), _) => Placement::Bridge { schema },
+        (None, Some(database)) => Placement::Silo { database },
+        (None, None) => Placement::Pool,
     }
 }

@@ -38,7 +38,8 @@ use tokio::task::JoinSet;
 /// Progress events for front ends.
 #[derive(Clone, Debug)]
 pub enum Progress {
-    /// Reading starts; `rows_estimate` comes from the planner statistics.
+    /// Reading starts in one more database (the source, then each silo tenant's);
+    /// `rows_estimate` comes from the planner statistics.
     Started { tables: usize, rows_estimate: u64 },
     /// More rows were read.
     Rows(u64),
@@ -135,21 +136,6 @@ struct PendingMarker {
     tenant_paths: Vec<String>,
 }
 
-/// Whom a cycle covers, for its snapshot record (the tenants that failed are listed apart).
-fn scope(cycle: &Cycle, opts: &BackupOptions, failed: &[(TenantRecord, Error)]) -> Scope {
-    match opts.tenants {
-        None => Scope::All(AllTenants::All),
-        Some(_) => Scope::Listed(
-            cycle
-                .tenants
-                .iter()
-                .map(|t| t.path.clone())
-                .filter(|p| !failed.iter().any(|(f, _)| &f.path == p))
-                .collect(),
-        ),
-    }
-}
-
 /// A tenant ready for the cycle: the lock its objects get, the recipient its packs are sealed
 /// to, its id key and erased records.
 struct Prepared {
@@ -192,6 +178,61 @@ struct Cycle {
     literals: Vec<String>,
     /// The DDL objects of the cycle (id, JSON), each once.
     ddls: Vec<(String, Vec<u8>)>,
+    /// The database's connection string.
+    url: String,
+    /// A silo tenant's database, read on one connection.
+    silo: bool,
+    /// Workers and memory for this database.
+    tuning: crate::config::BackupTuning,
+}
+
+/// A database a cycle reads and the tenants whose rows it holds: the source (pooled and bridge
+/// tenants) or one silo tenant's own.
+struct SourceDb {
+    url: String,
+    tenants: Vec<TenantRecord>,
+    silo: bool,
+}
+
+/// What reading one database gave the cycle.
+struct Read {
+    cycle: Arc<Cycle>,
+    committed: Vec<pack::Committed>,
+    /// Its tenants that could not be backed up, with why.
+    failed: Vec<(TenantRecord, Error)>,
+    leftovers: (Vec<UnregisteredTenant>, Vec<UnownedRows>),
+    ambiguous: Vec<AmbiguousRows>,
+    held_ms: u64,
+    silo: bool,
+}
+
+/// What every database of a cycle shares: its id and start, and its pending marker, written
+/// when the first database is about to store anything.
+struct Pending {
+    snapshot: String,
+    started: OffsetDateTime,
+    marker: (layout::Path, Vec<u8>),
+    written: tokio::sync::OnceCell<()>,
+    progress: ProgressFn,
+}
+
+/// Silo databases read at once, whatever the number of servers.
+const MAX_SILOS_AT_ONCE: usize = 32;
+
+/// The least memory a silo database's pipeline gets.
+const MIN_SILO_BUDGET: usize = 8 << 20;
+
+/// What a tenant owns whole, for messages.
+fn own_kind(t: &TenantRecord) -> &'static str {
+    match t.placement.database() {
+        Some(_) => "database",
+        None => "schema",
+    }
+}
+
+/// The database a cycle's part reads, for logs.
+fn source_name(cycle: &Cycle) -> &str {
+    &cycle.source.database
 }
 
 impl Vault {
@@ -221,17 +262,249 @@ impl Vault {
         let clock = std::time::Instant::now();
         self.clean_interrupted().await?;
         let tenants = self.cycle_tenants(&opts)?;
-        let coordinator = pg::connect(&self.config().source).await?;
+        let snapshot = layout::new_snapshot_id(started);
+        let marker = PendingMarker {
+            snapshot: snapshot.clone(),
+            all: opts.tenants.is_none(),
+            tenant_paths: match opts.tenants {
+                None => vec![],
+                Some(_) => tenants.iter().map(|t| t.path.clone()).collect(),
+            },
+        };
+        let pending = layout::Path::from(format!("snapshots/{snapshot}.pending"));
+        let cycle = Pending {
+            snapshot: snapshot.clone(),
+            started,
+            marker: (
+                pending.clone(),
+                serde_json::to_vec(&marker).unwrap_or_default(),
+            ),
+            written: tokio::sync::OnceCell::new(),
+            progress: opts.progress.clone().unwrap_or_else(|| Arc::new(|_| {})),
+        };
+        let paths: Vec<String> = tenants.iter().map(|t| t.path.clone()).collect();
+        let (silos, shared): (Vec<TenantRecord>, Vec<TenantRecord>) = tenants
+            .into_iter()
+            .partition(|t| t.placement.database().is_some());
+        let mut reads = vec![];
+        let mut failed = vec![];
+        // The source first, with every worker; then the silo databases, a few at a time.
+        if !shared.is_empty() {
+            let db = SourceDb {
+                url: self.config().source.clone(),
+                tenants: shared,
+                silo: false,
+            };
+            let mut read = self.read_source(db, &cycle, &opts).await?;
+            failed.append(&mut read.failed);
+            reads.push(read);
+        }
+        let (silo_reads, silo_failed) = self.read_silos(silos, &cycle, &opts).await;
+        failed.extend(silo_failed);
+        for mut read in silo_reads {
+            failed.append(&mut read.failed);
+            reads.push(read);
+        }
+        let committed: usize = reads.iter().map(|r| r.committed.len()).sum();
+        if committed == 0 {
+            if cycle.written.initialized() {
+                self.delete(&pending).await?;
+            }
+            return Err(every_tenant_failed(failed));
+        }
+        (cycle.progress)(Progress::Finishing);
+        let failed_paths: Vec<&str> = failed.iter().map(|(t, _)| t.path.as_str()).collect();
+        let record = SnapshotRecord {
+            format: FORMAT_VERSION,
+            snapshot: snapshot.clone(),
+            started,
+            finished: OffsetDateTime::now_utc(),
+            tenants: committed as u64,
+            scope: Some(match opts.tenants {
+                None => Scope::All(AllTenants::All),
+                Some(_) => Scope::Listed(
+                    paths
+                        .into_iter()
+                        .filter(|p| !failed_paths.contains(&p.as_str()))
+                        .collect(),
+                ),
+            }),
+            written: Some(
+                reads
+                    .iter()
+                    .flat_map(|r| &r.committed)
+                    .filter(|c| !c.unchanged)
+                    .count() as u64,
+            ),
+            failed: failed.iter().map(|(t, _)| t.path.clone()).collect(),
+        };
+        self.put(
+            &layout::snapshot_record(&snapshot),
+            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+        .await?;
+        crate::faults::crash_point("backup:record");
+        // The inventory learns the cycle before its pending marker goes: a crash in between
+        // leaves a committed cycle with its marker, which the next cycle indexes from the store.
+        self.inventory().put_cycle(&record)?;
+        for read in &mut reads {
+            self.inventory().put_table_defs(read.cycle.defs.iter())?;
+            for c in &mut read.committed {
+                let t = &read.cycle.tenants[c.tenant];
+                if c.unchanged {
+                    continue;
+                }
+                self.inventory().put_packs(&t.path, &c.packs)?;
+                self.inventory().put_blocks(&t.path, c.new_blocks.iter())?;
+                self.inventory()
+                    .put_snapshot(&t.path, &c.entry, &c.tables)?;
+                // Freed as the inventory's cache fills: at 20,000 tenants these hold 100,000
+                // blocks.
+                c.new_blocks = Vec::new();
+                c.tables = Vec::new();
+                c.packs = Vec::new();
+            }
+        }
+        self.inventory().flush().await?;
+        crate::faults::crash_point("backup:inventory");
+        self.delete(&pending).await?;
+        tracing::info!(snapshot = %snapshot, "backup committed");
+
+        let mut report = BackupReport {
+            snapshot,
+            tenants: vec![],
+            failed_tenants: vec![],
+            unregistered_tenants: vec![],
+            global_tables: vec![],
+            unowned_rows: vec![],
+            ambiguous_rows: vec![],
+            duration_ms: clock.elapsed().as_millis() as u64,
+            snapshot_held_ms: 0,
+        };
+        for read in reads {
+            let (unregistered, unowned) = read.leftovers;
+            report.unregistered_tenants.extend(unregistered);
+            report.unowned_rows.extend(unowned);
+            report.ambiguous_rows.extend(read.ambiguous);
+            if !read.silo {
+                report.global_tables = read.cycle.plan.global.clone();
+            }
+            report.snapshot_held_ms = report.snapshot_held_ms.max(read.held_ms);
+            report
+                .tenants
+                .extend(read.committed.into_iter().map(|c| c.summary));
+        }
+        // Rows of tenants that failed before the cycle are theirs, not unregistered ones.
+        report
+            .unregistered_tenants
+            .retain(|u| !failed.iter().any(|(f, _)| f.id == u.tenant));
+        report.failed_tenants = failed
+            .into_iter()
+            .map(|(t, e)| FailedTenant {
+                tenant: t.id,
+                error: crate::error::with_causes(&e),
+            })
+            .collect();
+        Ok(report)
+    }
+
+    /// Reads the silo tenants' databases, each on its own snapshot, at most
+    /// `[backup] connections_per_server` at a time on one server. A database that fails (down,
+    /// dropped, a wrong password) fails its tenant alone.
+    async fn read_silos(
+        &self,
+        silos: Vec<TenantRecord>,
+        cycle: &Pending,
+        opts: &BackupOptions,
+    ) -> (Vec<Read>, Vec<(TenantRecord, Error)>) {
+        let per_server = self.config().backup.connections_per_server.max(1);
+        let mut servers: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
+        let mut dbs = vec![];
+        let mut failed = vec![];
+        for t in silos {
+            let located = self.tenant_source(&t).and_then(|url| {
+                let server = pg::conninfo::server_of(&url)?;
+                Ok((url, server))
+            });
+            match located {
+                Ok((url, server)) => {
+                    let gate = servers
+                        .entry(server)
+                        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_server)))
+                        .clone();
+                    dbs.push((
+                        gate,
+                        SourceDb {
+                            url,
+                            tenants: vec![t],
+                            silo: true,
+                        },
+                    ));
+                }
+                Err(e) => failed.push((t, e)),
+            }
+        }
+        let at_once = (servers.len() * per_server).clamp(1, MAX_SILOS_AT_ONCE);
+        let results: Vec<(TenantRecord, Result<Read>)> = futures::stream::iter(dbs)
+            .map(|(gate, db)| async move {
+                let tenant = db.tenants[0].clone();
+                let _permit = gate.acquire_owned().await;
+                let read = self.read_source(db, cycle, opts).await;
+                if read.is_err() && cycle.written.initialized() {
+                    self.remove_cycle_objects(&tenant.path, &cycle.snapshot)
+                        .await;
+                }
+                (tenant, read)
+            })
+            .buffer_unordered(at_once)
+            .collect()
+            .await;
+        let mut reads = vec![];
+        for (t, r) in results {
+            match r {
+                Ok(read) => reads.push(read),
+                Err(e) => {
+                    tracing::error!(tenant = %t.id, error = %crate::error::with_causes(&e), "tenant not backed up");
+                    failed.push((t, e));
+                }
+            }
+        }
+        (reads, failed)
+    }
+
+    /// Reads one database on one snapshot for its tenants: plans it, prepares the tenants and
+    /// runs the pipeline. Tenants that cannot be backed up are returned in the `Read`; an error
+    /// fails every tenant of the database.
+    async fn read_source(
+        &self,
+        db: SourceDb,
+        cycle: &Pending,
+        opts: &BackupOptions,
+    ) -> Result<Read> {
+        let SourceDb { url, tenants, silo } = db;
+        let coordinator = pg::connect(&url).await?;
+        // A silo's own transaction needs no other reader: nothing to hand its snapshot to.
         coordinator
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await
             .db(|| "starting the snapshot transaction".into())?;
         let snapshot_opened = std::time::Instant::now();
-        let mut plan = self.plan_of(&coordinator).await?;
-        // A registered schema that holds other tenants' rows is no tenant's own: its tenant
-        // fails, and its tables stay with the pool's rules, so that no pooled tenant loses them.
-        let (tenants, shared) = self.not_shared(tenants, &plan).await?;
-        if !shared.is_empty() {
+        let mut plan = match silo {
+            true => catalog::whole_database(&coordinator, tenant::SILO_HOME).await?,
+            false => self.plan_of(&coordinator).await?,
+        };
+        // A registered schema or database that holds other tenants' rows is no tenant's own: its
+        // tenant fails and, in the source, its tables stay with the pool's rules, so that no
+        // pooled tenant loses them.
+        let (tenants, shared) = match silo {
+            true => self.not_shared(tenants, &plan, &coordinator).await?,
+            // Its own connection: the snapshot's transaction must not keep these tables locked.
+            false => {
+                let client = pg::connect(&url).await?;
+                self.not_shared(tenants, &plan, &client).await?
+            }
+        };
+        if !shared.is_empty() && !silo {
             let mut bridge = self.inventory().bridge_schemas()?;
             for (t, _) in &shared {
                 if let Some(s) = t.placement.schema() {
@@ -248,19 +521,14 @@ impl Vault {
             .db(|| "exporting the snapshot".into())?
             .get(0);
         let source = source_info(&coordinator).await?;
-        let ambiguous_rows =
-            ambiguous_rows(&coordinator, &plan, &self.config().tenant_column).await?;
+        let ambiguous = ambiguous_rows(&coordinator, &plan, &self.config().tenant_column).await?;
         let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
         let ddls = archived_ddls(&coordinator, &plan).await?;
 
-        let snapshot = layout::new_snapshot_id(started);
         let (tenants, missing) = placed(tenants, &plan);
-        let (prepared, mut failed) = self.prepare_tenants(tenants, started).await;
+        let (prepared, mut failed) = self.prepare_tenants(tenants, cycle.started).await;
         failed.extend(shared);
         failed.extend(missing);
-        if prepared.is_empty() {
-            return Err(every_tenant_failed(failed));
-        }
         let (mut tenants, mut recipients, mut locks, mut keys) = (vec![], vec![], vec![], vec![]);
         for p in prepared {
             tenants.push(p.record);
@@ -271,18 +539,25 @@ impl Vault {
         let defs = archived_defs(&plan);
         let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
         let literals = sql::literals(&coordinator, &ids).await?;
-        let cycle = Arc::new(Cycle {
+        let mut tuning = self.config().backup.clone();
+        if silo {
+            // One connection per silo database, and its share of the cycle's memory.
+            let at_once = tuning.connections_per_server.clamp(1, MAX_SILOS_AT_ONCE);
+            tuning.workers = 1;
+            tuning.memory_budget = (tuning.memory_budget / at_once).max(MIN_SILO_BUDGET);
+        }
+        let cycle_of_db = Arc::new(Cycle {
             literals,
             locks,
             recipients,
             table_names: defs.iter().map(TableDef::display_name).collect(),
             tables_of: tenants
                 .iter()
-                .map(|t| plan.tables_of(t.placement.schema()))
+                .map(|t| plan.tables_of(t.placement.home()))
                 .collect(),
             ddl_of: tenants
                 .iter()
-                .map(|t| ddls[t.placement.schema().unwrap_or_default()].0.clone())
+                .map(|t| ddls[t.placement.home().unwrap_or_default()].0.clone())
                 .collect(),
             ddls: {
                 let mut all: Vec<(String, Vec<u8>)> = ddls.into_values().collect();
@@ -291,113 +566,71 @@ impl Vault {
                 all
             },
             defs,
-            snapshot: snapshot.clone(),
-            started,
+            snapshot: cycle.snapshot.clone(),
+            started: cycle.started,
             source,
             pages,
             tenants,
             plan,
+            url,
+            silo,
+            tuning,
         });
-        let marker = PendingMarker {
-            snapshot: snapshot.clone(),
-            all: opts.tenants.is_none(),
-            tenant_paths: match opts.tenants {
-                None => vec![],
-                Some(_) => cycle.tenants.iter().map(|t| t.path.clone()).collect(),
-            },
-        };
-        let pending = layout::Path::from(format!("snapshots/{snapshot}.pending"));
-        self.put(&pending, serde_json::to_vec(&marker).unwrap_or_default())
+        if cycle_of_db.tenants.is_empty() {
+            return Ok(Read {
+                cycle: cycle_of_db,
+                committed: vec![],
+                failed,
+                leftovers: (vec![], vec![]),
+                ambiguous,
+                held_ms: snapshot_opened.elapsed().as_millis() as u64,
+                silo,
+            });
+        }
+        cycle
+            .written
+            .get_or_try_init(|| self.put(&cycle.marker.0, cycle.marker.1.clone()))
             .await?;
-        let progress = opts.progress.clone().unwrap_or_else(|| Arc::new(|_| {}));
-        progress(Progress::Started {
-            tables: cycle.plan.tables.len(),
+        (cycle.progress)(Progress::Started {
+            tables: cycle_of_db.plan.tables.len(),
             rows_estimate,
         });
-        tracing::info!(snapshot = %snapshot, tenants = cycle.tenants.len(), tables = cycle.plan.tables.len(), "backup started");
+        tracing::info!(snapshot = %cycle.snapshot, database = %source_name(&cycle_of_db), tenants = cycle_of_db.tenants.len(), tables = cycle_of_db.plan.tables.len(), "reading");
 
         let (mut committed, leftovers, upload_failures) = self
-            .run_pipeline(&cycle, keys, coordinator, &snapshot_name, &opts, &progress)
+            .run_pipeline(
+                &cycle_of_db,
+                keys,
+                coordinator,
+                &snapshot_name,
+                opts,
+                &cycle.progress,
+            )
             .await?;
         // Every reader has ended its transaction: the snapshot is released.
-        let snapshot_held_ms = snapshot_opened.elapsed().as_millis() as u64;
-        tracing::info!(snapshot_held_ms, "source snapshot released");
-        progress(Progress::Finishing);
+        let held_ms = snapshot_opened.elapsed().as_millis() as u64;
+        tracing::info!(held_ms, database = %source_name(&cycle_of_db), "source snapshot released");
         // A tenant whose upload failed keeps nothing of this cycle.
         for (t, e) in upload_failures {
-            let tenant = &cycle.tenants[t];
+            let tenant = &cycle_of_db.tenants[t];
             tracing::error!(tenant = %tenant.id, error = %crate::error::with_causes(&e), "tenant not backed up");
-            self.remove_cycle_objects(&tenant.path, &snapshot).await;
+            self.remove_cycle_objects(&tenant.path, &cycle.snapshot)
+                .await;
             failed.push((tenant.clone(), e));
         }
         committed.retain(|c| {
             !failed
                 .iter()
-                .any(|(f, _)| f.path == cycle.tenants[c.tenant].path)
+                .any(|(f, _)| f.path == cycle_of_db.tenants[c.tenant].path)
         });
-        if committed.is_empty() {
-            self.delete(&pending).await?;
-            return Err(every_tenant_failed(failed));
-        }
-
-        let record = SnapshotRecord {
-            format: FORMAT_VERSION,
-            snapshot: snapshot.clone(),
-            started,
-            finished: OffsetDateTime::now_utc(),
-            tenants: committed.len() as u64,
-            scope: Some(scope(&cycle, &opts, &failed)),
-            written: Some(committed.iter().filter(|c| !c.unchanged).count() as u64),
-            failed: failed.iter().map(|(t, _)| t.path.clone()).collect(),
-        };
-        self.put(
-            &layout::snapshot_record(&snapshot),
-            serde_json::to_vec_pretty(&record).unwrap_or_default(),
-        )
-        .await?;
-        crate::faults::crash_point("backup:record");
-        // The inventory learns the cycle before its pending marker goes: a crash in between
-        // leaves a committed cycle with its marker, which the next cycle indexes from the store.
-        self.inventory().put_cycle(&record)?;
-        self.inventory().put_table_defs(cycle.defs.iter())?;
-        for c in &mut committed {
-            let t = &cycle.tenants[c.tenant];
-            if c.unchanged {
-                continue;
-            }
-            self.inventory().put_packs(&t.path, &c.packs)?;
-            self.inventory().put_blocks(&t.path, c.new_blocks.iter())?;
-            self.inventory()
-                .put_snapshot(&t.path, &c.entry, &c.tables)?;
-            // Freed as the inventory's cache fills: at 20,000 tenants these hold 100,000 blocks.
-            c.new_blocks = Vec::new();
-            c.tables = Vec::new();
-            c.packs = Vec::new();
-        }
-        self.inventory().flush().await?;
-        crate::faults::crash_point("backup:inventory");
-        self.delete(&pending).await?;
-        tracing::info!(snapshot = %snapshot, "backup committed");
-
-        let (mut unregistered, unowned) = leftovers;
-        // Rows of tenants that failed before the cycle are theirs, not unregistered ones.
-        unregistered.retain(|u| !failed.iter().any(|(f, _)| f.id == u.tenant));
-        Ok(BackupReport {
-            snapshot,
-            tenants: committed.into_iter().map(|c| c.summary).collect(),
-            failed_tenants: failed
-                .into_iter()
-                .map(|(t, e)| FailedTenant {
-                    tenant: t.id,
-                    error: crate::error::with_causes(&e),
-                })
-                .collect(),
-            unregistered_tenants: unregistered,
-            global_tables: cycle.plan.global.clone(),
-            unowned_rows: unowned,
-            ambiguous_rows,
-            duration_ms: clock.elapsed().as_millis() as u64,
-            snapshot_held_ms,
+        Ok(Read {
+            cycle: cycle_of_db,
+            committed,
+            failed,
+            leftovers,
+            ambiguous,
+            held_ms,
+            silo,
         })
     }
 
@@ -408,6 +641,7 @@ impl Vault {
         &self,
         tenants: Vec<TenantRecord>,
         plan: &Plan,
+        client: &tokio_postgres::Client,
     ) -> Result<(Vec<TenantRecord>, Vec<(TenantRecord, Error)>)> {
         let column = &self.config().tenant_column;
         let has_column = |r: std::ops::Range<usize>| {
@@ -418,21 +652,19 @@ impl Vault {
         let checked: Vec<&TenantRecord> = tenants
             .iter()
             .filter(|t| {
-                t.placement.schema().is_some() && has_column(plan.tables_of(t.placement.schema()))
+                t.placement.home().is_some() && has_column(plan.tables_of(t.placement.home()))
             })
             .collect();
         if checked.is_empty() {
             return Ok((tenants, vec![]));
         }
-        // Its own connection: the snapshot's transaction must not keep these tables locked.
-        let client = pg::connect(&self.config().source).await?;
         let ids: Vec<&str> = checked.iter().map(|t| t.id.as_str()).collect();
-        let literals = sql::literals(&client, &ids).await?;
+        let literals = sql::literals(client, &ids).await?;
         let mut shared = std::collections::HashMap::new();
         for (t, literal) in checked.iter().zip(&literals) {
-            let tables = &plan.tables[plan.tables_of(t.placement.schema())];
+            let tables = &plan.tables[plan.tables_of(t.placement.home())];
             if let Some(table) =
-                pg::ownership::shared_table(&client, tables, column, literal).await?
+                pg::ownership::shared_table(client, tables, column, literal).await?
             {
                 shared.insert(t.id.clone(), table);
             }
@@ -443,10 +675,12 @@ impl Vault {
                 None => ok.push(t),
                 Some(table) => {
                     let e = Error::Conflict(format!(
-                        "{table}, in tenant {:?}'s own schema, has rows whose {column} names \
-                         another tenant: a schema shared with other tenants cannot be one \
+                        "{table}, in tenant {:?}'s own {}, has rows whose {column} names \
+                         another tenant: a {} shared with other tenants cannot be one \
                          tenant's (see `tvault tenant place`)",
-                        t.id
+                        t.id,
+                        own_kind(&t),
+                        own_kind(&t)
                     ));
                     tracing::error!(tenant = %t.id, error = %e, "tenant not backed up");
                     failed.push((t, e));
@@ -556,7 +790,7 @@ impl Vault {
         (Vec<UnregisteredTenant>, Vec<UnownedRows>),
         Vec<(usize, Error)>,
     )> {
-        let tuning = self.config().backup.clone();
+        let tuning = cycle.tuning.clone();
         if tuning.block_size as u64 > crate::archive::block::MAX_BLOCK / 4 {
             // Blocks reach twice the block size; restores refuse blocks above MAX_BLOCK.
             return Err(Error::Invalid(format!(
@@ -577,7 +811,7 @@ impl Vault {
             bridge: cycle
                 .tenants
                 .iter()
-                .map(|t| t.placement.schema().is_some())
+                .map(|t| t.placement.home().is_some())
                 .collect(),
             block_size: tuning.block_size.max(4096),
             budget: tuning.memory_budget / workers / 2,
@@ -591,7 +825,7 @@ impl Vault {
         // end its transaction whenever it runs out of work. With bridge tenants, readers start
         // new transactions on the snapshot to bound their locks, which needs the exporting
         // transaction open: the coordinator then only holds it, until every reader is done.
-        let renew = !cycle.plan.schemas.is_empty();
+        let renew = !cycle.silo && !cycle.plan.schemas.is_empty();
         if renew {
             // It sits idle in its transaction for the whole cycle: a server that ends idle
             // transactions would take the snapshot away from the readers.
@@ -611,7 +845,7 @@ impl Vault {
             ),
         };
         while clients.len() < workers {
-            let c = pg::connect(&self.config().source).await?;
+            let c = pg::connect(&cycle.url).await?;
             c.batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_name}'"
             ))
@@ -698,14 +932,15 @@ fn placed(
 ) -> (Vec<TenantRecord>, Vec<(TenantRecord, Error)>) {
     let (mut ok, mut missing) = (vec![], vec![]);
     for t in tenants {
-        match t.placement.schema() {
+        match t.placement.home() {
             Some(s) if !plan.schemas.contains_key(s) => {
+                let place = match t.placement.database() {
+                    Some(d) => format!("database {}", pg::conninfo::show_database(d)),
+                    None => format!("schema {s:?}"),
+                };
                 let e = Error::not_found(
-                    format!("any table in schema {s:?}, tenant {:?}'s own", t.id),
-                    Some(
-                        "the schema was dropped or never created; its earlier snapshots are kept"
-                            .into(),
-                    ),
+                    format!("any table in {place}, tenant {:?}'s own", t.id),
+                    Some("it was dropped or never created; its earlier snapshots are kept".into()),
                 );
                 tracing::error!(tenant = %t.id, error = %e, "tenant not backed up");
                 missing.push((t, e));
@@ -773,11 +1008,11 @@ fn work_units(cycle: &Cycle, opts: &BackupOptions, workers: usize) -> VecDeque<U
     let mut units = VecDeque::new();
     let pool = cycle.plan.pool_tables();
     let pooled: Vec<usize> = (0..cycle.tenants.len())
-        .filter(|&i| cycle.tenants[i].placement.schema().is_none())
+        .filter(|&i| cycle.tenants[i].placement.home().is_none())
         .collect();
     // Each bridge tenant's tables are its own: read for it alone.
     for (i, range) in cycle.tables_of.iter().enumerate() {
-        if cycle.tenants[i].placement.schema().is_some() {
+        if cycle.tenants[i].placement.home().is_some() {
             units.extend(range.clone().map(|table| Unit {
                 table,
                 tenant: Some(i),

@@ -611,23 +611,23 @@ impl Vault {
                 ))
             })?)
         };
-        let client = pg::connect(&self.config().source).await?;
+        let client = pg::connect(&self.tenant_source(&record)?).await?;
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .db(|| "starting the export's snapshot".into())?;
         let taken = OffsetDateTime::now_utc();
-        let mut plan = self.plan_of(&client).await?;
-        let home = match record.placement.schema() {
+        let mut plan = self.plan_for(&client, &record).await?;
+        let home = match record.placement.home() {
             Some(s) => Some(pg::catalog::Home::of(&client, s).await?),
             None => None,
         };
-        let range = plan.tables_of(record.placement.schema());
+        let range = plan.tables_of(record.placement.home());
         if home.is_some() && range.is_empty() {
             return Err(Error::not_found(
                 format!(
-                    "any table in schema {:?}, tenant {:?}'s own",
-                    home.as_ref().map(|h| &h.name),
+                    "any table in {}, tenant {:?}'s own",
+                    record.placement.location().unwrap_or_default(),
                     record.id
                 ),
                 None,
@@ -748,10 +748,7 @@ impl Vault {
         }
         let snapshot = self.resolve_snapshot(&record, id)?;
         let manifest = self.manifest(&record, &snapshot).await?;
-        let home = record
-            .placement
-            .schema()
-            .map(pg::catalog::Home::quoted_here);
+        let home = record.placement.home().map(pg::catalog::Home::quoted_here);
         let older = match &opts.since {
             None => None,
             Some(s) => {
@@ -869,7 +866,7 @@ impl Vault {
             .iter()
             .map(|t| t.def.placed(home.as_ref()))
             .collect();
-        let ddl = self.live_ddl(&defs).await;
+        let ddl = self.live_ddl(&record, &defs).await;
         let description = SealedDescription {
             format: SealedDescription::FORMAT.into(),
             version: EXPORT_VERSION,
@@ -1026,9 +1023,9 @@ impl Vault {
 
     /// The DDL of archived tables from the live catalog; from the definitions alone when the
     /// database cannot be read (a sealed export does not need it).
-    async fn live_ddl(&self, defs: &[TableDef]) -> ddl::Ddl {
+    async fn live_ddl(&self, record: &TenantRecord, defs: &[TableDef]) -> ddl::Ddl {
         let read = async {
-            let client = pg::connect(&self.config().source).await?;
+            let client = pg::connect(&self.tenant_source(record)?).await?;
             client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .await

@@ -102,10 +102,11 @@ impl Vault {
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
         let mut manifest = self.manifest(&record, &snapshot).await?;
         let keys = self.unlock(&record, identity).await?;
-        let client = pg::connect_for_restore(&self.config().source, &self.config().restore).await?;
+        let client =
+            pg::connect_for_restore(&self.tenant_source(&record)?, &self.config().restore).await?;
         // SQL is built from the live catalog: each table's owner rule and foreign keys come from
         // the live plan, which must agree with the (authenticated) manifest.
-        let plan = self.plan_of(&client).await?;
+        let plan = self.plan_for(&client, &record).await?;
         // A bridge tenant's tables are archived relative to its schema: the SQL is built for
         // where they live, while names, keys and the erasure ledger stay the archive's.
         let archived = manifest
@@ -113,7 +114,7 @@ impl Vault {
             .iter()
             .map(|t| t.def.clone())
             .collect::<Vec<_>>();
-        if let Some(home) = record.placement.schema() {
+        if let Some(home) = record.placement.home() {
             let home = catalog::Home::of(&client, home).await?;
             for t in &mut manifest.tables {
                 t.def = t.def.located_in(&home);

@@ -301,9 +301,10 @@ impl Vault {
             .def
             .clone()
             .ok_or_else(|| Error::Invalid("record without table".into()))?;
-        let client = pg::connect(&self.config().source).await?;
-        // A bridge tenant's tables are archived relative to its schema.
-        let def = match self.tenant(tenant)?.placement.schema() {
+        let record = self.tenant(tenant)?;
+        let client = pg::connect(&self.tenant_source(&record)?).await?;
+        // A bridge or silo tenant's tables are archived relative to its own schema.
+        let def = match record.placement.home() {
             Some(home) => def.located_in(&pg::catalog::Home::of(&client, home).await?),
             None => def,
         };

@@ -191,7 +191,7 @@ impl<'a> BlockCache<'a> {
         }
         // Blocks are keyed with the table's name in the archive: a bridge tenant's tables are
         // relative to its schema there, wherever the caller placed them.
-        let name = match self.record.placement.schema() {
+        let name = match self.record.placement.home() {
             Some(home) if table.def.schema == home => table.def.name.clone(),
             _ => table.def.display_name(),
         };

@@ -32,10 +32,27 @@ use std::sync::Arc;
 struct Placing {
     /// Pairs of (archived schema, live schema).
     map: Vec<(String, String)>,
-    /// Schemas whose every table is one tenant's.
-    bridge: std::collections::BTreeSet<String>,
+    /// Schemas of the source whose every table is one tenant's; `None` when the target is a
+    /// database of the tenant's own (a silo), every table of which is its.
+    bridge: Option<std::collections::BTreeSet<String>>,
     /// The schema all the tenant's tables go to, if one does.
     home: Option<String>,
+}
+
+impl Placing {
+    /// The live schemas the tenant's tables go to.
+    fn live_schemas(&self, manifest: &TenantManifest) -> std::collections::BTreeSet<String> {
+        manifest
+            .tables
+            .iter()
+            .map(|t| {
+                self.map
+                    .iter()
+                    .find(|(from, _)| *from == t.def.schema)
+                    .map_or_else(|| t.def.schema.clone(), |(_, to)| to.clone())
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Default)]
@@ -47,9 +64,13 @@ pub struct RestoreOptions {
     pub target: Option<String>,
     /// Restore tables of schema `.0` into schema `.1` (which must hold the same tables).
     pub schema_map: Vec<(String, String)>,
-    /// Restore a bridge tenant into this schema instead of its own (which must hold the same
-    /// tables).
+    /// Restore the tenant into this schema (of the source, or of `into_database`) instead of
+    /// its own: created from the snapshot's DDL when it has no table.
     pub into_schema: Option<String>,
+    /// Restore the tenant into this database of its own (a name on the source's server or a
+    /// connection string), as a silo tenant: created from the snapshot's DDL when it has no
+    /// table.
+    pub into_database: Option<String>,
     /// Compare and report what would change; change nothing.
     pub dry_run: bool,
     /// Called with the number of sealed bytes read (or found unchanged) and the total.
@@ -381,23 +402,49 @@ impl Vault {
 
     /// Where a restore puts a tenant's tables: the schema map, the schemas that are tenants'
     /// own, and the one the tables go to whole, if any. A bridge tenant's tables go to its
-    /// schema (or `--into-schema`); a pooled tenant's go where they are, or all into
+    /// schema (or `--into-schema`); a silo tenant's to its database (or `--into-database`),
+    /// relative ones into `public`; a pooled tenant's go where they are, or all into
     /// `--into-schema` (a move out of the pool: table names must then differ across schemas).
     fn restore_map(
         &self,
         record: &TenantRecord,
         manifest: &TenantManifest,
         opts: &RestoreOptions,
+        whole: bool,
     ) -> Result<Placing> {
         let mut map = opts.schema_map.clone();
-        let mut bridge = self.inventory().bridge_schemas()?;
-        let Some(home) = opts.into_schema.as_deref().or(record.placement.schema()) else {
+        let home = opts.into_schema.as_deref().or(match whole {
+            true => Some(crate::tenant::SILO_HOME),
+            false => record.placement.home(),
+        });
+        if home.is_some() && !opts.schema_map.is_empty() {
+            return Err(Error::Invalid(
+                "--schema-map and a tenant's own schema (--into-schema, or a bridge or silo \
+                 tenant's) do not go together: the tables all go to the one schema"
+                    .into(),
+            ));
+        }
+        let Some(home) = home else {
             return Ok(Placing {
                 map,
-                bridge,
+                bridge: Some(self.inventory().bridge_schemas()?),
                 home: None,
             });
         };
+        if whole {
+            // A database of the tenant's own: relative tables go home, the others stay in
+            // their schemas.
+            crate::tenant::Placement::Bridge {
+                schema: home.to_string(),
+            }
+            .validate()?;
+            return Ok(Placing {
+                map: vec![(String::new(), home.to_string())],
+                bridge: None,
+                home: Some(home.to_string()),
+            });
+        }
+        let mut bridge = self.inventory().bridge_schemas()?;
         let placement = crate::tenant::Placement::Bridge {
             schema: home.to_string(),
         };
@@ -406,13 +453,6 @@ impl Vault {
                 "schema {home:?} is tenant {other:?}'s own; restore tenant {:?} elsewhere",
                 record.id
             )));
-        }
-        if !opts.schema_map.is_empty() {
-            return Err(Error::Invalid(
-                "--schema-map and a tenant's own schema (--into-schema, or a bridge tenant's) \
-                 do not go together: the tables all go to the one schema"
-                    .into(),
-            ));
         }
         let mut seen = std::collections::BTreeMap::new();
         for t in &manifest.tables {
@@ -432,9 +472,40 @@ impl Vault {
         bridge.insert(home.to_string());
         Ok(Placing {
             map,
-            bridge,
+            bridge: Some(bridge),
             home: Some(home.to_string()),
         })
+    }
+
+    /// The database a restore writes to, and whether it is one of the tenant's own (a silo's,
+    /// every table of which is the tenant's): `--target`, else `--into-database`, else the
+    /// source for `--into-schema`, else where the tenant lives.
+    fn restore_target(
+        &self,
+        record: &TenantRecord,
+        opts: &RestoreOptions,
+    ) -> Result<(String, bool)> {
+        let silo = record.placement.database().is_some();
+        let (url, whole) =
+            match (&opts.target, &opts.into_database, &opts.into_schema) {
+                (Some(_), Some(_), _) => return Err(Error::Invalid(
+                    "--target and --into-database both name the database to restore into: give one"
+                        .into(),
+                )),
+                (Some(t), None, into) => (t.clone(), silo && into.is_none()),
+                (None, Some(d), _) => (pg::conninfo::database_url(&self.config().source, d)?, true),
+                (None, None, Some(_)) => (self.config().source.clone(), false),
+                (None, None, None) => (self.tenant_source(record)?, silo),
+            };
+        if whole && pg::conninfo::same_database(&url, &self.config().source)? {
+            return Err(Error::Conflict(format!(
+                "{} is the source database, which other tenants share: restore tenant {:?} \
+                 into a database of its own",
+                pg::redact(&url),
+                record.id
+            )));
+        }
+        Ok((url, whole))
     }
 
     /// Creates the schema a tenant's tables go to whole from the snapshot's DDL, when it does
@@ -445,6 +516,7 @@ impl Vault {
         client: &mut tokio_postgres::Client,
         manifest: &TenantManifest,
         home: &str,
+        whole: bool,
     ) -> Result<Vec<String>> {
         let Some(id) = &manifest.ddl else {
             return Err(Error::SchemaMismatch {
@@ -458,10 +530,11 @@ impl Vault {
         };
         let ddl = self.archived_ddl(id).await?;
         // The DDL names the tenant's schemas as they were: its own (relative, `""`) or the
-        // pooled tables' schemas, in both the quoted forms the catalog and tvault print.
+        // pooled tables' schemas, in both the quoted forms the catalog and tvault print. Into a
+        // database of the tenant's own, only the relative ones move.
         let mut from = vec!["\"\".".to_string()];
         for t in &manifest.tables {
-            if !t.def.schema.is_empty() {
+            if !t.def.schema.is_empty() && !whole {
                 let h = pg::catalog::Home::of(client, &t.def.schema).await?;
                 from.push(format!("{}.", h.quoted));
                 from.push(format!("{}.", sql::ident(&h.name)));
@@ -489,42 +562,52 @@ impl Vault {
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
         let manifest = self.manifest(&record, &snapshot).await?;
         let keys = Arc::new(self.unlock(&record, identity).await?);
-        let url = opts
-            .target
-            .clone()
-            .unwrap_or_else(|| self.config().source.clone());
+        let (url, whole) = self.restore_target(&record, opts)?;
         let mut client = pg::connect_for_restore(&url, &self.config().restore).await?;
-        let placing = self.restore_map(&record, &manifest, opts)?;
+        let placing = self.restore_map(&record, &manifest, opts, whole)?;
         let mut warnings = vec![];
         let mut created = None;
         if let Some(home) = &placing.home {
-            // Every table of the schema will be the tenant's alone: never one that holds
-            // other tenants' rows.
-            let plan = self.plan_of(&client).await?;
-            if let Some(t) = plan.tables[plan.pool_tables()]
-                .iter()
-                .find(|t| &t.schema == home)
-            {
-                return Err(Error::Conflict(format!(
-                    "schema {home:?} holds the pooled table {}, with other tenants' rows: \
-                     restore tenant {:?} into a schema of its own",
-                    t.display_name(),
-                    record.id
-                )));
-            }
-            let own = [home.clone()].into();
-            let plan = pg::catalog::plan(&client, self.config(), &own).await?;
+            // Every table of the schema (or database) will be the tenant's alone: never one
+            // that holds other tenants' rows.
+            let plan = match whole {
+                true => pg::catalog::whole_database(&client, home).await?,
+                false => {
+                    let plan = self.plan_of(&client).await?;
+                    if let Some(t) = plan.tables[plan.pool_tables()]
+                        .iter()
+                        .find(|t| &t.schema == home)
+                    {
+                        return Err(Error::Conflict(format!(
+                            "schema {home:?} holds the pooled table {}, with other tenants' \
+                             rows: restore tenant {:?} into a schema of its own",
+                            t.display_name(),
+                            record.id
+                        )));
+                    }
+                    let own = [home.clone()].into();
+                    pg::catalog::plan(&client, self.config(), &own).await?
+                }
+            };
             let literal = sql::literal(&client, &record.id).await?;
             let column = &self.config().tenant_column;
             let tables = &plan.tables[plan.tables_of(Some(home))];
             if let Some(t) = pg::ownership::shared_table(&client, tables, column, &literal).await? {
                 return Err(Error::Conflict(format!(
                     "{t} has rows whose {column} names another tenant than {:?}: restoring \
-                     into schema {home:?} would take them away",
-                    record.id
+                     into {} would take them away",
+                    record.id,
+                    match whole {
+                        true => "its database".to_string(),
+                        false => format!("schema {home:?}"),
+                    }
                 )));
             }
-            if !pg::ddl::schema_exists(&client, home).await? {
+            let empty = match whole {
+                true => plan.tables.is_empty(),
+                false => !pg::ddl::schema_exists(&client, home).await?,
+            };
+            if empty {
                 if opts.dry_run {
                     return Err(Error::not_found(
                         format!("schema {home:?}"),
@@ -534,7 +617,9 @@ impl Vault {
                         ),
                     ));
                 }
-                warnings = self.recreate_schema(&mut client, &manifest, home).await?;
+                warnings = self
+                    .recreate_schema(&mut client, &manifest, home, whole)
+                    .await?;
                 created = Some(home.clone());
             }
         }
@@ -545,17 +630,23 @@ impl Vault {
             .await;
         match (restored, created) {
             (Ok(mut report), created) => {
-                if let Some(home) = created {
+                if created.is_some() {
                     // Serial and identity columns go on from the restored rows.
                     let c = pg::connect(&url).await?;
-                    pg::ddl::advance_sequences(&c, &home).await?;
+                    for schema in placing.live_schemas(&manifest) {
+                        pg::ddl::advance_sequences(&c, &schema).await?;
+                    }
                 }
                 report.warnings.extend(warnings);
                 Ok(report)
             }
             (Err(e), Some(home)) => {
                 let c = pg::connect(&url).await?;
-                if let Err(d) = pg::ddl::drop_created(&c, &home).await {
+                let dropped = match whole {
+                    true => pg::ddl::drop_contents(&c, &home).await,
+                    false => pg::ddl::drop_created(&c, &home).await,
+                };
+                if let Err(d) = dropped {
                     tracing::error!(schema = %home, error = %crate::error::with_causes(&d), "could not drop the schema the failed restore created");
                 }
                 Err(e)
@@ -582,7 +673,7 @@ impl Vault {
             self.config(),
             manifest,
             &placing.map,
-            &placing.bridge,
+            placing.bridge.as_ref(),
             placing.home.as_deref(),
         )
         .await?;

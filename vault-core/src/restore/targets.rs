@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 use crate::source::postgres::catalog::{self, Owner, Plan, TableDef};
 use crate::source::postgres::load;
 
-/// Matches every table of the manifest with its live table (after `map`; a bridge tenant's
-/// tables, relative to its schema in the archive, are mapped from the empty schema) in the plan of
-/// the target database, which is what the restore's SQL is built from: the live table must
+/// Matches every table of the manifest with its live table (after `map`; a bridge or silo
+/// tenant's tables, relative to its schema in the archive, are mapped from the empty schema) in
+/// the plan of the target database (of the source's rules and `bridge` schemas, or, with no
+/// `bridge`, a database of the tenant's own), which is what the restore's SQL is built from: the live table must
 /// still hold every archived column with its type, and the same rule must own it. Returns the
 /// plan and, in restore order, each manifest table's index with the live definition restricted
 /// to the archived columns in snapshot order.
@@ -16,7 +17,7 @@ pub(super) async fn restore_targets(
     config: &crate::VaultConfig,
     manifest: &TenantManifest,
     map: &[(String, String)],
-    bridge: &std::collections::BTreeSet<String>,
+    bridge: Option<&std::collections::BTreeSet<String>>,
     home: Option<&str>,
 ) -> Result<(Plan, Vec<(usize, TableDef)>)> {
     let mapped = |s: &str| {
@@ -39,7 +40,11 @@ pub(super) async fn restore_targets(
             None => (name, owner),
         })
         .collect();
-    let plan = catalog::plan(client, &config, bridge).await?;
+    // A database of the tenant's own (`bridge` is `None`) is its whole, relative to `home`.
+    let plan = match (bridge, home) {
+        (Some(bridge), _) => catalog::plan(client, &config, bridge).await?,
+        (None, home) => catalog::whole_database(client, home.unwrap_or_default()).await?,
+    };
     let mut targets: Vec<(usize, usize, TableDef)> = vec![];
     for (mi, m) in manifest.tables.iter().enumerate() {
         let schema = mapped(&m.def.schema);
@@ -91,7 +96,7 @@ pub(super) async fn restore_targets(
         // The schema the tenant's tables go to whole takes its rows whatever rule found them
         // before (a pooled tenant moving into a schema of its own); any other table must have
         // the rule it had, or SQL built by the new one could reach other tenants' rows.
-        if home != Some(schema.as_str()) {
+        if bridge.is_some() && home != Some(schema.as_str()) {
             same_owner(&archived_owner, &live.owner, &name)?;
         }
         let mut def = live.clone();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::Client;
 
-pub use super::ownership::plan;
+pub use super::ownership::{plan, whole_database};
 
 /// One column as archived. Generated columns are recorded but not archived (the database
 /// recomputes them on restore).

@@ -110,6 +110,84 @@ pub fn without_password(s: &str) -> Result<(String, bool)> {
     Ok((c.render(false), had))
 }
 
+/// Whether a silo tenant's `database` is a bare database name (on the source's server) rather
+/// than a connection string.
+fn is_database_name(database: &str) -> bool {
+    !database.contains("://") && !database.contains('=')
+}
+
+/// A silo tenant's database for messages: its name, or its connection string without secrets.
+pub fn show_database(database: &str) -> String {
+    match is_database_name(database) {
+        true => database.to_string(),
+        false => redact(database),
+    }
+}
+
+/// Refuses a silo tenant's database that is empty, not a connection string PostgreSQL would
+/// take, or holds a password (tenant records are stored in the clear).
+pub fn check_database(database: &str) -> Result<()> {
+    if is_database_name(database) {
+        if database.is_empty() || database.len() > 63 || database.contains('\0') {
+            return Err(invalid(format!(
+                "database name {database:?} must have 1 to 63 bytes and no NUL"
+            )));
+        }
+        return Ok(());
+    }
+    let c = ConnInfo::parse(database)?;
+    if c.params.iter().any(|(k, _)| SECRETS.contains(&k.as_str())) {
+        return Err(invalid(
+            "a tenant's database is stored in its record, which is not secret: give it without \
+             a password (the password comes from PGPASSWORD or a password file, as for the source)",
+        ));
+    }
+    Ok(())
+}
+
+/// The connection string of a silo tenant's database: `database` itself, or the source's
+/// connection string with `database` as its database name.
+pub fn database_url(source: &str, database: &str) -> Result<String> {
+    if !is_database_name(database) {
+        return Ok(database.to_string());
+    }
+    let mut c = ConnInfo::parse(source)?;
+    c.params.retain(|(k, _)| k != "dbname");
+    c.params.push(("dbname".into(), database.to_string()));
+    Ok(c.render(false))
+}
+
+/// The server a connection string reaches (`host:port`, from the environment where not given),
+/// to bound the connections a cycle opens to each one.
+pub fn server_of(url: &str) -> Result<String> {
+    let r = ConnInfo::parse(url)?.resolve(&|k| std::env::var(k).ok())?;
+    Ok(server_key(&r.config))
+}
+
+fn server_key(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => String::new(),
+    };
+    format!(
+        "{host}:{}",
+        config.get_ports().first().copied().unwrap_or(5432)
+    )
+}
+
+/// Whether two connection strings reach the same database of the same server.
+pub fn same_database(a: &str, b: &str) -> Result<bool> {
+    let env = |k: &str| std::env::var(k).ok();
+    let (a, b) = (
+        ConnInfo::parse(a)?.resolve(&env)?,
+        ConnInfo::parse(b)?.resolve(&env)?,
+    );
+    Ok(server_key(&a.config) == server_key(&b.config)
+        && a.config.get_dbname() == b.config.get_dbname())
+}
+
 impl ConnInfo {
     /// Parses a `postgres://` / `postgresql://` URL or a `key=value` conninfo string. Errors never
     /// repeat the string (it may hold a password).

@@ -385,7 +385,8 @@ pub async fn schema_exists(client: &impl GenericClient, name: &str) -> Result<bo
         .get(0))
 }
 
-/// Creates schema `home` and the tables of an archived DDL in it, in one transaction: names
+/// Creates schema `home` (unless it exists: the `public` schema of a silo tenant's new database)
+/// and the tables of an archived DDL in it, in one transaction: names
 /// qualified by one of `from` (each with its dot, as [`requalify`] takes them) are placed in
 /// `home`. Foreign keys to tables outside the tenant's are added where they can be (each in
 /// a savepoint); those that cannot are returned, for the restore's warnings.
@@ -398,9 +399,12 @@ pub async fn replay(
     let to = format!("{}.", home.quoted);
     let what = || format!("creating schema {:?} from the archive's DDL", home.name);
     let tx = client.transaction().await.db(what)?;
-    tx.batch_execute(&format!("CREATE SCHEMA {}", ident(&home.name)))
-        .await
-        .db(what)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        ident(&home.name)
+    ))
+    .await
+    .db(what)?;
     // Other schemas' statements stay (types may live elsewhere); the tenant's own are moved.
     // A type of another schema may exist already (shared by other tenants): made if missing.
     let mut rest = String::new();
@@ -463,6 +467,39 @@ pub async fn drop_created(client: &impl GenericClient, home: &str) -> Result<()>
         .batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(home)))
         .await
         .db(|| format!("dropping schema {home:?}, which the failed restore created"))
+}
+
+/// Empties a database a failed restore created a silo tenant's tables in (it held no table
+/// before): drops every schema but `keep`, and everything [`replay`] makes in `keep` (tables,
+/// sequences, types), which itself stays, with its grants.
+pub async fn drop_contents(client: &impl GenericClient, keep: &str) -> Result<()> {
+    let what = || "emptying the database the failed restore filled".to_string();
+    let rows = client
+        .query(
+            "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE' FROM pg_namespace \
+             WHERE nspname <> $1 AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' \
+             UNION ALL \
+             SELECT 'DROP TABLE IF EXISTS ' || c.oid::regclass::text || ' CASCADE' FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+             UNION ALL \
+             SELECT 'DROP SEQUENCE IF EXISTS ' || c.oid::regclass::text || ' CASCADE' FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'S' \
+             UNION ALL \
+             SELECT 'DROP TYPE IF EXISTS ' || t.oid::regtype::text || ' CASCADE' FROM pg_type t \
+             JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE n.nspname = $1 AND t.typtype IN ('e', 'c', 'd', 'r') \
+             AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')",
+            &[&keep],
+        )
+        .await
+        .db(what)?;
+    // Schemas first, then tables (their sequences go with them), then what is left.
+    for r in rows {
+        let statement: String = r.get(0);
+        client.batch_execute(&statement).await.db(what)?;
+    }
+    Ok(())
 }
 
 /// Moves every sequence that a column of a table in `schema` owns (serial and identity

@@ -22,7 +22,26 @@ pub async fn plan(
         .await?
         .into_iter()
         .partition(|t| bridge.contains(&t.schema));
-    let mut plan = decide(pooled, config)?;
+    let plan = decide(pooled, config)?;
+    add_own(client, plan, own, |t| t.schema.clone()).await
+}
+
+/// The plan of a silo tenant's database: every table of every schema is the tenant's, under
+/// one entry of `Plan::schemas` keyed by `home` (the schema its tables are relative to). The
+/// pool's rules and `[ownership]` (which name the source's tables) do not apply.
+pub async fn whole_database(client: &Client, home: &str) -> Result<Plan> {
+    let own = read_tables(client).await?;
+    add_own(client, Plan::default(), own, |_| home.to_string()).await
+}
+
+/// Adds tables that are one tenant's whole to `plan`, grouped by `group` (the schema they are
+/// relative to), each group in restore order after the pooled tables.
+async fn add_own(
+    client: &Client,
+    mut plan: Plan,
+    own: Vec<RawTable>,
+    group: impl Fn(&RawTable) -> String,
+) -> Result<Plan> {
     let mut by_schema: BTreeMap<String, Vec<TableDef>> = BTreeMap::new();
     for t in own {
         plan.references.extend(t.fks.iter().map(|fk| Reference {
@@ -32,18 +51,15 @@ pub async fn plan(
         }));
         let name = t.display_name();
         plan.rules.insert(name, "tenant schema: every row".into());
-        by_schema
-            .entry(t.schema.clone())
-            .or_default()
-            .push(TableDef {
-                schema: t.schema,
-                name: t.name,
-                columns: t.columns,
-                primary_key: t.primary_key,
-                owner: Owner::Schema,
-                foreign_keys: t.fks,
-                rls: t.rls_applies,
-            });
+        by_schema.entry(group(&t)).or_default().push(TableDef {
+            schema: t.schema,
+            name: t.name,
+            columns: t.columns,
+            primary_key: t.primary_key,
+            owner: Owner::Schema,
+            foreign_keys: t.fks,
+            rls: t.rls_applies,
+        });
     }
     let names: Vec<&String> = by_schema.keys().collect();
     let quoted: Vec<String> = client
