@@ -198,7 +198,7 @@ impl Vault {
                 "tenant {id:?} is already registered; use `tvault tenant rotate-key` to change its keys"
             )));
         }
-        self.claim(&placement, id)?;
+        self.claim(&placement, id).await?;
         let recipients = self.wrap_recipients(recipients, allow_escrow)?;
         let data_key = DataKey::generate();
         let id_key = IdKey::generate();
@@ -258,29 +258,11 @@ impl Vault {
 
     /// Refuses a placement in a schema or database that is another tenant's own, and a silo
     /// in the source database itself (whose every table would become one tenant's).
-    fn claim(&self, placement: &Placement, tenant: &str) -> Result<()> {
+    async fn claim(&self, placement: &Placement, tenant: &str) -> Result<()> {
+        placement.validate()?;
         if let Placement::Silo { database } = placement {
             let url = self.database_url(database)?;
-            if pg::conninfo::same_database(&url, &self.config().source)? {
-                return Err(Error::Conflict(format!(
-                    "{} is the source database, whose tables the pooled and bridge tenants \
-                     share: a silo tenant needs a database of its own",
-                    pg::conninfo::show_database(database)
-                )));
-            }
-            for other in self.tenants()? {
-                let Some(theirs) = other.placement.database().filter(|_| other.id != tenant) else {
-                    continue;
-                };
-                if pg::conninfo::same_database(&url, &self.database_url(theirs)?)? {
-                    return Err(Error::Conflict(format!(
-                        "database {} is already tenant {:?}'s",
-                        pg::conninfo::show_database(database),
-                        other.id
-                    )));
-                }
-            }
-            return Ok(());
+            return self.own_database(&url, tenant).await;
         }
         match self.schema_owner_besides(placement, tenant)? {
             Some(other) => Err(Error::Conflict(format!(
@@ -289,6 +271,31 @@ impl Vault {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Refuses a database as `tenant`'s own (every table in it its) when it is the source, whose
+    /// tables the pooled and bridge tenants share, or another silo tenant's.
+    pub(crate) async fn own_database(&self, url: &str, tenant: &str) -> Result<()> {
+        if pg::is_source(url, &self.config().source).await? {
+            return Err(Error::Conflict(format!(
+                "{} is the source database, whose tables the pooled and bridge tenants share: \
+                 tenant {tenant:?} needs a database of its own",
+                pg::redact(url)
+            )));
+        }
+        for other in self.tenants()? {
+            let Some(theirs) = other.placement.database().filter(|_| other.id != tenant) else {
+                continue;
+            };
+            if pg::conninfo::same_database(url, &self.database_url(theirs)?)? {
+                return Err(Error::Conflict(format!(
+                    "database {} is already tenant {:?}'s",
+                    pg::redact(url),
+                    other.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The connection string of a silo database as a tenant record names it.
@@ -322,7 +329,7 @@ impl Vault {
 
     async fn place(&self, id: &str, placement: Placement) -> Result<TenantRecord> {
         let mut record = self.tenant(id)?;
-        self.claim(&placement, id)?;
+        self.claim(&placement, id).await?;
         let from = std::mem::replace(&mut record.placement, placement);
         self.put(
             &layout::tenant_record(&record.path),

@@ -321,7 +321,20 @@ fn a_pooled_tenant_moves_to_a_schema_then_a_database_and_back() {
     now.remove(&format!("{}/p1_back.accounts", env.db.name));
     assert_tables_eq("every database after the moves", &others, &now);
 
-    // A silo restore refuses the source database, which other tenants share.
+    // A restore refuses another silo tenant's database.
+    let o = env.tv.run(&[
+        "restore",
+        "s0",
+        "--snapshot",
+        &in_silo,
+        "--identity",
+        key.identity_str(),
+        "--into-database",
+        &dbs[1].name,
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("already tenant \"s1\"'s"), "{}", o.stderr);
+    // And the source database, which other tenants share.
     let o = env.tv.run(&[
         "restore",
         "s0",

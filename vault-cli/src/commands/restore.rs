@@ -32,10 +32,11 @@ pub struct Restore {
     /// (repeatable).
     #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
     schema_map: Vec<(String, String)>,
-    /// Restore into this schema of the source (or of --into-database) instead of where the
-    /// tenant lives: to compare, or to move a tenant into a schema of its own. A schema without
-    /// tables is made from the snapshot's DDL; it must belong to no other tenant and hold no
-    /// other tenant's rows.
+    /// Restore into this schema of the source instead of where the tenant lives: to compare,
+    /// or to move a tenant into a schema of its own. A schema that does not exist is made from
+    /// the snapshot's DDL; it must belong to no other tenant and hold no other tenant's rows.
+    /// With --into-database: where a bridge or silo tenant's own tables go in that database
+    /// (default `public`).
     #[arg(long, value_name = "SCHEMA")]
     into_schema: Option<String>,
     /// Restore into this database as the tenant's own (silo): a database name on the source's

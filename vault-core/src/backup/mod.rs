@@ -192,6 +192,8 @@ struct SourceDb {
     url: String,
     tenants: Vec<TenantRecord>,
     silo: bool,
+    /// The databases read at once, which share the cycle's memory budget.
+    share: usize,
 }
 
 /// What reading one database gave the cycle.
@@ -294,6 +296,7 @@ impl Vault {
                 url: self.config().source.clone(),
                 tenants: shared,
                 silo: false,
+                share: 1,
             };
             let mut read = self.read_source(db, &cycle, &opts).await?;
             failed.append(&mut read.failed);
@@ -438,6 +441,7 @@ impl Vault {
                             url,
                             tenants: vec![t],
                             silo: true,
+                            share: 1,
                         },
                     ));
                 }
@@ -445,6 +449,9 @@ impl Vault {
             }
         }
         let at_once = (servers.len() * per_server).clamp(1, MAX_SILOS_AT_ONCE);
+        for (_, db) in &mut dbs {
+            db.share = at_once;
+        }
         let results: Vec<(TenantRecord, Result<Read>)> = futures::stream::iter(dbs)
             .map(|(gate, db)| async move {
                 let tenant = db.tenants[0].clone();
@@ -481,7 +488,12 @@ impl Vault {
         cycle: &Pending,
         opts: &BackupOptions,
     ) -> Result<Read> {
-        let SourceDb { url, tenants, silo } = db;
+        let SourceDb {
+            url,
+            tenants,
+            silo,
+            share,
+        } = db;
         let coordinator = pg::connect(&url).await?;
         // A silo's own transaction needs no other reader: nothing to hand its snapshot to.
         coordinator
@@ -542,9 +554,8 @@ impl Vault {
         let mut tuning = self.config().backup.clone();
         if silo {
             // One connection per silo database, and its share of the cycle's memory.
-            let at_once = tuning.connections_per_server.clamp(1, MAX_SILOS_AT_ONCE);
             tuning.workers = 1;
-            tuning.memory_budget = (tuning.memory_budget / at_once).max(MIN_SILO_BUDGET);
+            tuning.memory_budget = (tuning.memory_budget / share.max(1)).max(MIN_SILO_BUDGET);
         }
         let cycle_of_db = Arc::new(Cycle {
             literals,

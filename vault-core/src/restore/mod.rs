@@ -480,7 +480,7 @@ impl Vault {
     /// The database a restore writes to, and whether it is one of the tenant's own (a silo's,
     /// every table of which is the tenant's): `--target`, else `--into-database`, else the
     /// source for `--into-schema`, else where the tenant lives.
-    fn restore_target(
+    async fn restore_target(
         &self,
         record: &TenantRecord,
         opts: &RestoreOptions,
@@ -497,13 +497,8 @@ impl Vault {
                 (None, None, Some(_)) => (self.config().source.clone(), false),
                 (None, None, None) => (self.tenant_source(record)?, silo),
             };
-        if whole && pg::conninfo::same_database(&url, &self.config().source)? {
-            return Err(Error::Conflict(format!(
-                "{} is the source database, which other tenants share: restore tenant {:?} \
-                 into a database of its own",
-                pg::redact(&url),
-                record.id
-            )));
+        if whole {
+            self.own_database(&url, &record.id).await?;
         }
         Ok((url, whole))
     }
@@ -562,7 +557,7 @@ impl Vault {
         let snapshot = self.resolve_snapshot(&record, &opts.snapshot)?;
         let manifest = self.manifest(&record, &snapshot).await?;
         let keys = Arc::new(self.unlock(&record, identity).await?);
-        let (url, whole) = self.restore_target(&record, opts)?;
+        let (url, whole) = self.restore_target(&record, opts).await?;
         let mut client = pg::connect_for_restore(&url, &self.config().restore).await?;
         let placing = self.restore_map(&record, &manifest, opts, whole)?;
         let mut warnings = vec![];
@@ -610,17 +605,26 @@ impl Vault {
             if empty {
                 if opts.dry_run {
                     return Err(Error::not_found(
-                        format!("schema {home:?}"),
+                        match whole {
+                            true => "any table in the target database".to_string(),
+                            false => format!("schema {home:?}"),
+                        },
                         Some(
                             "a restore that is not a dry run creates it from the snapshot's DDL"
                                 .into(),
                         ),
                     ));
                 }
+                // What the database held before, so that a failed load drops only what the
+                // restore made.
+                let before = match whole {
+                    true => Some(pg::ddl::user_objects(&client).await?),
+                    false => None,
+                };
                 warnings = self
                     .recreate_schema(&mut client, &manifest, home, whole)
                     .await?;
-                created = Some(home.clone());
+                created = Some((home.clone(), before));
             }
         }
         let restored = self
@@ -640,11 +644,11 @@ impl Vault {
                 report.warnings.extend(warnings);
                 Ok(report)
             }
-            (Err(e), Some(home)) => {
+            (Err(e), Some((home, before))) => {
                 let c = pg::connect(&url).await?;
-                let dropped = match whole {
-                    true => pg::ddl::drop_contents(&c, &home).await,
-                    false => pg::ddl::drop_created(&c, &home).await,
+                let dropped = match before {
+                    Some(before) => pg::ddl::drop_new(&c, &before).await,
+                    None => pg::ddl::drop_created(&c, &home).await,
                 };
                 if let Err(d) = dropped {
                     tracing::error!(schema = %home, error = %crate::error::with_causes(&d), "could not drop the schema the failed restore created");
@@ -792,9 +796,9 @@ impl Vault {
         Ok(RestoreReport {
             tenant: record.id.clone(),
             snapshot,
-            target: match &opts.target {
-                None => "live".into(),
-                Some(u) => crate::source::postgres::redact(u),
+            target: match url == self.config().source {
+                true => "live".into(),
+                false => crate::source::postgres::redact(url),
             },
             dry_run: opts.dry_run,
             foreign_keys: if replica { "set_based" } else { "row_by_row" },

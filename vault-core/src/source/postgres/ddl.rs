@@ -469,35 +469,52 @@ pub async fn drop_created(client: &impl GenericClient, home: &str) -> Result<()>
         .db(|| format!("dropping schema {home:?}, which the failed restore created"))
 }
 
-/// Empties a database a failed restore created a silo tenant's tables in (it held no table
-/// before): drops every schema but `keep`, and everything [`replay`] makes in `keep` (tables,
-/// sequences, types), which itself stays, with its grants.
-pub async fn drop_contents(client: &impl GenericClient, keep: &str) -> Result<()> {
-    let what = || "emptying the database the failed restore filled".to_string();
+/// The user schemas, and the tables, sequences and types in them, of the connected database
+/// (kind, qualified name): taken before [`replay`] into a database of a tenant's own, so that
+/// [`drop_new`] drops only what the replay made.
+pub async fn user_objects(client: &impl GenericClient) -> Result<BTreeSet<(String, String)>> {
     let rows = client
         .query(
-            "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE' FROM pg_namespace \
-             WHERE nspname <> $1 AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' \
+            "WITH n AS (SELECT oid, nspname FROM pg_namespace \
+                 WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema') \
+             SELECT 'schema', quote_ident(nspname) FROM n \
              UNION ALL \
-             SELECT 'DROP TABLE IF EXISTS ' || c.oid::regclass::text || ' CASCADE' FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+             SELECT CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END, c.oid::regclass::text \
+             FROM pg_class c JOIN n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'S') AND NOT c.relispartition \
              UNION ALL \
-             SELECT 'DROP SEQUENCE IF EXISTS ' || c.oid::regclass::text || ' CASCADE' FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'S' \
-             UNION ALL \
-             SELECT 'DROP TYPE IF EXISTS ' || t.oid::regtype::text || ' CASCADE' FROM pg_type t \
-             JOIN pg_namespace n ON n.oid = t.typnamespace \
-             WHERE n.nspname = $1 AND t.typtype IN ('e', 'c', 'd', 'r') \
-             AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')",
-            &[&keep],
+             SELECT 'type', t.oid::regtype::text FROM pg_type t JOIN n ON n.oid = t.typnamespace \
+             WHERE t.typtype IN ('e', 'c', 'd', 'r') \
+               AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')",
+            &[],
         )
         .await
-        .db(what)?;
-    // Schemas first, then tables (their sequences go with them), then what is left.
-    for r in rows {
-        let statement: String = r.get(0);
-        client.batch_execute(&statement).await.db(what)?;
+        .db(|| "listing the database's schemas, tables and types".to_string())?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Drops what a failed restore made in a database since `before` ([`user_objects`]): new
+/// schemas whole, then new tables (with their sequences), sequences and types in the others.
+pub async fn drop_new(
+    client: &impl GenericClient,
+    before: &BTreeSet<(String, String)>,
+) -> Result<()> {
+    let now = user_objects(client).await?;
+    let what = || "dropping what the failed restore made".to_string();
+    for kind in ["schema", "table", "sequence", "type"] {
+        for (k, name) in now.difference(before).filter(|(k, _)| k == kind) {
+            let sql = match k.as_str() {
+                "schema" => format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+                other => format!("DROP {} IF EXISTS {name} CASCADE", other.to_uppercase()),
+            };
+            // An object of a schema dropped before it is gone already: IF EXISTS.
+            match client.batch_execute(&sql).await {
+                Ok(()) => {}
+                Err(e)
+                    if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SCHEMA_NAME) => {}
+                Err(e) => return Err(e).db(what),
+            }
+        }
     }
     Ok(())
 }

@@ -104,6 +104,27 @@ pub async fn connect_for_restore(
     Ok(client)
 }
 
+/// Whether `url` reaches the source database `source`: by their connection strings, else (when
+/// both answer) by the server each is on and the database's name and oid there, so that
+/// `localhost` and `127.0.0.1`, or a socket and TCP, are found to be one.
+pub async fn is_source(url: &str, source: &str) -> Result<bool> {
+    if conninfo::same_database(url, source)? {
+        return Ok(true);
+    }
+    const WHO: &str =
+        "SELECT pg_postmaster_start_time()::text || '/' || current_database() || '/' \
+         || (SELECT oid FROM pg_database WHERE datname = current_database())::text";
+    let who = |url: String| async move {
+        let c = connect(&url).await.ok()?;
+        c.query_one(WHO, &[])
+            .await
+            .ok()
+            .map(|r| r.get::<_, String>(0))
+    };
+    let (a, b) = futures::join!(who(url.to_string()), who(source.to_string()));
+    Ok(matches!((a, b), (Some(a), Some(b)) if a == b))
+}
+
 /// The connected role, for messages.
 pub async fn current_role(client: &Client) -> Result<String> {
     Ok(client
