@@ -83,6 +83,8 @@ mod latest;
 mod leases;
 #[path = "e2e/many_tenants.rs"]
 mod many_tenants;
+#[path = "e2e/models.rs"]
+mod models;
 #[path = "e2e/no_pk.rs"]
 mod no_pk;
 #[path = "e2e/options.rs"]

@@ -303,6 +303,7 @@ async fn doomed_rows(
         doomed.entry(root).or_default().insert(encode_key(
             &manifest.tables[root].def,
             &record.id,
+            &cache.vault().config().tenant_column,
             k,
         )?);
     }

@@ -725,6 +725,19 @@ struct Holder {
 
 const HOLDER_FILE: &str = "holder.json";
 
+/// Who holds the state directory, for messages: " (pid P on HOST, since T)".
+fn holder(dir: &Path) -> Option<String> {
+    let h: Holder = serde_json::from_slice(&std::fs::read(dir.join(HOLDER_FILE)).ok()?).ok()?;
+    Some(format!(
+        " (pid {} on {}, since {})",
+        h.pid,
+        h.host,
+        h.since
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    ))
+}
+
 /// Opens the inventory, whose lock keeps one process per state directory; waits up to `wait`
 /// for a holder to finish, saying once who it is.
 async fn open_inventory(
@@ -746,27 +759,25 @@ async fn open_inventory(
                     host: crate::lease::host_name(),
                     since: time::OffsetDateTime::now_utc(),
                 };
-                let _ = std::fs::write(
-                    dir.join(HOLDER_FILE),
-                    serde_json::to_vec(&me).unwrap_or_default(),
+                // Atomically: a process that finds the directory taken reads it whole.
+                let _ = write_file_atomic(
+                    &dir.join(HOLDER_FILE),
+                    &serde_json::to_vec(&me).unwrap_or_default(),
                 );
                 return Ok(inv);
             }
             Err(Error::Busy(msg)) => {
-                let who = std::fs::read(dir.join(HOLDER_FILE))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
-                    .map(|h| {
-                        format!(
-                            " (pid {} on {}, since {})",
-                            h.pid,
-                            h.host,
-                            h.since
-                                .format(&time::format_description::well_known::Rfc3339)
-                                .unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
+                // The holder writes its name just after taking the lock: a probe that comes
+                // in between waits for it a little.
+                let mut who = holder(dir);
+                for _ in 0..20 {
+                    if who.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                    who = holder(dir);
+                }
+                let who = who.unwrap_or_default();
                 if std::time::Instant::now() >= deadline {
                     return Err(Error::Busy(format!(
                         "{msg}{who}; or pass --wait SECONDS to wait for it"

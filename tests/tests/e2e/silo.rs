@@ -107,6 +107,11 @@ fn silo_round_trip(backend: Backend, name: &str) {
          INSERT INTO orders (customer_id, placed) VALUES (1, '2025-02-02');
          INSERT INTO audit.log (customer_id, what) VALUES (1, 'by hand')",
     );
+    let partitions = s1.count("FROM pg_inherits WHERE inhparent = 'orders'::regclass");
+    assert_eq!(
+        partitions, 2,
+        "orders is partitioned again, by its two partitions"
+    );
     let orphan = s1
         .client()
         .batch_execute("INSERT INTO notes VALUES (999, 'no such customer')");
@@ -299,9 +304,13 @@ fn a_pooled_tenant_moves_to_a_schema_then_a_database_and_back() {
         .json(&["tenant", "place", "pooled1", "--database", &target.name]);
     assert_eq!(placed["model"], "silo", "{placed:#}");
     env.db.exec("DROP SCHEMA p1_own CASCADE");
-    let in_silo = env.tv.backup_all();
     let mut t = target.client();
     assert_eq!(rows_exact(&mut t, "public.accounts", "true", None), rows);
+    // Life goes on in the silo.
+    target.exec("UPDATE accounts SET name = 'changed in the silo' WHERE id = 1");
+    let in_silo = env.tv.backup_all();
+    let silo_rows = rows_exact(&mut t, "public.accounts", "true", None);
+    assert_ne!(silo_rows, rows);
 
     // Silo → bridge again, from the silo's own snapshot.
     restore_with(
@@ -311,15 +320,27 @@ fn a_pooled_tenant_moves_to_a_schema_then_a_database_and_back() {
         &in_silo,
         &["--into-schema", "p1_back"],
     );
-    assert_eq!(rows_exact(&mut c, "p1_back.accounts", "true", None), rows);
+    assert_eq!(
+        rows_exact(&mut c, "p1_back.accounts", "true", None),
+        silo_rows
+    );
 
-    // And back into the pool, from the snapshot taken there.
+    // (A copy to look at: its table would count as pooled, next to public.accounts.)
+    env.db.exec("DROP SCHEMA p1_back CASCADE");
+
+    // And back into the pool, from the silo's snapshot: its tables go to the pooled tables of
+    // their names, rows identical (their tenant column names the tenant).
     env.tv.ok(&["tenant", "place", "pooled1", "--pool"]);
+    env.tv.restore("pooled1", &in_silo, &key, None);
+    assert_eq!(pooled(&mut c), silo_rows);
+    // The snapshot taken in the pool restores there too.
     env.tv.restore("pooled1", &in_pool, &key, None);
     assert_eq!(pooled(&mut c), rows);
-    let mut now = all_databases(&env, &dbs);
-    now.remove(&format!("{}/p1_back.accounts", env.db.name));
-    assert_tables_eq("every database after the moves", &others, &now);
+    assert_tables_eq(
+        "every database after the moves",
+        &others,
+        &all_databases(&env, &dbs),
+    );
 
     // A restore refuses another silo tenant's database.
     let o = env.tv.run(&[
@@ -458,4 +479,39 @@ fn records_erasure_and_exports_work_for_a_silo_tenant() {
         &before_forget,
         &all_databases(&env, &dbs),
     );
+}
+
+#[test]
+fn a_source_that_cannot_be_read_fails_its_tenants_and_the_silos_go_on() {
+    let (env, key, dbs) = silo_env_on("silo_source_down", Backend::Local, 2);
+    env.tv.backup_all();
+    connect(admin_url())
+        .batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", env.db.name))
+        .unwrap();
+    dbs[0].exec("UPDATE customers SET name = 'after the source went' WHERE id = 1");
+    let o = env.tv.run(&["backup", "--all", "--json"]);
+    o.assert_code(6, "a backup in which the source's tenants failed");
+    let report: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let mut failed: Vec<&str> = report["failed_tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["tenant"].as_str().unwrap())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["pooled0", "pooled1", "pooled2"], "{report:#}");
+    let backed_up: Vec<&str> = report["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(backed_up.len(), 2, "{report:#}");
+    let s0 = summary(&report, "s0").unwrap();
+    assert_eq!(
+        s0["unchanged"], false,
+        "s0 changed since the first cycle: {s0:#}"
+    );
+    env.tv
+        .ok(&["verify", "--tenant", "s0", "--identity", key.identity_str()]);
 }

@@ -294,13 +294,34 @@ impl Vault {
         if !shared.is_empty() {
             let db = SourceDb {
                 url: self.config().source.clone(),
-                tenants: shared,
+                tenants: shared.clone(),
                 silo: false,
                 share: 1,
             };
-            let mut read = self.read_source(db, &cycle, &opts).await?;
-            failed.append(&mut read.failed);
-            reads.push(read);
+            match self.read_source(db, &cycle, &opts).await {
+                Ok(mut read) => {
+                    failed.append(&mut read.failed);
+                    reads.push(read);
+                }
+                // Without silo tenants the cycle fails as a whole; its pending marker tells
+                // the next cycle what to remove.
+                Err(e) if silos.is_empty() => return Err(e),
+                // The silos go on: the source's tenants fail, with nothing of them kept.
+                Err(e) => {
+                    tracing::error!(error = %crate::error::with_causes(&e), "the source database could not be read; its tenants are not backed up");
+                    if cycle.written.initialized() {
+                        for t in &shared {
+                            self.remove_cycle_objects(&t.path, &snapshot).await;
+                        }
+                    }
+                    let message = crate::error::with_causes(&e);
+                    let mut shared = shared.into_iter();
+                    if let Some(first) = shared.next() {
+                        failed.push((first, e));
+                    }
+                    failed.extend(shared.map(|t| (t, Error::Aborted(message.clone()))));
+                }
+            }
         }
         let (silo_reads, silo_failed) = self.read_silos(silos, &cycle, &opts).await;
         failed.extend(silo_failed);

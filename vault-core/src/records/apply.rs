@@ -144,7 +144,12 @@ impl Vault {
             let view = self
                 .read_record(&record, &keys, &opts.table, key, &snapshot)
                 .await?;
-            let k = encode_key(&manifest.tables[root].def, &record.id, key)?;
+            let k = encode_key(
+                &manifest.tables[root].def,
+                &record.id,
+                &self.config().tenant_column,
+                key,
+            )?;
             if add(&mut rows, root, k, &view.row, "requested".into()) {
                 queue.push((root, view.row));
             }

@@ -85,7 +85,7 @@ impl Vault {
                     None => None,
                     Some((def, blocks)) => {
                         seen_table = true;
-                        let k = encode_key(&def, &record.id, key)?;
+                        let k = encode_key(&def, &record.id, &self.config().tenant_column, key)?;
                         // A table definition change can change the key's encoding.
                         if last_key.as_ref() != Some(&k) {
                             seen.clear();
@@ -237,7 +237,7 @@ impl Vault {
             .ok_or_else(|| {
                 Error::not_found(format!("table {table} in snapshot {snapshot}"), None)
             })?;
-        let k = encode_key(&def, &record.id, key)?;
+        let k = encode_key(&def, &record.id, &self.config().tenant_column, key)?;
         let missing = || {
             Error::not_found(
                 format!(

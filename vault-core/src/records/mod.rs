@@ -73,8 +73,20 @@ pub fn parse_key(s: &str) -> Result<KeyValues> {
 
 /// The encoded key of a record of `def` for `tenant`: checks the columns and fills in the tenant
 /// column when it is part of the primary key and was not given.
-pub fn encode_key(def: &TableDef, tenant: &str, given: &KeyValues) -> Result<Vec<u8>> {
+pub fn encode_key(
+    def: &TableDef,
+    tenant: &str,
+    tenant_column: &str,
+    given: &KeyValues,
+) -> Result<Vec<u8>> {
     let codec = codec(def)?;
+    // The column that names the tenant: the owner's, or, in a table that is the tenant's whole
+    // (bridge, silo), the tenant column where the table has one.
+    let owning = match &def.owner {
+        Owner::Column { column } => Some(column.as_str()),
+        Owner::Schema => Some(tenant_column),
+        _ => None,
+    };
     let mut values = given.clone();
     for (c, v) in given {
         if !def.primary_key.contains(c) {
@@ -84,17 +96,15 @@ pub fn encode_key(def: &TableDef, tenant: &str, given: &KeyValues) -> Result<Vec
                 def.primary_key.join(", ")
             )));
         }
-        if let Owner::Column { column } = &def.owner {
-            if c == column && v != tenant {
-                return Err(Error::Invalid(format!(
-                    "the key names tenant {v:?}, not {tenant:?}: records of other tenants are out of reach"
-                )));
-            }
+        if Some(c.as_str()) == owning && v != tenant {
+            return Err(Error::Invalid(format!(
+                "the key names tenant {v:?}, not {tenant:?}: records of other tenants are out of reach"
+            )));
         }
     }
-    if let Owner::Column { column } = &def.owner {
-        if def.primary_key.contains(column) && !values.iter().any(|(c, _)| c == column) {
-            values.push((column.clone(), tenant.to_string()));
+    if let Some(column) = owning {
+        if def.primary_key.iter().any(|k| k == column) && !values.iter().any(|(c, _)| c == column) {
+            values.push((column.to_string(), tenant.to_string()));
         }
     }
     codec.key_of(&values)
@@ -167,6 +177,11 @@ pub(crate) struct BlockCache<'a> {
 }
 
 impl<'a> BlockCache<'a> {
+    /// The vault the blocks come from.
+    pub fn vault(&self) -> &'a crate::Vault {
+        self.vault
+    }
+
     pub fn new(
         vault: &'a crate::Vault,
         record: &'a crate::tenant::TenantRecord,

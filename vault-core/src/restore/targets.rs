@@ -45,9 +45,16 @@ pub(super) async fn restore_targets(
         (Some(bridge), _) => catalog::plan(client, &config, bridge).await?,
         (None, home) => catalog::whole_database(client, home.unwrap_or_default()).await?,
     };
+    // Into the pool (no schema of the tenant's own): a table relative to the tenant's schema
+    // in the archive (a bridge or silo tenant's, moving back into the pool) goes to the one
+    // pooled table of its name.
+    let into_pool = bridge.is_some() && home.is_none();
     let mut targets: Vec<(usize, usize, TableDef)> = vec![];
     for (mi, m) in manifest.tables.iter().enumerate() {
-        let schema = mapped(&m.def.schema);
+        let mut schema = mapped(&m.def.schema);
+        if schema.is_empty() && into_pool {
+            schema = pooled_home(&plan, &m.def.name)?;
+        }
         if schema.is_empty() {
             return Err(Error::Invalid(format!(
                 "table {} is relative to its tenant's own schema, and no schema was given to \
@@ -96,7 +103,14 @@ pub(super) async fn restore_targets(
         // The schema the tenant's tables go to whole takes its rows whatever rule found them
         // before (a pooled tenant moving into a schema of its own); any other table must have
         // the rule it had, or SQL built by the new one could reach other tenants' rows.
-        if bridge.is_some() && home != Some(schema.as_str()) {
+        // A table that was the tenant's whole (bridge, silo) may go back into a pooled table
+        // with the tenant column, which its rows carry: the read-back after the load checks
+        // that each of them names the tenant.
+        let back_to_pool = into_pool
+            && archived_owner == Owner::Schema
+            && matches!(&live.owner, Owner::Column { column }
+                if archived.archived_columns().any(|c| &c.name == column));
+        if bridge.is_some() && home != Some(schema.as_str()) && !back_to_pool {
             same_owner(&archived_owner, &live.owner, &name)?;
         }
         let mut def = live.clone();
@@ -115,6 +129,32 @@ pub(super) async fn restore_targets(
         plan,
         targets.into_iter().map(|(_, mi, def)| (mi, def)).collect(),
     ))
+}
+
+/// The schema of the one pooled table named `name`, where a relative table goes back into the
+/// pool.
+fn pooled_home(plan: &Plan, name: &str) -> Result<String> {
+    let found: Vec<&TableDef> = plan.tables[plan.pool_tables()]
+        .iter()
+        .filter(|t| t.name == name && matches!(t.owner, Owner::Column { .. }))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.schema.clone()),
+        [] => Err(Error::SchemaMismatch {
+            table: name.to_string(),
+            reason: "no pooled table with the tenant column has this name: the table of the \
+                     tenant's own schema has nowhere to go back to in the pool"
+                .into(),
+        }),
+        many => Err(Error::Invalid(format!(
+            "pooled tables {} all have the name {name}: restore with --schema-map =SCHEMA to \
+             say which",
+            many.iter()
+                .map(|t| t.display_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 /// Refuses when the live owner rule of a table differs from the archived one: SQL built by the

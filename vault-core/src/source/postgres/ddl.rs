@@ -6,8 +6,9 @@
 //! order: schemas, extensions and user-defined types the columns use (enums, domains with their
 //! checks, composites, ranges), sequences that column defaults draw from, then each table with
 //! its columns (types, defaults, identity, generated expressions, NOT NULL), primary key,
-//! unique, check and exclusion constraints, and its indexes. A partitioned table becomes one
-//! plain table. Foreign keys come separately ([`Ddl::foreign_keys`]): a tenant's rows may
+//! unique, check and exclusion constraints, and its indexes. A partitioned table keeps its
+//! partition key and its partitions (each with its bounds, sub-partitions included), made after
+//! the table's indexes so that they get them too. Foreign keys come separately ([`Ddl::foreign_keys`]): a tenant's rows may
 //! reference rows that are not in its export (global tables, other tenants).
 
 mod types;
@@ -106,6 +107,13 @@ fn assemble(
     let mut out = Ddl::default();
     let found = |def: &TableDef| live.get(&(def.schema.clone(), def.name.clone()));
     let mut schemas: BTreeSet<String> = tables.iter().map(|t| t.schema.clone()).collect();
+    // Partitions may live in other schemas than their table.
+    schemas.extend(
+        tables
+            .iter()
+            .filter_map(found)
+            .flat_map(|t| t.partitions.iter().map(|(schema, _)| schema.clone())),
+    );
     let oids: Vec<u32> = tables
         .iter()
         .filter_map(|d| found(d).map(|t| t.oid))
@@ -129,13 +137,6 @@ fn assemble(
         for (seq, _) in &t.sequences {
             let _ = writeln!(s, "CREATE SEQUENCE IF NOT EXISTS {seq};");
         }
-        if let Some(key) = &t.partitioned_by {
-            let _ = writeln!(
-                s,
-                "-- partitioned in the source database (PARTITION BY {}); one table here",
-                one_line(key)
-            );
-        }
         let qualified = qualified(&def.schema, &def.name);
         let _ = writeln!(s, "CREATE TABLE {qualified} (");
         let mut lines: Vec<String> = t.columns.clone();
@@ -144,9 +145,16 @@ fn assemble(
                 .iter()
                 .map(|(name, def)| format!("CONSTRAINT {} {def}", ident(name))),
         );
-        let _ = writeln!(s, "    {}\n);", lines.join(",\n    "));
+        let partitioned = match &t.partitioned_by {
+            Some(key) => format!(" PARTITION BY {key}"),
+            None => String::new(),
+        };
+        let _ = writeln!(s, "    {}\n){partitioned};", lines.join(",\n    "));
         for index in &t.indexes {
             let _ = writeln!(s, "{index};");
+        }
+        for (_, partition) in &t.partitions {
+            let _ = writeln!(s, "{partition};");
         }
         for (seq, column) in &t.sequences {
             if let Some(column) = column {
@@ -193,6 +201,8 @@ struct LiveTable {
     /// Sequences its column defaults draw from, each with the column that owns it (serial).
     sequences: Vec<(String, Option<String>)>,
     partitioned_by: Option<String>,
+    /// Its partitions, parents before children: (schema, `CREATE TABLE … PARTITION OF …`).
+    partitions: Vec<(String, String)>,
 }
 
 const WHAT: fn() -> String = || "reading table definitions".to_string();
@@ -227,6 +237,37 @@ async fn live_tables(
         by_oid.insert(oid, ((r.get(1), r.get(2)), table));
     }
     let oids: Vec<u32> = by_oid.keys().copied().collect();
+    let roots: Vec<u32> = by_oid
+        .values()
+        .filter(|(_, t)| t.partitioned_by.is_some())
+        .map(|(_, t)| t.oid)
+        .collect();
+    if !roots.is_empty() {
+        for r in client
+            .query(
+                "WITH RECURSIVE tree AS ( \
+                     SELECT i.inhrelid AS part, i.inhparent AS parent, i.inhparent AS root, 1 AS depth \
+                     FROM pg_inherits i WHERE i.inhparent = ANY($1) \
+                     UNION ALL \
+                     SELECT i.inhrelid, i.inhparent, t.root, t.depth + 1 \
+                     FROM pg_inherits i JOIN tree t ON i.inhparent = t.part) \
+                 SELECT t.root, n.nspname::text, 'CREATE TABLE ' || t.part::regclass::text \
+                        || ' PARTITION OF ' || t.parent::regclass::text || ' ' \
+                        || pg_get_expr(c.relpartbound, c.oid) \
+                        || coalesce(' PARTITION BY ' || pg_get_partkeydef(c.oid), '') \
+                 FROM tree t JOIN pg_class c ON c.oid = t.part \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relispartition ORDER BY t.root, t.depth, t.part",
+                &[&roots],
+            )
+            .await
+            .db(WHAT)?
+        {
+            if let Some((_, t)) = by_oid.get_mut(&r.get::<_, u32>(0)) {
+                t.partitions.push((r.get(1), r.get(2)));
+            }
+        }
+    }
     for r in client
         .query(
             "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), \
