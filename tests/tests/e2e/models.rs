@@ -130,6 +130,7 @@ struct Outcome {
     backed_up: (Value, Value),
     diff: Vec<String>,
     record_restore: Value,
+    found: Vec<String>,
     restored: Vec<Vec<String>>,
     exported: Vec<String>,
 }
@@ -170,6 +171,15 @@ fn run(model: Model) -> Outcome {
     ];
     let r = p.json(&[&args[..], &["--snapshot", &snap, "--with-related"]].concat());
     let record_restore = r["inserted"].clone();
+    // find needs no key: the record's versions, from the inventory.
+    let args = ["find", "acme", "--table", &items, "--key", "id=1"];
+    let found = p.env.tv.json(&args);
+    let found: Vec<String> = found
+        .as_array()
+        .unwrap_or_else(|| panic!("{model:?}: {found:#}"))
+        .iter()
+        .map(|v| format!("{} {}", v["present"], v["change"]))
+        .collect();
 
     // A whole restore puts every row back and no other tenant's.
     p.db().exec(&format!(
@@ -243,6 +253,7 @@ fn run(model: Model) -> Outcome {
         backed_up,
         diff,
         record_restore,
+        found,
         restored,
         exported,
     }
@@ -254,6 +265,7 @@ fn every_partition_model_gives_the_same_results() {
     assert_eq!(pool.backed_up, (2.into(), 28.into()), "{pool:#?}");
     assert_eq!(pool.record_restore, 3, "item 2 and its two tags: {pool:#?}");
     assert!(!pool.diff.is_empty(), "{pool:#?}");
+    assert_eq!(pool.found, ["true \"added\""], "{pool:#?}");
     for model in [Model::Bridge, Model::Silo] {
         assert_eq!(run(model), pool, "{model:?} against the pool");
     }

@@ -160,6 +160,8 @@ struct Cycle {
     source: SourceInfo,
     /// Size in pages of each planned table, where page-range reads are possible.
     pages: Vec<Option<u32>>,
+    /// Whether each planned table is a plain one (not partitioned), which `COPY` reads as it is.
+    plain: Vec<bool>,
     tenants: Vec<TenantRecord>,
     recipients: Vec<keys::DataRecipient>,
     /// Per tenant, the object lock its archive objects are written with.
@@ -555,7 +557,7 @@ impl Vault {
             .get(0);
         let source = source_info(&coordinator).await?;
         let ambiguous = ambiguous_rows(&coordinator, &plan, &self.config().tenant_column).await?;
-        let (rows_estimate, pages) = table_sizes(&coordinator, &plan).await?;
+        let (rows_estimate, pages, plain) = table_sizes(&coordinator, &plan).await?;
         let ddls = archived_ddls(&coordinator, &plan).await?;
 
         let (tenants, missing) = placed(tenants, &plan);
@@ -602,6 +604,7 @@ impl Vault {
             started: cycle.started,
             source,
             pages,
+            plain,
             tenants,
             plan,
             url,
@@ -1206,11 +1209,12 @@ async fn source_info(client: &tokio_postgres::Client) -> Result<SourceInfo> {
 }
 
 /// Rows to read (for progress) and, where TID range scans exist (PostgreSQL 14+), each table's
-/// size in pages (to split large tables), from planner statistics.
+/// size in pages (to split large tables), from planner statistics; and whether each table is a
+/// plain one.
 async fn table_sizes(
     client: &tokio_postgres::Client,
     plan: &Plan,
-) -> Result<(u64, Vec<Option<u32>>)> {
+) -> Result<(u64, Vec<Option<u32>>, Vec<bool>)> {
     let names: Vec<String> = plan
         .tables
         .iter()
@@ -1218,7 +1222,7 @@ async fn table_sizes(
         .collect();
     let rows = client
         .query(
-            "SELECT greatest(c.reltuples, 0)::int8, c.relpages::int8, current_setting('server_version_num')::int >= 140000 \
+            "SELECT greatest(c.reltuples, 0)::int8, c.relpages::int8, current_setting('server_version_num')::int >= 140000, c.relkind = 'r' \
              FROM unnest($1::text[]) WITH ORDINALITY n(name, i) JOIN pg_class c ON c.oid = n.name::regclass ORDER BY n.i",
             &[&names],
         )
@@ -1232,7 +1236,8 @@ async fn table_sizes(
                 .then(|| r.get::<_, i64>(1).clamp(0, u32::MAX as i64) as u32)
         })
         .collect();
-    Ok((total, pages))
+    let plain = rows.iter().map(|r| r.get::<_, bool>(3)).collect();
+    Ok((total, pages, plain))
 }
 
 impl Vault {

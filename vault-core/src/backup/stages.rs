@@ -6,6 +6,7 @@ use crate::archive::keyindex::{self, KeyCodec};
 use crate::archive::manifest::BlockRef;
 use crate::error::{DbContext, Error, Result};
 use crate::inventory::Inventory;
+use crate::source::postgres::catalog::Owner;
 use crate::source::postgres::extract::{self, Demux, Leftovers, RawBlock};
 use crate::source::postgres::query;
 use futures::StreamExt;
@@ -98,7 +99,15 @@ pub async fn reader(
                 Some(cycle.literals[t].clone())
             }
         };
-        let sql = query::copy_out(def, literal.as_deref(), pages);
+        // A table that is the tenant's whole, plain and without row-level security, is copied
+        // as it is: no query to plan, and no owner field in every row.
+        let only = tenant.filter(|_| {
+            def.owner == Owner::Schema && !def.rls && pages.is_none() && cycle.plain[table]
+        });
+        let sql = match only {
+            Some(_) => query::copy_table(def),
+            None => query::copy_out(def, literal.as_deref(), pages),
+        };
         let codec = KeyCodec::for_table(def);
         tracing::debug!(table = %def.display_name(), tenant = ?tenant.map(|t| &cycle.tenants[t].id), "reading");
         let left = extract::read_table(
@@ -108,6 +117,7 @@ pub async fn reader(
                 index: table,
                 def: &cycle.defs[table],
                 codec: codec.as_ref(),
+                only,
             },
             demux,
             out,

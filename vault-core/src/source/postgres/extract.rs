@@ -71,6 +71,9 @@ pub struct TableRead<'a> {
     pub index: usize,
     pub def: &'a crate::source::postgres::catalog::TableDef,
     pub codec: Option<&'a KeyCodec>,
+    /// The tenant of every row, when the COPY carries no owner field before the row (a table
+    /// that is one tenant's whole, copied as it is: see `query::copy_table`).
+    pub only: Option<usize>,
 }
 
 /// The receiving side closed: someone downstream failed and will report why.
@@ -90,6 +93,7 @@ pub async fn read_table(
         index: table,
         def,
         codec,
+        only,
     } = what;
     let stream = client
         .copy_out(sql)
@@ -127,17 +131,22 @@ pub async fn read_table(
             .filter(|l| !l.is_empty())
         {
             rows += 1;
-            let (owner, rest) = copytext::split_first(line);
-            if owner == copytext::NULL {
-                left.unowned += 1;
-                continue;
-            }
-            let tenant = demux.index.get(owner).copied();
-            let Some(tenant) = tenant.filter(|&t| demux.bridge[t] == own_schema) else {
-                *left.unregistered.entry(owner.to_vec()).or_default() += 1;
-                continue;
+            let (tenant, row) = match only {
+                Some(tenant) => (tenant, line),
+                None => {
+                    let (owner, rest) = copytext::split_first(line);
+                    if owner == copytext::NULL {
+                        left.unowned += 1;
+                        continue;
+                    }
+                    let tenant = demux.index.get(owner).copied();
+                    let Some(tenant) = tenant.filter(|&t| demux.bridge[t] == own_schema) else {
+                        *left.unregistered.entry(owner.to_vec()).or_default() += 1;
+                        continue;
+                    };
+                    (tenant, rest.unwrap_or_default())
+                }
             };
-            let row = rest.unwrap_or_default();
             let keys = &demux.tenants[tenant];
             if !keys.erased.is_empty() {
                 let filter = filters

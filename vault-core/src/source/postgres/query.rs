@@ -118,6 +118,17 @@ pub fn copy_out(t: &TableDef, tenant_literal: Option<&str>, pages: Option<Pages>
     format!("COPY ({}) TO STDOUT", select(t, tenant_literal, pages))
 }
 
+/// `COPY table (archived columns) TO STDOUT`: every row of a plain table (not partitioned) that
+/// is one tenant's whole, without the owner field [`copy_out`] puts first and without a plan.
+pub fn copy_table(t: &TableDef) -> String {
+    let cols: Vec<String> = t.archived_columns().map(|c| ident(&c.name)).collect();
+    format!(
+        "COPY {} ({}) TO STDOUT",
+        qualified(&t.schema, &t.name),
+        cols.join(", ")
+    )
+}
+
 /// `COPY (select_where) TO STDOUT` of one tenant's rows.
 pub fn copy_out_where(t: &TableDef, tenant_literal: &str, extra: &[String]) -> String {
     format!(
