@@ -284,6 +284,42 @@ impl Tvault {
         v
     }
 
+    /// `tvault VERB TENANT --table TABLE --key id=2 --snapshot SNAP --identity ID [EXTRA] --json`:
+    /// a record command on record id=2, which must succeed.
+    #[track_caller]
+    pub fn record(
+        &self,
+        verb: &str,
+        tenant: &str,
+        table: &str,
+        snapshot: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> Value {
+        let args = [verb, tenant, "--table", table, "--key", "id=2"];
+        let rest = ["--snapshot", snapshot, "--identity", identity];
+        self.json(&[&args[..], &rest[..], extra].concat())
+    }
+
+    /// `backup --all --json` in which some tenants fail (exit 6, for `what`): the report, and
+    /// each failed tenant with its error.
+    #[track_caller]
+    pub fn backup_partly(&self, what: &str) -> (Value, Vec<(String, String)>) {
+        let o = self.run(&["backup", "--all", "--json"]);
+        o.assert_code(6, what);
+        let report: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+        let failed = report["failed_tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let text = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                (text("tenant"), text("error"))
+            })
+            .collect();
+        (report, failed)
+    }
+
     /// `snapshots --json` (array).
     #[track_caller]
     pub fn snapshots(&self) -> Vec<Value> {

@@ -226,6 +226,21 @@ const MAX_SILOS_AT_ONCE: usize = 32;
 /// The least memory a silo database's pipeline gets.
 const MIN_SILO_BUDGET: usize = 8 << 20;
 
+/// Splits per-tenant results into what succeeded and the tenants that failed (each logged).
+fn by_outcome<T>(results: Vec<(TenantRecord, Result<T>)>) -> (Vec<T>, Vec<(TenantRecord, Error)>) {
+    let (mut ok, mut failed) = (vec![], vec![]);
+    for (t, r) in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => {
+                tracing::error!(tenant = %t.id, error = %crate::error::with_causes(&e), "tenant not backed up");
+                failed.push((t, e));
+            }
+        }
+    }
+    (ok, failed)
+}
+
 /// What a tenant owns whole, for messages.
 fn own_kind(t: &TenantRecord) -> &'static str {
     match t.placement.database() {
@@ -489,16 +504,8 @@ impl Vault {
             .buffer_unordered(at_once)
             .collect()
             .await;
-        let mut reads = vec![];
-        for (t, r) in results {
-            match r {
-                Ok(read) => reads.push(read),
-                Err(e) => {
-                    tracing::error!(tenant = %t.id, error = %crate::error::with_causes(&e), "tenant not backed up");
-                    failed.push((t, e));
-                }
-            }
-        }
+        let (reads, more) = by_outcome(results);
+        failed.extend(more);
         (reads, failed)
     }
 
@@ -760,17 +767,7 @@ impl Vault {
             .buffered(PARALLEL_READS)
             .collect()
             .await;
-        let (mut ok, mut failed) = (vec![], vec![]);
-        for (t, r) in results {
-            match r {
-                Ok(p) => ok.push(p),
-                Err(e) => {
-                    tracing::error!(tenant = %t.id, error = %crate::error::with_causes(&e), "tenant not backed up");
-                    failed.push((t, e));
-                }
-            }
-        }
-        (ok, failed)
+        by_outcome(results)
     }
 
     /// Deletes what a cycle wrote for one tenant (after its upload failed); best effort, as the
