@@ -470,3 +470,56 @@ fn a_source_that_cannot_be_read_fails_its_tenants_and_the_silos_go_on() {
     env.tv
         .ok(&["verify", "--tenant", "s0", "--identity", key.identity_str()]);
 }
+
+#[test]
+fn a_silo_on_a_second_server_is_read_over_tls_with_a_password_file() {
+    let (mut env, key, dbs) = silo_env_on("silo_far", Backend::Local, 2);
+    let sc = secure_cluster();
+    let far = TestDb::on_cluster(&sc.admin_url, "silo_far_db");
+    far.exec(&fixture("silo.sql"));
+    far.exec("SELECT fill_silo(5, 'far')");
+    // The tenant's record names its server and TLS settings; the password comes from a file.
+    let ca = sc.tls_dir.join("root.crt");
+    let database = format!(
+        "host=localhost port={} dbname={} user=tvault sslmode=verify-full sslrootcert={}",
+        sc.port,
+        far.name,
+        ca.display()
+    );
+    let pgpass = env.path("pgpass");
+    let line = format!(
+        "localhost:{}:*:tvault:{}\n",
+        sc.port,
+        SecureCluster::PASSWORD.replace(':', "\\:")
+    );
+    std::fs::write(&pgpass, line).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.tv
+        .envs
+        .push(("PGPASSFILE".into(), pgpass.to_string_lossy().into_owned()));
+    let add = ["tenant", "add", "far", "--recipient", &key.recipient];
+    env.tv.ok(&[&add[..], &["--database", &database]].concat());
+
+    let report = env.tv.json(&["backup", "--all"]);
+    assert_eq!(
+        report["failed_tenants"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
+    let far_summary = summary(&report, "far").unwrap();
+    // 5 customers, 10 orders, 5 notes, 10 log rows.
+    assert_eq!(far_summary["rows"], 30, "{far_summary:#}");
+    let snap = report["snapshot"].as_str().unwrap().to_string();
+
+    let at_backup = whole_db(&mut far.client());
+    let others = all_databases(&env, &dbs);
+    far.exec("DELETE FROM notes; UPDATE customers SET name = 'x'");
+    env.tv.restore("far", &snap, &key, None);
+    assert_tables_eq(
+        "the far silo after its restore",
+        &at_backup,
+        &whole_db(&mut far.client()),
+    );
+    assert_tables_eq("the other databases", &others, &all_databases(&env, &dbs));
+}
