@@ -44,11 +44,7 @@ done
 [[ $TABLES =~ ^[0-9]+$ && $TABLES -ge 3 ]] || die "--tables must be 3 or more"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time missing: install the Debian package 'time'"
 
-TVAULT=${TVAULT_BIN:-$REPO/target/release/tvault}
-if [[ ! -x $TVAULT ]]; then
-    log "building $TVAULT (cargo build --release -p vault-cli)"
-    cargo build --release -p vault-cli >&2
-fi
+tvault_bin
 ADMIN_URL=$(bash scripts/pg-local.sh start)
 PATH=$(bash scripts/pg-local.sh bindir):$PATH
 DB=tvault_bench_bridge_${SCHEMAS}_$TABLES
@@ -87,15 +83,7 @@ for run in $(seq 1 "$RUNS"); do
         DUMP_ERROR=$(grep -m1 -o 'ERROR: .*' "$WORK/stderr" || tail -n 1 "$WORK/stderr")
         log "pg_dump failed: $DUMP_ERROR"
     fi
-    timed tvault "$run" -- "$TVAULT" "${V[@]}" -q backup --all --json
-    cp "$WORK/stdout" "$WORK/backup.json"
-    grep -q '"failed_tenants": \[\]' "$WORK/backup.json" || die "run $run: some tenants failed (see $WORK/backup.json)"
-    FIRST_BYTES=$(file_bytes "$WORK/vault")
-    FIRST_STORE=$(file_bytes "$WORK/vault/store")
-    FIRST_OBJECTS=$(file_count "$WORK/vault/store")
-    timed unchanged "$run" -- "$TVAULT" "${V[@]}" -q backup --all --json
-    GROWTH=$(awk -v a="$(file_bytes "$WORK/vault")" -v b="$FIRST_BYTES" 'BEGIN { printf "%.2f", (a - b) * 100 / b }')
-    log "unchanged second cycle: vault grew by $GROWTH%"
+    two_cycles "$run"
     printf '%s\n' "${SAMPLED[@]}" >"$WORK/sampled.txt"
     MAY_FAIL=1 timed per_schema "$run" -- bash -c 'while read -r s; do pg_dump -Fc -n "$s" -d "$1" -f "$2/$s.pgdump" || exit 1; done <"$3"' \
         _ "$DB_URL" "$WORK/per-schema" "$WORK/sampled.txt"
@@ -122,7 +110,4 @@ REPORT=$(
     printf '\nafter the first cycle (last run): store %s B in %s objects; local state (inventory, audit) %s B\n' \
         "$FIRST_STORE" "$FIRST_OBJECTS" "$((FIRST_BYTES - FIRST_STORE))"
 )
-printf '%s\n' "$REPORT"
-mkdir -p "$REPO/bench/results"
-printf '%s\n\n' "$REPORT" >>"$REPO/bench/results/$DATE.md"
-log "appended to bench/results/$DATE.md"
+write_report "$REPORT"

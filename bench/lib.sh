@@ -62,3 +62,42 @@ set_comment() {
 COMMENT ON DATABASE :"db" IS :'params';
 SQL
 }
+
+# tvault_bin: sets TVAULT to $TVAULT_BIN, or to the release build (made with cargo when missing).
+tvault_bin() {
+    TVAULT=${TVAULT_BIN:-$REPO/target/release/tvault}
+    if [[ ! -x $TVAULT ]]; then
+        [[ -z ${TVAULT_BIN:-} ]] || die "TVAULT_BIN=$TVAULT is not executable"
+        log "building $TVAULT (cargo build --release -p vault-cli)"
+        cargo build --release -p vault-cli >&2
+        [[ -x $TVAULT ]] || die "cargo build did not produce $TVAULT"
+    fi
+}
+
+# two_cycles RUN: times `backup --all` into the vault $WORK/vault (as "tvault"), then again with
+# nothing changed (as "unchanged"); stops when a tenant failed. Sets FIRST_BYTES (the vault after
+# the first cycle), FIRST_STORE, FIRST_OBJECTS (its store) and GROWTH (percent the second added).
+two_cycles() {
+    local run=$1
+    timed tvault "$run" -- "$TVAULT" --vault "$WORK/vault" -q backup --all --json
+    cp "$WORK/stdout" "$WORK/backup.json"
+    grep -q '"failed_tenants": \[\]' "$WORK/backup.json" || die "run $run: some tenants failed (see $WORK/backup.json)"
+    FIRST_BYTES=$(file_bytes "$WORK/vault")
+    # shellcheck disable=SC2034 # for the caller's report
+    FIRST_STORE=$(file_bytes "$WORK/vault/store")
+    # shellcheck disable=SC2034
+    FIRST_OBJECTS=$(file_count "$WORK/vault/store")
+    timed unchanged "$run" -- "$TVAULT" --vault "$WORK/vault" -q backup --all --json
+    GROWTH=$(awk -v a="$(file_bytes "$WORK/vault")" -v b="$FIRST_BYTES" 'BEGIN { printf "%.2f", (a - b) * 100 / b }')
+    log "unchanged second cycle: vault grew by $GROWTH%"
+}
+
+# write_report TEXT: prints a benchmark's Markdown report and appends it to bench/results/<date>.md.
+write_report() {
+    local date
+    date=$(date -u +%Y-%m-%d)
+    printf '%s\n' "$1"
+    mkdir -p "$REPO/bench/results"
+    printf '%s\n\n' "$1" >>"$REPO/bench/results/$date.md"
+    log "appended to bench/results/$date.md"
+}

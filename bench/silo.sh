@@ -37,11 +37,7 @@ for v in RUNS DATABASES; do
 done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time missing: install the Debian package 'time'"
 
-TVAULT=${TVAULT_BIN:-$REPO/target/release/tvault}
-if [[ ! -x $TVAULT ]]; then
-    log "building $TVAULT (cargo build --release -p vault-cli)"
-    cargo build --release -p vault-cli >&2
-fi
+tvault_bin
 ADMIN_URL=$(bash scripts/pg-local.sh start)
 PATH=$(bash scripts/pg-local.sh bindir):$PATH
 PREFIX=tvault_bench_silo
@@ -84,15 +80,7 @@ for run in $(seq 1 "$RUNS"); do
     "$TVAULT" "${V[@]}" -q tenant import "$WORK/tenants.tsv" >/dev/null
     timed pg_dump_loop "$run" -- bash -c 'for i in $(seq 1 "$1"); do pg_dump -Fc -d "$2_$i" -f "$3/$i.pgdump" || exit 1; done' \
         _ "$DATABASES" "${ADMIN_URL%/*}/$PREFIX" "$WORK/dumps"
-    timed tvault "$run" -- "$TVAULT" "${V[@]}" -q backup --all --json
-    cp "$WORK/stdout" "$WORK/backup.json"
-    grep -q '"failed_tenants": \[\]' "$WORK/backup.json" || die "run $run: some tenants failed (see $WORK/backup.json)"
-    FIRST_BYTES=$(file_bytes "$WORK/vault")
-    FIRST_STORE=$(file_bytes "$WORK/vault/store")
-    FIRST_OBJECTS=$(file_count "$WORK/vault/store")
-    timed unchanged "$run" -- "$TVAULT" "${V[@]}" -q backup --all --json
-    GROWTH=$(awk -v a="$(file_bytes "$WORK/vault")" -v b="$FIRST_BYTES" 'BEGIN { printf "%.2f", (a - b) * 100 / b }')
-    log "unchanged second cycle: vault grew by $GROWTH%"
+    two_cycles "$run"
     log "dumps $(file_bytes "$WORK/dumps") B; vault store $FIRST_STORE B, $FIRST_OBJECTS objects"
 done
 
@@ -110,7 +98,4 @@ REPORT=$(
     printf '\nafter the first cycle (last run): store %s B in %s objects; local state (inventory, audit) %s B\n' \
         "$FIRST_STORE" "$FIRST_OBJECTS" "$((FIRST_BYTES - FIRST_STORE))"
 )
-printf '%s\n' "$REPORT"
-mkdir -p "$REPO/bench/results"
-printf '%s\n\n' "$REPORT" >>"$REPO/bench/results/$DATE.md"
-log "appended to bench/results/$DATE.md"
+write_report "$REPORT"
