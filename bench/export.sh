@@ -38,11 +38,7 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time missing: install the Debian package 'time'"
 
-TVAULT=${TVAULT_BIN:-$REPO/target/release/tvault}
-if [[ ! -x $TVAULT ]]; then
-    log "building $TVAULT (cargo build --release -p vault-cli)"
-    cargo build --release -p vault-cli >&2
-fi
+tvault_bin
 ADMIN_URL=$(bash scripts/pg-local.sh start)
 PATH=$(bash scripts/pg-local.sh bindir):$PATH
 DB_URL=${ADMIN_URL%/*}/$DB

@@ -72,13 +72,7 @@ if [[ ! -x /usr/bin/time ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y time >&2
 fi
 
-TVAULT=${TVAULT_BIN:-$REPO/target/release/tvault}
-if [[ ! -x $TVAULT ]]; then
-    [[ -z ${TVAULT_BIN:-} ]] || die "TVAULT_BIN=$TVAULT is not executable"
-    log "building $TVAULT (cargo build --release -p vault-cli)"
-    cargo build --release -p vault-cli >&2
-    [[ -x $TVAULT ]] || die "cargo build did not produce $TVAULT"
-fi
+tvault_bin
 TVAULT_VERSION=$("$TVAULT" --version 2>/dev/null | head -n 1 || true)
 
 ADMIN_URL=$(bash scripts/pg-local.sh start)

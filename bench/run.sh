@@ -79,12 +79,10 @@ if [[ ! -x /usr/bin/time ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y time >&2
 fi
 
-TVAULT=${TVAULT_BIN:-$REPO/target/release/tvault}
-if selected tvault && [[ ! -x $TVAULT ]]; then
-    [[ -z ${TVAULT_BIN:-} ]] || die "TVAULT_BIN=$TVAULT is not executable"
-    log "building $TVAULT (cargo build --release -p vault-cli)"
-    cargo build --release -p vault-cli >&2
-    [[ -x $TVAULT ]] || die "cargo build did not produce $TVAULT"
+if selected tvault; then
+    tvault_bin
+else
+    TVAULT=${TVAULT_BIN:-$REPO/target/release/tvault}
 fi
 
 ADMIN_URL=$(bash scripts/pg-local.sh start)

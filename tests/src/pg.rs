@@ -260,6 +260,19 @@ pub struct SecureCluster {
 
 impl SecureCluster {
     pub const PASSWORD: &'static str = "Secure-e2e-Pw-7781";
+
+    /// Writes a libpq password file at `path` (mode 0600, a comment line first) with role
+    /// `tvault`'s password for any database of this cluster on `localhost`.
+    pub fn password_file(&self, path: &std::path::Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let line = format!(
+            "# test\nlocalhost:{}:*:tvault:{}\n",
+            self.port,
+            Self::PASSWORD.replace(':', "\\:")
+        );
+        std::fs::write(path, line).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 }
 
 pub fn secure_cluster() -> &'static SecureCluster {

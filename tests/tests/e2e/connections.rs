@@ -174,14 +174,8 @@ fn passwords_come_from_the_environment_the_password_file_or_a_client_certificate
     );
     // The password file, found through PGPASSFILE, with libpq's escapes and wildcards.
     let file = env.path("pgpass");
-    let line = format!(
-        "# test\nlocalhost:{}:*:tvault:{}\n",
-        sc.port,
-        SecureCluster::PASSWORD.replace(':', "\\:")
-    );
-    std::fs::write(&file, line).unwrap();
+    sc.password_file(&file);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let passfile = file.to_string_lossy().into_owned();
     tables(&env, &source, &[("PGPASSFILE", &passfile)]).assert_code(0, "password from PGPASSFILE");
     // ~/.pgpass, as libpq finds it.

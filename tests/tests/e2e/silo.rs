@@ -487,14 +487,7 @@ fn a_silo_on_a_second_server_is_read_over_tls_with_a_password_file() {
         ca.display()
     );
     let pgpass = env.path("pgpass");
-    let line = format!(
-        "localhost:{}:*:tvault:{}\n",
-        sc.port,
-        SecureCluster::PASSWORD.replace(':', "\\:")
-    );
-    std::fs::write(&pgpass, line).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sc.password_file(&pgpass);
     env.tv
         .envs
         .push(("PGPASSFILE".into(), pgpass.to_string_lossy().into_owned()));
