@@ -17,12 +17,14 @@ mod faultproxy;
 mod fingerprint;
 mod pg;
 mod s3;
+mod server;
 mod tvault;
 
 pub use faultproxy::*;
 pub use fingerprint::*;
 pub use pg::*;
 pub use s3::*;
+pub use server::*;
 pub use tvault::*;
 
 /// Workspace root (`tests/..`).

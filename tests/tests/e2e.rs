@@ -119,6 +119,8 @@ mod rotation;
 mod s3;
 #[path = "e2e/schema.rs"]
 mod schema;
+#[path = "e2e/server.rs"]
+mod server;
 #[path = "e2e/silo.rs"]
 mod silo;
 #[path = "e2e/timeouts.rs"]

@@ -1,6 +1,6 @@
 //! What every subcommand gets: global options and the layered configuration.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use vault_core::{Vault, VaultConfig};
@@ -55,58 +55,29 @@ pub struct Global {
 }
 
 impl Global {
+    fn location(&self) -> vault_core::location::Location {
+        vault_core::location::Location {
+            vault: self.vault.clone(),
+            state_dir: self.state_dir.clone(),
+            config: self.config.clone(),
+        }
+    }
+
     /// The store URL, when `--vault` is one (`file://` URLs are directories).
     pub fn store_url(&self) -> Option<&str> {
-        (self.vault.contains("://") && !self.vault.starts_with("file://"))
-            .then_some(self.vault.as_str())
+        vault_core::location::Location::store_url_of(&self.vault)
     }
 
     /// The vault's local directory.
     pub fn dir(&self) -> PathBuf {
-        if let Some(url) = self.store_url() {
-            if let Some(d) = &self.state_dir {
-                return d.clone();
-            }
-            let base = std::env::var_os("XDG_STATE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-                .unwrap_or_else(|| PathBuf::from("."));
-            let name: String = url
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            return base.join("tvault").join(name);
-        }
-        PathBuf::from(self.vault.strip_prefix("file://").unwrap_or(&self.vault))
+        self.location().dir()
     }
 
     /// The config: file, then `TVAULT_*` environment (through clap), then flags.
     pub fn config(&self) -> Result<VaultConfig> {
-        let mut config = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
-            }
-            None => Vault::load_config(&self.dir())?,
-        };
+        let mut config = self.location().config()?;
         if let Some(source) = &self.source {
             config.source = source.clone();
-        }
-        if let Some(url) = self.store_url() {
-            if config.store.as_deref() != Some(url) {
-                anyhow::bail!(
-                    "the state directory {} belongs to the vault at {}, not {url}: pass --state-dir",
-                    self.dir().display(),
-                    config.store.as_deref().unwrap_or("its own store/ directory"),
-                );
-            }
         }
         Ok(config)
     }

@@ -48,6 +48,17 @@ pub struct VaultConfig {
     /// `[s3]`: how an `s3://` store is reached and locked.
     #[serde(default, skip_serializing_if = "S3Config::is_default")]
     pub s3: S3Config,
+    /// How long the store lease (docs/FORMAT.md) of a crashed holder blocks other hosts'
+    /// deleting operations and cycles; the holder renews it every quarter of this.
+    #[serde(
+        default = "default_lease_seconds",
+        skip_serializing_if = "is_default_lease"
+    )]
+    pub store_lease_seconds: u64,
+    /// `[server]`: read by `tvault-server` alone (docs/SERVER.md); kept here so that one file
+    /// configures both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<toml::Table>,
 }
 
 /// The owner of a table as declared in `[ownership]` (see `docs/RESTORE.md`).
@@ -217,6 +228,14 @@ impl RestoreLimits {
     }
 }
 
+fn default_lease_seconds() -> u64 {
+    crate::lease::TTL.as_secs()
+}
+
+fn is_default_lease(s: &u64) -> bool {
+    *s == default_lease_seconds()
+}
+
 fn default_tenant_column() -> String {
     "tenant_id".to_string()
 }
@@ -238,6 +257,8 @@ impl VaultConfig {
             restore: RestoreLimits::default(),
             retention: RetentionConfig::default(),
             s3: S3Config::default(),
+            store_lease_seconds: default_lease_seconds(),
+            server: None,
         }
     }
 }
@@ -259,6 +280,8 @@ impl fmt::Debug for VaultConfig {
             .field("restore", &self.restore)
             .field("retention", &self.retention)
             .field("s3", &self.s3)
+            .field("store_lease_seconds", &self.store_lease_seconds)
+            .field("server", &self.server.as_ref().map(|_| "[server]"))
             .finish()
     }
 }

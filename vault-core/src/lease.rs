@@ -3,7 +3,7 @@
 //!
 //! The lease is one object, `lease.json` (docs/FORMAT.md), changed only by compare-and-swap
 //! ([`Store::put_if`]): created when absent, replaced when it is the version read. Its holder
-//! renews it every [`RENEW`]; a lease not renewed for [`TTL`] (a crashed holder) is taken over.
+//! renews it every quarter of its time to live ([`TTL`] by default); a lease not renewed in time (a crashed holder) is taken over.
 //! A holder that finds its lease replaced stops deleting: every deletion checks [`Vault::leased`]
 //! first.
 //!
@@ -19,10 +19,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// How long a lease lasts without renewal.
+/// How long a lease lasts without renewal, unless the config's `store_lease_seconds` says
+/// otherwise; its holder renews it every quarter of that.
 pub const TTL: Duration = Duration::from_secs(120);
-/// How often a holder renews it.
-pub const RENEW: Duration = Duration::from_secs(30);
 
 /// The lease object's name in the store.
 pub fn path() -> ObjPath {
@@ -93,6 +92,8 @@ pub fn host_name() -> String {
 
 /// A lease this process holds, shared by its operations.
 pub(crate) struct Held {
+    /// The lease's time to live.
+    ttl: Duration,
     store: Store,
     state: Mutex<(Lease, Tag)>,
     lost: AtomicBool,
@@ -151,7 +152,7 @@ impl Vault {
         let deadline = tokio::time::Instant::now() + self.wait();
         let mut told = false;
         let (lease, tag) = loop {
-            match acquire(self.store(), operation, self.trail()).await? {
+            match acquire(self.store(), operation, self.trail(), self.lease_ttl()).await? {
                 Ok(held) => break held,
                 Err(other) => {
                     if tokio::time::Instant::now() >= deadline {
@@ -169,7 +170,9 @@ impl Vault {
                 }
             }
         };
+        let ttl = self.lease_ttl();
         let held = Arc::new(Held {
+            ttl,
             store: self.store().clone(),
             state: Mutex::new((lease, tag)),
             lost: AtomicBool::new(false),
@@ -178,7 +181,7 @@ impl Vault {
         let weak = Arc::downgrade(&held);
         let task = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(RENEW).await;
+                tokio::time::sleep(ttl / 4).await;
                 let Some(h) = weak.upgrade() else { return };
                 if !h.renew().await {
                     return;
@@ -208,6 +211,7 @@ async fn acquire(
     store: &Store,
     operation: &str,
     trail: Option<&str>,
+    ttl: Duration,
 ) -> Result<std::result::Result<(Lease, Tag), Lease>> {
     let now = OffsetDateTime::now_utc();
     let existing = store.get_tagged(&path()).await?;
@@ -232,7 +236,7 @@ async fn acquire(
         operation: operation.to_string(),
         trail: trail.map(str::to_string),
         acquired: now,
-        expires: now + TTL,
+        expires: now + ttl,
         released: false,
     };
     let bytes = serde_json::to_vec_pretty(&lease).unwrap_or_default();
@@ -254,9 +258,9 @@ async fn acquire(
         None => match store.get_tagged(&path()).await? {
             Some((bytes, _)) => match serde_json::from_slice::<Lease>(&bytes) {
                 Ok(l) if !l.free(OffsetDateTime::now_utc(), trail) => Ok(Err(l)),
-                _ => Box::pin(acquire(store, operation, trail)).await,
+                _ => Box::pin(acquire(store, operation, trail, ttl)).await,
             },
-            None => Box::pin(acquire(store, operation, trail)).await,
+            None => Box::pin(acquire(store, operation, trail, ttl)).await,
         },
     }
 }
@@ -267,7 +271,7 @@ impl Held {
         let Some((mut lease, tag)) = self.state.lock().ok().map(|s| s.clone()) else {
             return false;
         };
-        lease.expires = OffsetDateTime::now_utc() + TTL;
+        lease.expires = OffsetDateTime::now_utc() + self.ttl;
         let bytes = serde_json::to_vec_pretty(&lease).unwrap_or_default();
         match self.store.put_if(&path(), bytes, Some(&tag)).await {
             Ok(Some(new)) => {

@@ -369,6 +369,11 @@ impl Vault {
         &self.shared.leases
     }
 
+    /// The store lease's time to live (at least 4 s: it is renewed every quarter of it).
+    pub(crate) fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shared.config.store_lease_seconds.max(4))
+    }
+
     pub(crate) fn wait(&self) -> std::time::Duration {
         self.shared.wait
     }
@@ -439,7 +444,7 @@ impl Vault {
     }
 
     /// An error once [`Vault::cancel`] was called.
-    pub(crate) fn check_cancelled(&self) -> Result<()> {
+    pub fn check_cancelled(&self) -> Result<()> {
         match self.op.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
             true => Err(Error::Aborted("cancelled".into())),
             false => Ok(()),

@@ -502,10 +502,10 @@ pub async fn replay(
     Ok(skipped)
 }
 
-/// Drops a schema [`replay`] created, after the restore into it failed.
+/// Drops a schema [`replay`] created: after the restore into it failed, or a drill.
 pub async fn drop_created(client: &impl GenericClient, home: &str) -> Result<()> {
     client
-        .batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(home)))
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(home)))
         .await
         .db(|| format!("dropping schema {home:?}, which the failed restore created"))
 }
@@ -542,8 +542,13 @@ pub async fn drop_new(
 ) -> Result<()> {
     let now = user_objects(client).await?;
     let what = || "dropping what the failed restore made".to_string();
+    // A plain Vec and loop (no iterator adaptor held across the awaits) keeps the future Send.
+    let made: Vec<(String, String)> = now.difference(before).cloned().collect();
     for kind in ["schema", "table", "sequence", "type"] {
-        for (k, name) in now.difference(before).filter(|(k, _)| k == kind) {
+        for (k, name) in &made {
+            if k != kind {
+                continue;
+            }
             let sql = match k.as_str() {
                 "schema" => format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
                 other => format!("DROP {} IF EXISTS {name} CASCADE", other.to_uppercase()),
