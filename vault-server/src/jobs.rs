@@ -80,10 +80,25 @@ pub async fn worker(app: App) {
     }
 }
 
-/// Re-queues or interrupts the jobs of servers that stopped renewing their leases.
+/// Brings this server's inventory up to what other servers of the store committed.
+async fn catch_up(app: &App) {
+    match app.vault.catch_up_inventory(app.escrow.as_ref()).await {
+        Ok(r) if r.cycles > 0 => tracing::info!(?r, "inventory caught up with the store"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("catching up with the store: {e}"),
+    }
+}
+
+/// Re-queues or interrupts the jobs of servers that stopped renewing their leases, and keeps
+/// the inventory in step with the store (every 30 ticks).
 pub async fn reaper(app: App, tick: Duration) {
+    let mut n: u64 = 0;
     loop {
         tokio::time::sleep(tick).await;
+        n += 1;
+        if n.is_multiple_of(30) {
+            catch_up(&app).await;
+        }
         match app.control.expire_leases().await {
             Ok((0, 0)) => {}
             Ok((requeued, interrupted)) => {
@@ -137,6 +152,7 @@ async fn run(app: &App, job: Job) {
         progress.clone(),
     ));
     tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, "job started");
+    catch_up(app).await;
     // On a thread of its own: the future of a whole restore is not provably `Send` (a limit
     // of the compiler's reasoning about higher-ranked lifetimes), so it cannot be spawned.
     let result = {

@@ -651,6 +651,43 @@ fn two_servers_share_one_queue_and_one_takes_over_a_dead_ones_job() {
         assert_eq!(j["state"], "succeeded", "{j:#}");
         assert_eq!(j["attempts"], 1, "{j:#}");
     }
+    // A cycle run by a reaches b's inventory: b lists its snapshots (and finds records in
+    // them: globex allowed escrow, whose identity b holds).
+    env.db.exec("UPDATE users SET email = 'moved@globex.example' WHERE id = 121");
+    let cycle = a.expect(
+        202,
+        "POST",
+        "/v1/backups",
+        &operator,
+        Some(&json!({ "tenants": ["globex"] })),
+    );
+    assert_eq!(a.wait_job(&operator, &job_id(&cycle))["state"], "succeeded");
+    let on_a = a.expect(200, "GET", "/v1/tenants/globex/snapshots", &operator, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let on_b = sb.expect(200, "GET", "/v1/tenants/globex/snapshots", &operator, None);
+        if on_b == on_a {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b did not catch up: {on_a:#} vs {on_b:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let latest = on_a.as_array().unwrap().last().unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let found = sb.expect(
+        200,
+        "GET",
+        "/v1/tenants/globex/records?table=public.users&key=id=121",
+        &operator,
+        None,
+    );
+    assert!(found.to_string().contains(&latest), "{found:#}");
+    assert_eq!(on_a.as_array().unwrap().len(), 2, "{on_a:#}");
     // b stops taking jobs for a moment (killed), a takes a cycle and dies in the middle of it.
     sb.kill();
     let cycle = a.expect(202, "POST", "/v1/backups", &operator, Some(&json!({})));

@@ -23,6 +23,15 @@ pub struct RebuildReport {
     pub tenants_without_keys: Vec<String>,
 }
 
+/// What [`Vault::catch_up_inventory`] added.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct CatchUpReport {
+    pub tenants: u64,
+    pub cycles: u64,
+    pub snapshots: u64,
+    pub key_sets: u64,
+}
+
 impl Vault {
     /// Clears the inventory and rebuilds it from the store; `identities` unlock the record-level
     /// part for the tenants they belong to.
@@ -56,46 +65,12 @@ impl Vault {
         identities: &BTreeMap<String, keys::TenantIdentities>,
     ) -> Result<RebuildReport> {
         let mut report = RebuildReport::default();
-        let committed: HashSet<String> = self
-            .list(&layout::snapshots_prefix())
-            .await?
-            .into_iter()
-            .filter_map(|m| {
-                m.location
-                    .filename()?
-                    .strip_suffix(".json")
-                    .map(str::to_string)
-            })
-            .filter(|s| layout::is_snapshot_id(s))
+        let records_of_cycles = self.stored_cycles().await?;
+        let committed: HashSet<String> = records_of_cycles
+            .iter()
+            .map(|c| c.snapshot.clone())
             .collect();
-        // Every snapshot record must be authentic and name its own snapshot.
-        let mut records_of_cycles = vec![];
-        for id in &committed {
-            let path = layout::snapshot_record(id);
-            let bytes = self.get(&path).await?;
-            let record: crate::archive::manifest::SnapshotRecord =
-                serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?;
-            if &record.snapshot != id {
-                return Err(Error::corrupt(&path, "the record names another snapshot"));
-            }
-            records_of_cycles.push(record);
-        }
-        let mut records = vec![];
-        for meta in self.list(&layout::tenants_prefix()).await? {
-            if meta.location.filename() != Some("tenant.json") {
-                continue;
-            }
-            let bytes = self.get(&meta.location).await?;
-            let r: TenantRecord =
-                serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&meta.location, e))?;
-            if r.path != self.tenant_path(&r.id) {
-                return Err(Error::corrupt(
-                    &meta.location,
-                    "the tenant record is not in its tenant's directory",
-                ));
-            }
-            records.push(r);
-        }
+        let records = self.stored_tenants().await?;
         if let Some(id) = identities
             .keys()
             .find(|id| !records.iter().any(|r| &r.id == *id))
@@ -118,15 +93,9 @@ impl Vault {
             self.inventory()
                 .put_tenant_record(r, unlocked.as_ref().map(|u| &u.id_key))?;
             let mut snaps: Vec<String> = self
-                .list(&layout::Path::from(format!("tenants/{}/manifests", r.path)))
+                .stored_manifests(r)
                 .await?
                 .into_iter()
-                .filter_map(|m| {
-                    m.location
-                        .filename()?
-                        .strip_suffix(".json")
-                        .map(str::to_string)
-                })
                 .filter(|s| committed.contains(s))
                 .collect();
             snaps.sort();
@@ -142,6 +111,146 @@ impl Vault {
             }
         }
         self.inventory().flush().await?;
+        Ok(report)
+    }
+
+    /// The committed cycles of the store: every snapshot record, authentic and naming its own
+    /// snapshot.
+    async fn stored_cycles(&self) -> Result<Vec<crate::archive::manifest::SnapshotRecord>> {
+        let ids: Vec<String> = self
+            .list(&layout::snapshots_prefix())
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .filter(|s| layout::is_snapshot_id(s))
+            .collect();
+        let mut out = vec![];
+        for id in &ids {
+            let path = layout::snapshot_record(id);
+            let bytes = self.get(&path).await?;
+            let record: crate::archive::manifest::SnapshotRecord =
+                serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+            if &record.snapshot != id {
+                return Err(Error::corrupt(&path, "the record names another snapshot"));
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// The tenant records of the store, each in its own tenant's directory.
+    async fn stored_tenants(&self) -> Result<Vec<TenantRecord>> {
+        let mut records = vec![];
+        for meta in self.list(&layout::tenants_prefix()).await? {
+            if meta.location.filename() != Some("tenant.json") {
+                continue;
+            }
+            let bytes = self.get(&meta.location).await?;
+            let r: TenantRecord =
+                serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&meta.location, e))?;
+            if r.path != self.tenant_path(&r.id) {
+                return Err(Error::corrupt(
+                    &meta.location,
+                    "the tenant record is not in its tenant's directory",
+                ));
+            }
+            records.push(r);
+        }
+        Ok(records)
+    }
+
+    /// The snapshots a tenant has manifests of in the store, oldest first.
+    async fn stored_manifests(&self, r: &TenantRecord) -> Result<Vec<String>> {
+        let mut snaps: Vec<String> = self
+            .list(&layout::Path::from(format!("tenants/{}/manifests", r.path)))
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .collect();
+        snaps.sort();
+        Ok(snaps)
+    }
+
+    /// Brings the inventory up to what other hosts of the store committed since it was last
+    /// in step: their tenants and their cycles' snapshots (the operational part, no key
+    /// needed). With the escrow identity, the id keys and record key sets of tenants that
+    /// allowed escrow come too; other tenants' records made elsewhere are found after an
+    /// `inventory rebuild` with their identity. Snapshots deleted elsewhere stay listed until
+    /// then (reading one fails with a clear not-found).
+    pub async fn catch_up_inventory(
+        &self,
+        escrow: Option<&keys::TenantIdentities>,
+    ) -> Result<CatchUpReport> {
+        let mut report = CatchUpReport::default();
+        let known: HashSet<String> = self
+            .inventory()
+            .cycles()?
+            .into_iter()
+            .map(|c| c.snapshot)
+            .collect();
+        let new_cycles: Vec<_> = self
+            .stored_cycles()
+            .await?
+            .into_iter()
+            .filter(|c| !known.contains(&c.snapshot))
+            .collect();
+        let known_tenants: HashSet<String> = self.tenants()?.into_iter().map(|t| t.id).collect();
+        let mut unlocked = std::collections::HashMap::new();
+        let stored = match new_cycles.is_empty() {
+            // New tenants come with a cycle, or are looked for when one is asked for by id.
+            true => vec![],
+            false => self.stored_tenants().await?,
+        };
+        for r in &stored {
+            let key = match (escrow, r.escrow) {
+                (Some(e), true) => self.unlock(r, e).await.ok(),
+                _ => None,
+            };
+            if !known_tenants.contains(&r.id) {
+                self.inventory()
+                    .put_tenant_record(r, key.as_ref().map(|u| &u.id_key))?;
+                report.tenants += 1;
+            }
+            if let Some(k) = key {
+                unlocked.insert(r.id.clone(), k);
+            }
+        }
+        for c in &new_cycles {
+            self.inventory().put_cycle(c)?;
+            report.cycles += 1;
+        }
+        let ids: HashSet<&str> = new_cycles.iter().map(|c| c.snapshot.as_str()).collect();
+        for r in &stored {
+            let have: HashSet<String> = self
+                .inventory()
+                .snapshots(&r.path)?
+                .into_iter()
+                .map(|s| s.snapshot)
+                .collect();
+            for snap in self.stored_manifests(r).await? {
+                if !ids.contains(snap.as_str()) || have.contains(&snap) {
+                    continue;
+                }
+                self.index_snapshot(r, &snap).await?;
+                report.snapshots += 1;
+                if let Some(u) = unlocked.get(&r.id) {
+                    report.key_sets += self.index_key_sets(r, u, &snap).await?;
+                }
+            }
+        }
+        if report != CatchUpReport::default() {
+            self.inventory().flush().await?;
+        }
         Ok(report)
     }
 
