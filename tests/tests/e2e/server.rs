@@ -653,7 +653,8 @@ fn two_servers_share_one_queue_and_one_takes_over_a_dead_ones_job() {
     }
     // A cycle run by a reaches b's inventory: b lists its snapshots (and finds records in
     // them: globex allowed escrow, whose identity b holds).
-    env.db.exec("UPDATE users SET email = 'moved@globex.example' WHERE id = 121");
+    env.db
+        .exec("UPDATE users SET email = 'moved@globex.example' WHERE id = 121");
     let cycle = a.expect(
         202,
         "POST",
@@ -700,4 +701,98 @@ fn two_servers_share_one_queue_and_one_takes_over_a_dead_ones_job() {
     assert_eq!(j["node"], "b", "{j:#}");
     assert_eq!(j["attempts"], 2, "{j:#}");
     assert!(j["error"].is_null(), "{j:#}");
+}
+
+/// A CA, a certificate it signed for `names`, and the certificate's key (PEM).
+fn signed(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, names: &[&str]) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn tls_with_client_certificates_and_no_plain_http_off_loopback() {
+    let env = Env::new("server_tls", &FIX);
+    env.tv.init(&env.db.url, &[]);
+    let control = TestDb::new("server_tls_control");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let (server_cert, server_key) = signed(&ca, &["localhost", "127.0.0.1"]);
+    let (client_cert, client_key) = signed(&ca, &["support-desk"]);
+    let write = |name: &str, text: &str| {
+        let p = env.path(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let extra = format!(
+        "tls_cert = {:?}\ntls_key = {:?}\nclient_ca = {:?}",
+        write("server.pem", &server_cert),
+        write("server.key", &server_key),
+        write("ca.pem", &ca_cert.pem()),
+    );
+    configure_server(&env.tv.vault, &control, &extra);
+    let operator = bootstrap_operator(&env.tv.vault);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = env.tv.vault.clone();
+    let start = |bind: &str| {
+        let dir = dir.clone();
+        let bind = bind.to_string();
+        rt.block_on(async move {
+            let config = vault_core::Vault::load_config(&dir).unwrap();
+            let mut server = vault_server::ServerConfig::from_vault(&config).unwrap();
+            if bind.starts_with("0.0.0.0") {
+                server.tls_cert = None;
+                server.tls_key = None;
+                server.client_ca = None;
+            }
+            let vault = vault_core::Vault::open_waiting(&dir, config, Duration::from_secs(20))
+                .await
+                .unwrap();
+            let listener = std::net::TcpListener::bind(&bind).unwrap();
+            vault_server::Server::start(vault, server, Default::default(), listener).await
+        })
+    };
+    // Plain HTTP on an address others can reach is refused.
+    let refused = start("0.0.0.0:0")
+        .err()
+        .expect("plain HTTP on 0.0.0.0 was accepted");
+    assert!(refused.to_string().contains("plain HTTP"), "{refused:#}");
+
+    let server = start("127.0.0.1:0").unwrap();
+    let url = format!("https://localhost:{}/v1/whoami", server.addr().port());
+    let root = reqwest::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap();
+    let with_cert = reqwest::blocking::Client::builder()
+        .add_root_certificate(root.clone())
+        .identity(
+            reqwest::Identity::from_pem(format!("{client_cert}{client_key}").as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let who: Value = with_cert
+        .get(&url)
+        .bearer_auth(&operator)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(who["role"], "operator", "{who:#}");
+    // Without a client certificate the handshake fails: no request reaches a route.
+    let without = reqwest::blocking::Client::builder()
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let err = without.get(&url).bearer_auth(&operator).send();
+    assert!(
+        err.is_err(),
+        "a client without a certificate got {:?}",
+        err.map(|r| r.status())
+    );
+    rt.block_on(server.shutdown(Duration::from_secs(5)));
 }
