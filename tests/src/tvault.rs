@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::{new_bucket, repo_root, s3_admin, s3_endpoint, s3_env, BucketKind, TestDb, Value};
 
-/// Path to a fresh `tvault` binary (built once per test process).
+/// Path to a fresh `tvault` binary (built once per test process, with `tvault-server`).
 pub fn tvault_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -29,6 +29,10 @@ pub fn tvault_bin() -> &'static Path {
                 "vault-cli",
                 "--bin",
                 "tvault",
+                "-p",
+                "vault-server",
+                "--bin",
+                "tvault-server",
                 "--target-dir",
             ])
             .arg(target_dir);
@@ -53,6 +57,12 @@ pub fn tvault_bin() -> &'static Path {
         );
         bin
     })
+}
+
+/// Path to the `tvault-server` binary built with [`tvault_bin`] (beside it).
+pub fn server_bin() -> PathBuf {
+    let tvault = tvault_bin();
+    tvault.with_file_name(format!("tvault-server{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// Result of one `tvault` run.

@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 pub const CONTROL_VERSION: i32 = 1;
 
 const SCHEMA: &str = "
+SET client_min_messages = warning;
 CREATE SCHEMA IF NOT EXISTS tvault_control;
 CREATE TABLE IF NOT EXISTS tvault_control.meta (
     version int NOT NULL,

@@ -181,7 +181,9 @@ impl Server {
             .stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.app.wake.notify_waiters();
-        self.handle.graceful_shutdown(Some(grace));
+        // Open connections get a few seconds; running jobs get `grace`.
+        self.handle
+            .graceful_shutdown(Some(grace.min(Duration::from_secs(5))));
         let deadline = tokio::time::Instant::now() + grace;
         while !self
             .app

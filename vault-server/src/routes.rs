@@ -132,7 +132,12 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> ApiError {
-        ApiError::new(e.status(), "invalid", e.body_text())
+        use axum::extract::rejection::JsonRejection as R;
+        let status = match &e {
+            R::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, "invalid", e.body_text())
     }
 }
 
@@ -475,7 +480,11 @@ pub fn router(app: App) -> Router {
             error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
         })
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            tower_http::trace::TraceLayer::new_for_http()
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                )
+                .make_span_with(
                 |req: &axum::http::Request<Body>| {
                     let id = req
                         .headers()

@@ -279,6 +279,33 @@ fn a_tenant_registers_a_key_exports_downloads_and_opens_its_data() {
         Some(&json!({})),
     );
     assert_eq!(status, 429, "{v:#}");
+    // Its retention policy, set by itself; a hold, by the operator alone.
+    s.expect(
+        200,
+        "PUT",
+        "/v1/tenants/acme/policy",
+        &acme,
+        Some(&json!({ "keep_last": 3 })),
+    );
+    let policy = s.expect(200, "GET", "/v1/tenants/acme/policy", &acme, None);
+    assert_eq!(policy["policy"]["keep_last"], 3, "{policy:#}");
+    let (status, _) = s.call(
+        "PUT",
+        "/v1/tenants/acme/policy",
+        Some(&acme),
+        Some(&json!({ "keep_forever": true })),
+    );
+    assert_eq!(status, 400);
+    s.expect(
+        200,
+        "PUT",
+        "/v1/tenants/acme/hold",
+        &operator,
+        Some(&json!({ "reason": "audit 2031" })),
+    );
+    let shown = s.expect(200, "GET", "/v1/tenants/acme", &acme, None);
+    assert_eq!(shown["hold"]["reason"], "audit 2031", "{shown:#}");
+    s.expect(200, "DELETE", "/v1/tenants/acme/hold", &operator, None);
     // Forget: asked by the tenant, carried out after the operator confirms.
     let req = s.expect(202, "POST", "/v1/tenants/acme/forget", &acme, None);
     assert_eq!(req["state"], "pending", "{req:#}");
@@ -427,6 +454,21 @@ fn support_restores_a_record_with_related_rows_through_escrow() {
     );
     let jobs = s.expect(200, "GET", "/v1/jobs", &support, None);
     assert!(jobs.to_string().contains("restore-records"), "{jobs:#}");
+    // Erasure by support, through escrow: a dry run names what would go, and changes nothing.
+    let erase = s.expect(
+        200,
+        "POST",
+        "/v1/tenants/globex/erase",
+        &support,
+        Some(&json!({ "table": "public.users", "keys": [key], "cascade": true, "dry_run": true })),
+    );
+    assert!(erase.to_string().contains("public.users"), "{erase:#}");
+    assert_eq!(
+        env.db
+            .scalar(&format!("SELECT email FROM users WHERE id = {id}"))
+            .unwrap(),
+        email
+    );
 }
 
 #[test]
@@ -795,4 +837,163 @@ fn tls_with_client_certificates_and_no_plain_http_off_loopback() {
         err.map(|r| r.status())
     );
     rt.block_on(server.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn the_binary_makes_a_token_serves_and_stops_on_sigterm() {
+    let env = Env::new("server_binary", &FIX);
+    env.tv.init(&env.db.url, &[]);
+    let key = env.keygen("key.txt");
+    env.tv.tenant_add("acme", &key);
+    let control = TestDb::new("server_binary_control");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    configure_server(
+        &env.tv.vault,
+        &control,
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let run = |args: &[&str]| {
+        std::process::Command::new(server_bin())
+            .arg("--vault")
+            .arg(&env.tv.vault)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("token") && text.contains("[server]"),
+        "{text}"
+    );
+    let made = run(&["token", "add", "--role", "tenant", "--tenant", "nobody"]);
+    assert!(
+        !made.status.success(),
+        "a token for an unknown tenant was made"
+    );
+    let made = run(&["token", "add", "--role", "operator", "--label", "ops"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let made: Value = serde_json::from_slice(&made.stdout).unwrap();
+    let token = made["token"].as_str().unwrap().to_string();
+    let listed = run(&["token", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("ops") && !listed.contains(&token),
+        "{listed}"
+    );
+
+    let child = std::process::Command::new(server_bin())
+        .arg("--vault")
+        .arg(&env.tv.vault)
+        .arg("--log-json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send() {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tvault-server did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health: Value = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let tenants: Value = http
+        .get(format!("{base}/v1/tenants"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(tenants[0]["id"], "acme", "{tenants:#}");
+    let r = http
+        .get(format!("{base}/v1/tenants"))
+        .bearer_auth("tvt_wrong")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().contains_key("x-request-id"));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    // Structured logs: one JSON object per line, requests with their ids.
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('{') && l.contains("request_id")),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "the log shows a token");
+}
+
+#[test]
+fn a_running_job_is_cancelled_and_a_queued_one_never_runs() {
+    let (env, _key, _escrow, _control) = server_env("server_cancel", "workers = 1");
+    env.db.exec(BIG);
+    let snapshots = env.tv.snapshots().len();
+    let operator = bootstrap_operator(&env.tv.vault);
+    let s = TestServer::start(&env.tv.vault, "a", None);
+    let running = job_id(&s.expect(202, "POST", "/v1/backups", &operator, Some(&json!({}))));
+    wait_running(&s, &operator, &running, "a");
+    // One worker: this one waits in the queue.
+    let queued = job_id(&s.expect(202, "POST", "/v1/verify", &operator, None));
+    let j = s.expect(
+        200,
+        "POST",
+        &format!("/v1/jobs/{queued}/cancel"),
+        &operator,
+        None,
+    );
+    assert_eq!(j["state"], "cancelled", "{j:#}");
+    s.expect(
+        200,
+        "POST",
+        &format!("/v1/jobs/{running}/cancel"),
+        &operator,
+        None,
+    );
+    let j = s.wait_job(&operator, &running);
+    assert_eq!(j["state"], "cancelled", "{j:#}");
+    let (status, _) = s.call(
+        "POST",
+        &format!("/v1/jobs/{running}/cancel"),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(status, 409, "an ended job cannot be cancelled");
+    std::thread::sleep(Duration::from_millis(500));
+    let q = s.expect(200, "GET", &format!("/v1/jobs/{queued}"), &operator, None);
+    assert_eq!(q["state"], "cancelled", "{q:#}");
+    assert!(q["started"].is_null(), "{q:#}");
+    // The cancelled cycle committed nothing, and the next one works.
+    drop(s);
+    assert_eq!(env.tv.snapshots().len(), snapshots);
+    env.tv.backup_all();
+    env.tv.ok(&["verify"]);
 }
