@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh [extra cargo test args...]     e.g. scripts/test.sh -- --nocapture
 #
-# Installs PostgreSQL, age and zstd (Debian packages) when they are missing; the Rust toolchain is assumed present.
+# Installs PostgreSQL, age, zstd, chromium and chromium-driver (Debian packages) when they are missing; the Rust toolchain is assumed present.
 # Environment:
 #   TVAULT_TEST_PG   set by this script to the cluster's URL (postgres://tvault@127.0.0.1:54329/postgres);
 #                    tests create their own databases there
@@ -42,6 +42,13 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     heading "Installing ${missing[*]} (Debian packages, apt-get)"
     [[ $(id -u) == 0 ]] || { echo "test.sh: ${missing[*]} missing and not root: apt-get install ${missing[*]}" >&2; exit 1; }
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+# The console's tests drive Debian's Chromium through chromedriver (tests/src/browser.rs).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    heading "Installing chromium and chromium-driver (Debian packages, apt-get)"
+    [[ $(id -u) == 0 ]] || { echo "test.sh: chromium missing and not root: apt-get install chromium chromium-driver" >&2; exit 1; }
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2
 fi
 
 heading "S3 server (scripts/s3-local.sh start)"

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub use postgres::Client;
 pub use serde_json::Value;
 
+mod browser;
 mod faultproxy;
 mod fingerprint;
 mod pg;
@@ -20,6 +21,7 @@ mod s3;
 mod server;
 mod tvault;
 
+pub use browser::*;
 pub use faultproxy::*;
 pub use fingerprint::*;
 pub use pg::*;

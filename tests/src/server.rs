@@ -30,6 +30,13 @@ pub fn configure_server(vault_dir: &Path, control: &TestDb, extra: &str) {
 impl TestServer {
     /// Starts a server on `vault_dir` as node `node`, with `clock` (default: the system's).
     pub fn start(vault_dir: &Path, node: &str, clock: Option<Arc<ManualClock>>) -> TestServer {
+        // TVAULT_TEST_LOG=filter shows the servers' logs on stderr.
+        if let Ok(filter) = std::env::var("TVAULT_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

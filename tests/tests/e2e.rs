@@ -41,6 +41,8 @@ mod conformance;
 mod connections;
 #[path = "e2e/consistency.rs"]
 mod consistency;
+#[path = "e2e/console.rs"]
+mod console;
 #[path = "e2e/crash.rs"]
 mod crash;
 #[path = "e2e/edge_tables.rs"]

@@ -35,7 +35,7 @@ impl Vault {
         identity: &keys::TenantIdentities,
     ) -> Result<DrillReport> {
         let started = std::time::Instant::now();
-        let record = self.tenant(tenant)?;
+        self.tenant(tenant)?;
         let mut suffix = [0u8; 6];
         rand::fill(&mut suffix);
         let scratch = format!("{SCRATCH_PREFIX}{}", hex::encode(suffix));
@@ -47,7 +47,9 @@ impl Vault {
         };
         let restored = self.restore(&opts, identity).await;
         // The scratch schema goes, whatever happened; the restore's own result comes first.
-        let client = pg::connect(&self.tenant_source(&record)?).await?;
+        // `into_schema` without `into_database` restores into the source, whatever the
+        // tenant's model: the scratch schema is there.
+        let client = pg::connect(&self.config().source).await?;
         let dropped = ddl::drop_created(&client, &scratch).await;
         let report = restored?;
         dropped?;

@@ -300,6 +300,41 @@ impl Store {
         Ok(bytes.slice(start..))
     }
 
+    /// Reads an authenticated object that another host of the store may have rewritten: it
+    /// must be authentic (MACed under the vault key), whatever version this vault remembers.
+    /// `newer` decides from its body whether to take it; if so, it becomes the version to
+    /// expect from now on. `None` when it is the remembered version or `newer` refused it.
+    pub async fn get_rewritten(
+        &self,
+        path: &ObjPath,
+        newer: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Option<bytes::Bytes>> {
+        let Some(auth) = self.auth_for(path) else {
+            return Err(Error::Invalid(format!(
+                "{path} is not an authenticated object"
+            )));
+        };
+        let bytes = self
+            .objects
+            .get(path)
+            .await
+            .store(|| format!("reading {path}"))?
+            .bytes()
+            .await
+            .store(|| format!("reading {path}"))?;
+        let (body, mac) = auth
+            .key
+            .open(path.as_ref(), &bytes)
+            .map_err(|why| Error::corrupt(path, why))?;
+        let remembered = auth.digests().get(path.as_ref())?;
+        if remembered.as_deref() == Some(mac.as_bytes()) || !newer(body) {
+            return Ok(None);
+        }
+        auth.digests().insert(path.as_ref(), mac.as_bytes())?;
+        let start = bytes.len() - body.len();
+        Ok(Some(bytes.slice(start..)))
+    }
+
     fn forget_digest(&self, path: &ObjPath) -> Result<()> {
         if let Some(auth) = self.auth_for(path) {
             auth.digests().remove(path.as_ref())?;

@@ -39,6 +39,16 @@ pub struct TenantRecord {
     /// key and are never reused by later snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_epoch: Option<String>,
+    /// When the record was last written (registration, key rotation, placement). Another host
+    /// of the store takes a record it did not write only when this is later than its own copy's,
+    /// so an older authentic version replayed into the store is refused
+    /// ([`Vault::catch_up_inventory`]). Absent in records written before it existed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub updated: Option<OffsetDateTime>,
 }
 
 /// Where a tenant's rows live in the source database (its partition model).
@@ -217,6 +227,7 @@ impl Vault {
             created: OffsetDateTime::now_utc(),
             former_data_recipients: vec![],
             key_epoch: None,
+            updated: Some(OffsetDateTime::now_utc()),
         };
         let sealed_id = keys::seal(&data_key.recipient(), id_key.as_bytes())?;
         self.put(&layout::sealed_id_key(&record.path), sealed_id)
@@ -331,6 +342,7 @@ impl Vault {
         let mut record = self.tenant(id)?;
         self.claim(&placement, id).await?;
         let from = std::mem::replace(&mut record.placement, placement);
+        record.updated = Some(OffsetDateTime::now_utc());
         self.put(
             &layout::tenant_record(&record.path),
             serde_json::to_vec_pretty(&record).unwrap_or_default(),
@@ -416,6 +428,7 @@ impl Vault {
         self.delete_old_versions(&layout::wrapped_data_key(&record.path), "key rotation")
             .await?;
         record.escrow = escrow;
+        record.updated = Some(OffsetDateTime::now_utc());
         record.recipients = recipients
             .tenant
             .iter()

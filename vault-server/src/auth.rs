@@ -144,8 +144,43 @@ pub fn hash(token: &str) -> [u8; 32] {
     *blake3::hash(token.as_bytes()).as_bytes()
 }
 
-/// Middleware of every route: the route's [`Access`] is in the request's extensions (see
-/// `routes::guard`); the principal goes into them for the handler.
+/// Why a request got no principal: refused, or the control database did not answer.
+pub enum Refusal {
+    Denied(Denied),
+    Unavailable(String),
+}
+
+/// The one check of every request, API or console: the token's principal, if it may use a
+/// route of `access` on `tenant` (the path's).
+pub async fn check(
+    app: &App,
+    token: Option<&str>,
+    access: Access,
+    tenant: Option<&str>,
+) -> Result<Principal, Refusal> {
+    let principal = match token {
+        Some(t) => app
+            .control
+            .principal(&hash(t))
+            .await
+            .map_err(|e| Refusal::Unavailable(format!("{e:#}")))?,
+        None => None,
+    };
+    let principal = principal.ok_or(Refusal::Denied(Denied::Unauthenticated))?;
+    principal.may(access, tenant).map_err(Refusal::Denied)?;
+    Ok(principal)
+}
+
+/// The path's `{tenant}`, if it has one.
+pub fn path_tenant(params: &RawPathParams) -> Option<String> {
+    params
+        .iter()
+        .find(|(name, _)| *name == "tenant")
+        .map(|(_, v)| v.to_string())
+}
+
+/// Middleware of every API route: the route's [`Access`] is in the request's extensions (see
+/// `routes::router`); the bearer token's principal goes into them for the handler.
 pub async fn authorize(
     State(app): State<App>,
     params: RawPathParams,
@@ -165,31 +200,24 @@ pub async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let principal = match token {
-        Some(t) => app.control.principal(&hash(t)).await,
-        None => Ok(None),
-    };
-    let principal = match principal {
-        Ok(Some(p)) => p,
-        Ok(None) => return crate::routes::refuse(Denied::Unauthenticated),
-        Err(e) => {
-            return crate::routes::error_response(
+        .map(str::trim)
+        .map(str::to_string);
+    let tenant = path_tenant(&params);
+    match check(&app, token.as_deref(), access, tenant.as_deref()).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(Refusal::Denied(d)) => crate::routes::refuse(d),
+        Err(Refusal::Unavailable(e)) => {
+            tracing::warn!("checking a token: {e}");
+            crate::routes::error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                &format!("{e:#}"),
+                "the control database does not answer",
             )
         }
-    };
-    let tenant = params
-        .iter()
-        .find(|(name, _)| *name == "tenant")
-        .map(|(_, v)| v.to_string());
-    if let Err(d) = principal.may(access, tenant.as_deref()) {
-        return crate::routes::refuse(d);
     }
-    req.extensions_mut().insert(principal);
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ pub struct ServerConfig {
     /// The control database (a postgres:// URL or libpq string): tokens, jobs, schedules and
     /// forget requests, shared by every server of the vault.
     pub control: String,
-    /// This server's name in the job table; two servers of one vault need different names.
+    /// This server's name in the job table (default: the host name); two servers of one vault
+    /// need different names, and a server refuses to start under a name another one runs as.
     #[serde(default = "default_node")]
     pub node: String,
     /// TLS certificate chain and private key (PEM); without them the server speaks plain HTTP,
@@ -86,8 +87,10 @@ fn default_listen() -> String {
     "127.0.0.1:8450".into()
 }
 fn default_node() -> String {
-    std::env::var("HOSTNAME")
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
+        .map(|h| h.trim().to_string())
+        .or_else(|| std::env::var("HOSTNAME").ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "tvault-server".into())
 }

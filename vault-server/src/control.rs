@@ -18,8 +18,14 @@ const SCHEMA: &str = "
 SET client_min_messages = warning;
 CREATE SCHEMA IF NOT EXISTS tvault_control;
 CREATE TABLE IF NOT EXISTS tvault_control.meta (
+    id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     version int NOT NULL,
     secret bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tvault_control.nodes (
+    name text PRIMARY KEY,
+    seen timestamptz NOT NULL,
+    started timestamptz NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tvault_control.tokens (
     id text PRIMARY KEY,
@@ -193,6 +199,18 @@ fn forget_request(row: &tokio_postgres::Row) -> ForgetRequest {
     }
 }
 
+/// A run that lost its job's lease (another server took the job over): it must stop.
+#[derive(Debug)]
+pub struct LeaseLost(pub String);
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LeaseLost {}
+
 /// A fresh random id: `prefix` and 16 hex digits.
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 8];
@@ -217,27 +235,21 @@ impl Control {
             .context("creating the control schema")?;
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
-        // One row; the first server to get here writes it, under a lock so two cannot.
-        c.batch_execute("LOCK TABLE tvault_control.meta IN EXCLUSIVE MODE")
-            .await
-            .ok();
-        let version: Option<i32> = c
-            .query_opt("SELECT version FROM tvault_control.meta", &[])
+        // One row (its key is fixed): of two servers starting at once, one writes it.
+        c.execute(
+            "INSERT INTO tvault_control.meta (version, secret) VALUES ($1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+            &[&CONTROL_VERSION, &secret.as_slice()],
+        )
+        .await?;
+        let version: i32 = c
+            .query_one("SELECT version FROM tvault_control.meta", &[])
             .await?
-            .map(|r| r.get(0));
-        match version {
-            None => {
-                c.execute(
-                    "INSERT INTO tvault_control.meta (version, secret) \
-                     SELECT $1, $2 WHERE NOT EXISTS (SELECT FROM tvault_control.meta)",
-                    &[&CONTROL_VERSION, &secret.as_slice()],
-                )
-                .await?;
-            }
-            Some(v) if v > CONTROL_VERSION => anyhow::bail!(
-                "the control database is of version {v}, newer than this server ({CONTROL_VERSION})"
-            ),
-            Some(_) => {}
+            .get(0);
+        if version > CONTROL_VERSION {
+            anyhow::bail!(
+                "the control database is of version {version}, newer than this server ({CONTROL_VERSION})"
+            );
         }
         Ok(control)
     }
@@ -274,6 +286,57 @@ impl Control {
         bytes
             .try_into()
             .map_err(|_| anyhow::anyhow!("tvault_control.meta.secret is not 32 bytes"))
+    }
+
+    // ---- nodes -------------------------------------------------------------------------
+
+    /// Registers this server under `node`; waits up to `lease` for another server of that name
+    /// to stop, then refuses (two servers of one name would take each other's jobs).
+    pub async fn register_node(&self, node: &str, lease: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + lease + Duration::from_secs(1);
+        loop {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "INSERT INTO tvault_control.nodes (name, seen, started) VALUES ($1, now(), now()) \
+                     ON CONFLICT (name) DO UPDATE SET seen = now(), started = now() \
+                     WHERE tvault_control.nodes.seen < now() - make_interval(secs => $2)",
+                    &[&node, &seconds(lease)],
+                )
+                .await?;
+            if n == 1 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "another server named {node:?} is running on this control database: give \
+                     each server its own [server] node"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// This server is alive.
+    pub async fn heartbeat(&self, node: &str) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE tvault_control.nodes SET seen = now() WHERE name = $1",
+                &[&node],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// This server stopped (its name is free at once).
+    pub async fn unregister_node(&self, node: &str) -> Result<()> {
+        self.client()
+            .await?
+            .execute("DELETE FROM tvault_control.nodes WHERE name = $1", &[&node])
+            .await?;
+        Ok(())
     }
 
     // ---- tokens -------------------------------------------------------------------------
@@ -459,6 +522,7 @@ impl Control {
         &self,
         id: &str,
         node: &str,
+        attempt: i32,
         lease: Duration,
         progress: JobProgress,
     ) -> Result<bool> {
@@ -468,12 +532,21 @@ impl Control {
             .query_opt(
                 "UPDATE tvault_control.jobs SET lease_until = now() + make_interval(secs => $3), \
                  done = $4, total = $5 \
-                 WHERE id = $1 AND node = $2 AND state = 'running' RETURNING cancel",
-                &[&id, &node, &seconds(lease), &progress.done, &progress.total],
+                 WHERE id = $1 AND node = $2 AND attempts = $6 AND state = 'running' \
+                 RETURNING cancel",
+                &[
+                    &id,
+                    &node,
+                    &seconds(lease),
+                    &progress.done,
+                    &progress.total,
+                    &attempt,
+                ],
             )
             .await?;
-        row.map(|r| r.get(0))
-            .with_context(|| format!("job {id} is no longer leased to {node}"))
+        row.map(|r| r.get(0)).ok_or_else(|| {
+            anyhow::anyhow!(LeaseLost(format!("job {id} is no longer leased to {node}")))
+        })
     }
 
     /// Ends a running job of this node.
@@ -481,6 +554,7 @@ impl Control {
         &self,
         id: &str,
         node: &str,
+        attempt: i32,
         state: &str,
         result: Option<&serde_json::Value>,
         error: Option<&str>,
@@ -490,8 +564,8 @@ impl Control {
             .execute(
                 "UPDATE tvault_control.jobs SET state = $3, result = $4, error = $5, \
                  finished = now(), lease_until = NULL \
-                 WHERE id = $1 AND node = $2 AND state = 'running'",
-                &[&id, &node, &state, &result, &error],
+                 WHERE id = $1 AND node = $2 AND attempts = $6 AND state = 'running'",
+                &[&id, &node, &state, &result, &error, &attempt],
             )
             .await?;
         Ok(())
@@ -514,15 +588,23 @@ impl Control {
     /// Jobs whose server stopped renewing their lease: taken over (queued again for any
     /// server) when they need nothing that server held; interrupted otherwise (a key sent with
     /// the request lived only in its memory).
-    pub async fn expire_leases(&self) -> Result<(u64, u64)> {
+    pub async fn expire_leases(&self, lease: Duration) -> Result<(u64, u64)> {
         let c = self.client().await?;
+        c.execute(
+            "UPDATE tvault_control.jobs SET state = 'cancelled', finished = now(), \
+             lease_until = NULL WHERE state = 'running' AND lease_until < now() AND cancel",
+            &[],
+        )
+        .await?;
         let interrupted = c
             .execute(
                 "UPDATE tvault_control.jobs SET state = 'interrupted', finished = now(), \
                  lease_until = NULL, error = 'interrupted: ' || coalesce(node, '?') || \
-                 ' stopped while running it, and only it held the key it needed' \
-                 WHERE state = 'running' AND lease_until < now() AND local_only",
-                &[],
+                 ' stopped while it had the job, and only it held the key it needed' \
+                 WHERE local_only AND ((state = 'running' AND lease_until < now()) OR \
+                     (state = 'queued' AND NOT EXISTS (SELECT FROM tvault_control.nodes n \
+                         WHERE n.name = jobs.node AND n.seen > now() - make_interval(secs => $1))))",
+                &[&seconds(lease)],
             )
             .await?;
         let requeued = c
@@ -534,6 +616,20 @@ impl Control {
             )
             .await?;
         Ok((requeued, interrupted))
+    }
+
+    /// The ids among `ids` of jobs that are no longer queued or running (or do not exist).
+    pub async fn ended(&self, ids: &[String]) -> Result<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT i FROM unnest($1::text[]) i WHERE NOT EXISTS (SELECT FROM \
+                 tvault_control.jobs j WHERE j.id = i AND j.state IN ('queued', 'running'))",
+                &[&ids],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<Job>> {
@@ -604,7 +700,8 @@ impl Control {
             .await?
             .query_one(
                 "SELECT count(*) FROM tvault_control.jobs WHERE tenant = $1 \
-                 AND kind = ANY($2) AND created > now() - interval '1 hour'",
+                 AND kind = ANY($2) AND created > now() - interval '1 hour' \
+                 AND state <> 'cancelled' AND coalesce(params->>'dry_run', '') <> 'true'",
                 &[&tenant, &kinds],
             )
             .await?;
@@ -680,7 +777,7 @@ impl Control {
                  VALUES ($1, $2, $3, 'pending') \
                  ON CONFLICT (tenant) DO UPDATE SET requested = now(), requested_by = $2, \
                      due = $3, state = 'pending', job = NULL \
-                 WHERE tvault_control.forget_requests.state = 'cancelled' \
+                 WHERE tvault_control.forget_requests.state IN ('cancelled', 'done') \
                  RETURNING tenant, requested, requested_by, due, state, job",
                 &[&tenant, &by, &due],
             )
@@ -722,19 +819,85 @@ impl Control {
         Ok(n == 1)
     }
 
-    /// Marks a pending request confirmed; false when it was not pending (withdrawn, or another
-    /// server or operator got there first).
-    pub async fn confirm_forget(&self, tenant: &str) -> Result<bool> {
+    /// Marks a request confirmed: a pending one (made no later than `made_by`, when given), or
+    /// a confirmed one whose job did not succeed (after a hold was released, say). False when
+    /// there is nothing to confirm (withdrawn, done, or another server got there first).
+    pub async fn confirm_forget(
+        &self,
+        tenant: &str,
+        due_by: Option<OffsetDateTime>,
+    ) -> Result<bool> {
         let n = self
             .client()
             .await?
             .execute(
-                "UPDATE tvault_control.forget_requests SET state = 'confirmed' \
-                 WHERE tenant = $1 AND state = 'pending'",
-                &[&tenant],
+                "UPDATE tvault_control.forget_requests r SET state = 'confirmed', job = NULL \
+                 WHERE tenant = $1 AND ($2::timestamptz IS NULL OR (due IS NOT NULL AND due <= $2)) \
+                 AND (state = 'pending' OR (state = 'confirmed' AND EXISTS ( \
+                     SELECT FROM tvault_control.jobs j WHERE j.id = r.job \
+                     AND j.state IN ('failed', 'cancelled', 'interrupted'))))",
+                &[&tenant, &due_by],
             )
             .await?;
         Ok(n == 1)
+    }
+
+    /// A confirmation whose job could not be queued goes back to pending.
+    pub async fn unconfirm_forget(&self, tenant: &str) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE tvault_control.forget_requests SET state = 'pending' \
+                 WHERE tenant = $1 AND state = 'confirmed' AND job IS NULL",
+                &[&tenant],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A tenant was forgotten: its request is done, its tenant tokens are revoked and it leaves
+    /// every support token's scope (a tenant of the same id registered later starts afresh).
+    pub async fn forgotten(&self, tenant: &str) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE tvault_control.forget_requests SET state = 'done' WHERE tenant = $1",
+            &[&tenant],
+        )
+        .await?;
+        c.execute(
+            "UPDATE tvault_control.tokens SET revoked = now() \
+             WHERE role = 'tenant' AND $1 = ANY(tenants) AND revoked IS NULL",
+            &[&tenant],
+        )
+        .await?;
+        // A support token limited to this tenant alone would see every tenant without it.
+        c.execute(
+            "UPDATE tvault_control.tokens SET revoked = now() \
+             WHERE role = 'support' AND tenants = ARRAY[$1::text] AND revoked IS NULL",
+            &[&tenant],
+        )
+        .await?;
+        c.execute(
+            "UPDATE tvault_control.tokens SET tenants = array_remove(tenants, $1) \
+             WHERE role = 'support' AND $1 = ANY(tenants)",
+            &[&tenant],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Export jobs of a tenant kept by `node` (their files go when the tenant is forgotten).
+    pub async fn exports_of(&self, tenant: &str, node: &str) -> Result<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id FROM tvault_control.jobs WHERE kind = 'export' AND tenant = $1 \
+                 AND node = $2",
+                &[&tenant, &node],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Names the job that carries out a confirmed request.

@@ -80,10 +80,17 @@ pub async fn worker(app: App) {
     }
 }
 
-/// Brings this server's inventory up to what other servers of the store committed.
-async fn catch_up(app: &App) {
-    match app.vault.catch_up_inventory(app.escrow.as_ref()).await {
-        Ok(r) if r.cycles > 0 => tracing::info!(?r, "inventory caught up with the store"),
+/// Brings this server's inventory up to what other servers of the store committed; `full`
+/// also compares every tenant's record (keys rotated or tenants forgotten elsewhere).
+async fn catch_up(app: &App, full: bool) {
+    match app
+        .vault
+        .catch_up_inventory(app.escrow.as_ref(), full)
+        .await
+    {
+        Ok(r) if r != Default::default() => {
+            tracing::info!(?r, "inventory caught up with the store")
+        }
         Ok(_) => {}
         Err(e) => tracing::warn!("catching up with the store: {e}"),
     }
@@ -96,10 +103,14 @@ pub async fn reaper(app: App, tick: Duration) {
     loop {
         tokio::time::sleep(tick).await;
         n += 1;
-        if n.is_multiple_of(30) {
-            catch_up(&app).await;
+        if let Err(e) = app.control.heartbeat(&app.config.node).await {
+            tracing::warn!("heartbeat: {e:#}");
         }
-        match app.control.expire_leases().await {
+        if n.is_multiple_of(30) {
+            catch_up(&app, n.is_multiple_of(300)).await;
+        }
+        forget_stale_keys(&app).await;
+        match app.control.expire_leases(app.config.lease()).await {
             Ok((0, 0)) => {}
             Ok((requeued, interrupted)) => {
                 tracing::warn!(requeued, interrupted, "jobs of a stopped server");
@@ -107,6 +118,24 @@ pub async fn reaper(app: App, tick: Duration) {
             }
             Err(e) => tracing::warn!("expiring leases: {e:#}"),
         }
+    }
+}
+
+/// Drops keys held for jobs that will not run here any more (cancelled while queued, or
+/// ended elsewhere): a key sent with a request lives no longer than its job.
+async fn forget_stale_keys(app: &App) {
+    let held: Vec<String> = lock(&app.keys).keys().cloned().collect();
+    if held.is_empty() {
+        return;
+    }
+    match app.control.ended(&held).await {
+        Ok(ended) => {
+            let mut keys = lock(&app.keys);
+            for id in ended {
+                keys.remove(&id);
+            }
+        }
+        Err(e) => tracing::warn!("checking held keys: {e:#}"),
     }
 }
 
@@ -138,21 +167,23 @@ async fn run(app: &App, job: Job) {
         job.created_by.clone()
     };
     let op = app.vault.operation(Some(actor));
-    let key = app
-        .keys
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&job.id);
+    let key = lock(&app.keys).remove(&job.id);
     lock(&app.running).insert(job.id.clone(), op.clone());
     let progress = Arc::new(Progress::default());
     let renewal = tokio::spawn(renew(
         app.clone(),
         job.id.clone(),
+        job.attempts,
         op.clone(),
         progress.clone(),
     ));
     tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, "job started");
-    catch_up(app).await;
+    // What writes or deletes needs every tenant's current record (keys rotated elsewhere).
+    catch_up(
+        app,
+        ["backup", "retention", "forget"].contains(&job.kind.as_str()),
+    )
+    .await;
     // On a thread of its own: the future of a whole restore is not provably `Send` (a limit
     // of the compiler's reasoning about higher-ranked lifetimes), so it cannot be spawned.
     let result = {
@@ -191,13 +222,21 @@ async fn run(app: &App, job: Job) {
         Err(_) if cancelled => ("cancelled", None, Some("cancelled".to_string())),
         Err(e) => ("failed", None, Some(format!("{e:#}"))),
     };
-    app.metrics.job_done(&job.kind, state == "succeeded");
+    if state != "cancelled" {
+        app.metrics.job_done(&job.kind, state == "succeeded");
+    }
+    if job.kind == "forget" && state == "succeeded" {
+        if let Some(t) = &job.tenant {
+            forgotten(app, t).await;
+        }
+    }
     tracing::info!(job = %job.id, kind = %job.kind, state, "job ended");
     if let Err(e) = app
         .control
         .finish(
             &job.id,
             &app.config.node,
+            job.attempts,
             state,
             value.as_ref(),
             error.as_deref(),
@@ -213,26 +252,50 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Renews the lease of a running job every third of it; cancels the operation when a cancel
-/// was asked for or the lease was lost.
-async fn renew(app: App, id: String, op: Vault, progress: Arc<Progress>) {
+/// was asked for, when the lease went to another run, or when no renewal got through for a
+/// whole lease (another server may have taken the job over by then).
+async fn renew(app: App, id: String, attempt: i32, op: Vault, progress: Arc<Progress>) {
     let lease = app.config.lease();
+    let mut last_ok = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;
         match app
             .control
-            .renew(&id, &app.config.node, lease, progress.get())
+            .renew(&id, &app.config.node, attempt, lease, progress.get())
             .await
         {
-            Ok(false) => {}
+            Ok(false) => last_ok = tokio::time::Instant::now(),
             Ok(true) => op.cancel(),
             Err(e) => {
                 tracing::warn!(job = %id, "renewing the lease: {e:#}");
-                if e.to_string().contains("no longer leased") {
+                if e.downcast_ref::<crate::control::LeaseLost>().is_some()
+                    || last_ok.elapsed() >= lease
+                {
                     op.cancel();
                     return;
                 }
             }
         }
+    }
+}
+
+/// After a tenant was forgotten: its tokens, its requests and the exports this server kept.
+async fn forgotten(app: &App, tenant: &str) {
+    if let Err(e) = app.control.forgotten(tenant).await {
+        tracing::error!(tenant, "revoking the forgotten tenant's tokens: {e:#}");
+    }
+    match app.control.exports_of(tenant, &app.config.node).await {
+        Ok(ids) => {
+            for id in ids {
+                let path = export_path(app, &id);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::error!(tenant, "deleting {}: {e}", path.display());
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::error!(tenant, "listing the forgotten tenant's exports: {e:#}"),
     }
 }
 
@@ -489,15 +552,21 @@ pub fn export_path(app: &App, id: &str) -> std::path::PathBuf {
 }
 
 /// Carries out a tenant's forget request: queues the forget job (once, whoever confirms).
-pub async fn confirm_forget(app: &App, tenant: &str, by: &str) -> Result<Option<Job>> {
+/// `due_by`: only a request whose grace period ended by then (the scheduler's check).
+pub async fn confirm_forget(
+    app: &App,
+    tenant: &str,
+    by: &str,
+    due_by: Option<time::OffsetDateTime>,
+) -> Result<Option<Job>> {
     let Some(request) = app.control.forget_request(tenant).await? else {
         return Ok(None);
     };
     // Confirmed first, so that a withdrawal racing with this cannot leave a job running.
-    if request.state != "pending" || !app.control.confirm_forget(tenant).await? {
+    if !app.control.confirm_forget(tenant, due_by).await? {
         return Ok(None);
     }
-    let (job, _) = app
+    let submitted = app
         .control
         .submit(NewJob {
             id: crate::control::new_id("job_"),
@@ -505,14 +574,18 @@ pub async fn confirm_forget(app: &App, tenant: &str, by: &str) -> Result<Option<
             tenant: Some(tenant.to_string()),
             params: serde_json::json!({ "confirmed_by": by, "requested_by": request.requested_by }),
             created_by: "forget-requests".into(),
-            idempotency_key: Some(format!(
-                "forget:{tenant}:{}",
-                request.requested.unix_timestamp()
-            )),
+            idempotency_key: None,
             schedule: None,
             local_to: None,
         })
-        .await?;
+        .await;
+    let job = match submitted {
+        Ok((job, _)) => job,
+        Err(e) => {
+            app.control.unconfirm_forget(tenant).await?;
+            return Err(e);
+        }
+    };
     app.control.forget_job(tenant, &job.id).await?;
     app.wake.notify_waiters();
     Ok(Some(job))

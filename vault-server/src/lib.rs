@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod jobs;
 pub mod metrics;
@@ -91,8 +92,17 @@ impl Server {
         options: Options,
         listener: std::net::TcpListener,
     ) -> Result<Server> {
+        let tls = tls_config(&config)?;
+        let addr = listener.local_addr()?;
+        if tls.is_none() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve plain HTTP on {addr}: set [server] tls_cert and tls_key, or \
+                 listen on a loopback address"
+            );
+        }
         let control = control::Control::open(&config.control).await?;
         let secret = control.secret().await?;
+        control.register_node(&config.node, config.lease()).await?;
         let interrupted = control.interrupt_node(&config.node).await?;
         if interrupted > 0 {
             tracing::warn!(interrupted, node = %config.node, "jobs interrupted by the last stop");
@@ -123,12 +133,11 @@ impl Server {
             stopping: AtomicBool::new(false),
         }));
         listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let handle = axum_server::Handle::new();
         let router = routes::router(app.clone());
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let mut tasks = vec![];
-        match tls_config(&app.config)? {
+        match tls {
             Some(tls) => {
                 let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
                 tasks.push(tokio::spawn(async move {
@@ -138,12 +147,6 @@ impl Server {
                 }));
             }
             None => {
-                if !addr.ip().is_loopback() {
-                    anyhow::bail!(
-                        "refusing to serve plain HTTP on {addr}: set [server] tls_cert and \
-                         tls_key, or listen on a loopback address"
-                    );
-                }
                 let server = axum_server::from_tcp(listener)?.handle(handle.clone());
                 tasks.push(tokio::spawn(async move {
                     if let Err(e) = server.serve(service).await {
@@ -174,8 +177,9 @@ impl Server {
         &self.app
     }
 
-    /// Stops taking requests and jobs, cancels the running jobs at their next safe point and
-    /// waits up to `grace` for them; what is still running then is interrupted.
+    /// Stops taking requests and jobs, waits up to `grace` for the running jobs to finish (open
+    /// connections get up to 5 s of it) and stops; a job still running then is reported
+    /// interrupted when this server starts again.
     pub async fn shutdown(self, grace: Duration) {
         self.app
             .stopping
@@ -194,6 +198,14 @@ impl Server {
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Err(e) = self
+            .app
+            .control
+            .unregister_node(&self.app.config.node)
+            .await
+        {
+            tracing::warn!("unregistering this server: {e:#}");
         }
         self.kill();
     }

@@ -23,13 +23,17 @@ pub const API_VERSION: &str = "1.0.0";
 /// An error response.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -86,7 +90,13 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error_response(self.status, self.code, &self.message)
+        let mut r = error_response(self.status, self.code, &self.message);
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            // The limits count the last hour.
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, "3600".parse().expect("static"));
+        }
+        r
     }
 }
 
@@ -476,6 +486,7 @@ pub fn router(app: App) -> Router {
         router = router.route(r.path, guarded);
     }
     router
+        .merge(crate::console::router(app.clone()))
         .fallback(|| async {
             error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
         })
@@ -511,8 +522,11 @@ async fn healthz() -> Reply {
 async fn readyz(State(app): State<App>) -> Reply {
     let control = app.control.ping().await;
     let stopping = app.stopping.load(std::sync::atomic::Ordering::SeqCst);
+    if let Err(e) = &control {
+        tracing::warn!("readyz: the control database: {e:#}");
+    }
     let body = json!({
-        "control": control.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| format!("{e:#}")),
+        "control": if control.is_ok() { "ok" } else { "unavailable" },
         "stopping": stopping,
     });
     let status = if control.is_ok() && !stopping {
@@ -590,13 +604,13 @@ pub fn openapi_document() -> Value {
 // ---- keys -------------------------------------------------------------------------------
 
 /// The key a request reads plaintext with.
-enum Key {
+pub(crate) enum Key {
     Given(keys::TenantIdentities),
     Escrow,
 }
 
 impl Key {
-    fn get<'a>(&'a self, app: &'a App) -> &'a keys::TenantIdentities {
+    pub(crate) fn get<'a>(&'a self, app: &'a App) -> &'a keys::TenantIdentities {
         match self {
             Key::Given(k) => k,
             Key::Escrow => app.escrow.as_ref().expect("checked when chosen"),
@@ -606,7 +620,7 @@ impl Key {
 
 /// The tenant's identity sent with the request, or else the escrow identity for support and
 /// operators on a tenant that allowed escrow.
-fn key_for(
+pub(crate) fn key_for(
     app: &App,
     p: &Principal,
     tenant: &str,
@@ -628,7 +642,7 @@ fn key_for(
     }))
 }
 
-fn check_tenant(app: &App, tenant: &str) -> Result<vault_core::TenantRecord, ApiError> {
+pub(crate) fn check_tenant(app: &App, tenant: &str) -> Result<vault_core::TenantRecord, ApiError> {
     Ok(app.vault.tenant(tenant)?)
 }
 
@@ -638,14 +652,21 @@ async fn whoami(Extension(p): Extension<Principal>) -> Reply {
     ok(p)
 }
 
-async fn list_tenants(State(app): State<App>, Extension(p): Extension<Principal>) -> Reply {
-    let tenants: Vec<_> = app
+/// The tenants a caller sees.
+pub(crate) fn visible_tenants(
+    app: &App,
+    p: &Principal,
+) -> Result<Vec<vault_core::TenantRecord>, ApiError> {
+    Ok(app
         .vault
         .tenants()?
         .into_iter()
         .filter(|t| p.sees(&t.id))
-        .collect();
-    ok(tenants)
+        .collect())
+}
+
+async fn list_tenants(State(app): State<App>, Extension(p): Extension<Principal>) -> Reply {
+    ok(visible_tenants(&app, &p)?)
 }
 
 #[derive(Deserialize)]
@@ -709,15 +730,17 @@ async fn import_tenants(
             existing.push(t.id.clone());
             continue;
         }
-        let placement = t.placement()?;
-        match vault
-            .add_tenant(&t.id, &t.recipients, t.allow_escrow, placement)
-            .await
-        {
+        let added_one = match t.placement() {
+            Ok(placement) => vault
+                .add_tenant(&t.id, &t.recipients, t.allow_escrow, placement)
+                .await
+                .map_err(ApiError::from),
+            Err(e) => Err(e),
+        };
+        match added_one {
             Ok(_) => added.push(t.id.clone()),
             // The tenants before it stay registered, as with `tvault tenant import`.
             Err(e) => {
-                let e: ApiError = e.into();
                 return Ok((
                     e.status,
                     Json(
@@ -779,7 +802,7 @@ struct RecordQuery {
     key: String,
 }
 
-fn parse_key(key: &str) -> Result<vault_core::records::KeyValues, ApiError> {
+pub(crate) fn parse_key(key: &str) -> Result<vault_core::records::KeyValues, ApiError> {
     Ok(vault_core::records::parse_key(key)?)
 }
 
@@ -846,28 +869,32 @@ async fn diff_record(
     ok(diff)
 }
 
-#[derive(Deserialize)]
+/// What a record restore asks for (the API's body, the console's form).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RecordRestore {
-    table: String,
-    keys: Vec<String>,
+pub(crate) struct RecordRestore {
+    pub table: String,
+    pub keys: Vec<String>,
     #[serde(default = "latest")]
-    snapshot: String,
+    pub snapshot: String,
     #[serde(default)]
-    with_related: bool,
-    identity: Option<Zeroizing<String>>,
+    pub with_related: bool,
+    #[serde(default)]
+    pub identity: Option<Zeroizing<String>>,
     /// The `confirmation` of the dry run this confirms; without it, the request is a dry run.
-    confirmation: Option<String>,
+    #[serde(default)]
+    pub confirmation: Option<String>,
 }
 
-async fn restore_records(
-    State(app): State<App>,
-    Extension(p): Extension<Principal>,
-    Path(tenant): Path<String>,
-    Body_(body): Body_<RecordRestore>,
-) -> Reply {
-    let key = key_for(&app, &p, &tenant, body.identity)?;
-    let keys = body
+/// The dry run of a record restore and the confirmation that binds a later run to it.
+pub(crate) async fn plan_record_restore(
+    app: &App,
+    p: &Principal,
+    tenant: &str,
+    req: &RecordRestore,
+    key: &Key,
+) -> Result<(vault_core::records::RecordRestoreReport, String), ApiError> {
+    let keys = req
         .keys
         .iter()
         .map(|k| parse_key(k))
@@ -875,33 +902,40 @@ async fn restore_records(
     if keys.is_empty() {
         return Err(ApiError::bad("`keys` names at least one record"));
     }
-    let mut opts = vault_core::records::RecordRestoreOptions {
-        tenant: tenant.clone(),
-        table: body.table.clone(),
+    let opts = vault_core::records::RecordRestoreOptions {
+        tenant: tenant.to_string(),
+        table: req.table.clone(),
         keys,
-        snapshot: body.snapshot.clone(),
-        with_related: body.with_related,
+        snapshot: req.snapshot.clone(),
+        with_related: req.with_related,
         dry_run: true,
     };
-    let vault = op(&app, &p);
-    let plan = vault.restore_records(&opts, key.get(&app)).await?;
+    let plan = op(app, p).restore_records(&opts, key.get(app)).await?;
     // The confirmation binds the request to what its dry run showed: the same rows, from the
     // same snapshot. If the live rows changed since, the dry run must be looked at again.
-    let mac = {
-        let text = serde_json::to_vec(&json!({
-            "tenant": tenant, "table": body.table, "keys": body.keys,
-            "with_related": body.with_related, "plan": plan,
-        }))
-        .map_err(anyhow::Error::from)?;
-        blake3::keyed_hash(&app.secret, &text)
-    };
-    let Some(given) = body.confirmation else {
-        let mut v = serde_json::to_value(&plan).map_err(anyhow::Error::from)?;
-        v["confirmation"] = json!(mac.to_hex().to_string());
-        return ok(v);
-    };
-    let given = blake3::Hash::from_hex(given.as_bytes())
+    let text = serde_json::to_vec(&json!({
+        "tenant": tenant, "table": req.table, "keys": req.keys,
+        "with_related": req.with_related, "plan": plan,
+    }))
+    .map_err(anyhow::Error::from)?;
+    let mac = blake3::keyed_hash(&app.secret, &text);
+    Ok((plan, mac.to_hex().to_string()))
+}
+
+/// Runs a record restore its dry run's confirmation allows; records it as a finished job.
+pub(crate) async fn confirm_record_restore(
+    app: &App,
+    p: &Principal,
+    tenant: &str,
+    req: &RecordRestore,
+    key: &Key,
+    confirmation: &str,
+) -> Result<(vault_core::records::RecordRestoreReport, Job), ApiError> {
+    let (plan, mac) = plan_record_restore(app, p, tenant, req, key).await?;
+    let given = blake3::Hash::from_hex(confirmation.as_bytes())
         .map_err(|_| ApiError::bad("`confirmation` is not one this server made"))?;
+    let mac = blake3::Hash::from_hex(mac.as_bytes()).map_err(anyhow::Error::from)?;
+    // blake3::Hash compares in constant time.
     if given != mac {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -910,19 +944,30 @@ async fn restore_records(
              the snapshot or the request changed): make the dry run again",
         ));
     }
-    rate_limit(&app, &tenant, "restore-records").await?;
-    opts.snapshot = plan.snapshot.clone();
-    opts.dry_run = false;
-    let report = vault.restore_records(&opts, key.get(&app)).await?;
+    rate_limit(app, tenant, "restore-records").await?;
+    let opts = vault_core::records::RecordRestoreOptions {
+        tenant: tenant.to_string(),
+        table: req.table.clone(),
+        keys: req
+            .keys
+            .iter()
+            .map(|k| parse_key(k))
+            .collect::<Result<Vec<_>, _>>()?,
+        snapshot: plan.snapshot.clone(),
+        with_related: req.with_related,
+        dry_run: false,
+    };
+    let report = op(app, p).restore_records(&opts, key.get(app)).await?;
     let value = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
-    app.control
+    let job = app
+        .control
         .record_done(
             NewJob {
                 id: new_id("job_"),
                 kind: "restore-records".into(),
-                tenant: Some(tenant),
-                params: json!({ "table": body.table, "records": body.keys.len(),
-                                "snapshot": plan.snapshot, "with_related": body.with_related }),
+                tenant: Some(tenant.to_string()),
+                params: json!({ "table": req.table, "records": req.keys.len(),
+                                "snapshot": plan.snapshot, "with_related": req.with_related }),
                 created_by: p.actor(),
                 idempotency_key: None,
                 schedule: None,
@@ -931,7 +976,30 @@ async fn restore_records(
             &value,
         )
         .await?;
-    ok(value)
+    Ok((report, job))
+}
+
+async fn restore_records(
+    State(app): State<App>,
+    Extension(p): Extension<Principal>,
+    Path(tenant): Path<String>,
+    Body_(body): Body_<RecordRestore>,
+) -> Reply {
+    let key = key_for(&app, &p, &tenant, body.identity.clone())?;
+    match &body.confirmation {
+        None => {
+            let (plan, confirmation) = plan_record_restore(&app, &p, &tenant, &body, &key).await?;
+            let mut v = serde_json::to_value(&plan).map_err(anyhow::Error::from)?;
+            v["confirmation"] = json!(confirmation);
+            ok(v)
+        }
+        Some(c) => {
+            let (report, job) = confirm_record_restore(&app, &p, &tenant, &body, &key, c).await?;
+            let mut v = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
+            v["job"] = json!(job.id);
+            ok(v)
+        }
+    }
 }
 
 // ---- jobs -------------------------------------------------------------------------------
@@ -947,14 +1015,6 @@ async fn rate_limit(app: &App, tenant: &str, kind: &str) -> Result<(), ApiError>
     };
     let recent = app.control.recent(tenant, kinds).await?;
     if recent >= i64::from(limit) {
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("{tenant:?} made {recent} of these in the last hour (limit {limit})"),
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, "3600".parse().expect("static"));
         return Err(ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: "rate_limited",
@@ -1058,6 +1118,27 @@ async fn restore_tenant(
     Body_(body): Body_<RestoreBody>,
 ) -> Reply {
     check_tenant(&app, &tenant)?;
+    let elsewhere = body.params.into_schema.is_some() || body.params.into_database.is_some();
+    if elsewhere && p.role != Role::Operator {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an operator restores a tenant somewhere else than where it lives",
+        ));
+    }
+    if let Some(db) = &body.params.into_database {
+        // A name on the source's server: the API never connects where a caller says.
+        if db.is_empty()
+            || !db
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        {
+            return Err(ApiError::bad(
+                "`into_database` is a database name on the source's server (letters, digits, \
+                 `_` and `-`), never a connection string",
+            ));
+        }
+    }
     let key = key_for(&app, &p, &tenant, body.identity)?;
     if !body.params.dry_run {
         rate_limit(&app, &tenant, "restore").await?;
@@ -1201,7 +1282,7 @@ fn sees_job(p: &Principal, job: &Job) -> bool {
     }
 }
 
-async fn visible_job(app: &App, p: &Principal, id: &str) -> Result<Job, ApiError> {
+pub(crate) async fn visible_job(app: &App, p: &Principal, id: &str) -> Result<Job, ApiError> {
     match app.control.job(id).await? {
         Some(job) if sees_job(p, &job) => Ok(job),
         _ => Err(ApiError::not_found("no such job")),
@@ -1248,6 +1329,14 @@ async fn cancel_job(
     Path(id): Path<String>,
 ) -> Reply {
     let job = visible_job(&app, &p, &id).await?;
+    // Operators cancel any job; others only the jobs they submitted (never a forget job).
+    if p.role != Role::Operator && (job.created_by != p.actor() || job.kind == "forget") {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an operator or the job's submitter cancels it",
+        ));
+    }
     if !app.control.cancel(&job.id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -1263,6 +1352,11 @@ async fn cancel_job(
     {
         op.cancel();
     }
+    // A key held for it goes now.
+    app.keys
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job.id);
     ok(app.control.job(&job.id).await?)
 }
 
@@ -1279,6 +1373,14 @@ async fn link(
     Path(id): Path<String>,
 ) -> Reply {
     let job = visible_job(&app, &p, &id).await?;
+    // Exports are the tenant's and the operator's (as `POST …/exports`), not support's.
+    if p.may(Access::Owner, job.tenant.as_deref()).is_err() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "downloads are for the tenant and operators",
+        ));
+    }
     if job.kind != "export" || job.state != "succeeded" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -1482,7 +1584,7 @@ async fn confirm_forget(
     Extension(p): Extension<Principal>,
     Path(tenant): Path<String>,
 ) -> Reply {
-    match crate::jobs::confirm_forget(&app, &tenant, &p.actor()).await? {
+    match crate::jobs::confirm_forget(&app, &tenant, &p.actor(), None).await? {
         Some(job) => Ok((StatusCode::ACCEPTED, Json(job)).into_response()),
         None => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -1506,20 +1608,28 @@ async fn audit(
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Reply {
     let Query(q) = q?;
-    if let Some(t) = &q.tenant {
+    ok(visible_audit(&app, &p, q.tenant.as_deref()).await?)
+}
+
+/// Audit entries of `tenant` (or of every tenant) that the caller sees.
+pub(crate) async fn visible_audit(
+    app: &App,
+    p: &Principal,
+    tenant: Option<&str>,
+) -> Result<Vec<vault_core::audit::AuditEntry>, ApiError> {
+    if let Some(t) = tenant {
         if !p.sees(t) {
             return Err(ApiError::not_found("no such tenant"));
         }
     }
-    let entries = app.vault.audit_entries(q.tenant.as_deref()).await?;
-    let entries: Vec<_> = entries
+    let entries = app.vault.audit_entries(tenant).await?;
+    Ok(entries
         .into_iter()
         .filter(|e| match &e.tenant {
             Some(t) => p.sees(t),
             None => p.role == Role::Operator,
         })
-        .collect();
-    ok(entries)
+        .collect())
 }
 
 async fn schedules(State(app): State<App>) -> Reply {

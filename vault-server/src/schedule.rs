@@ -132,8 +132,10 @@ async fn forget_due(app: &App) -> Result<()> {
     if app.config.forget_grace_hours.is_none() {
         return Ok(());
     }
-    for tenant in app.control.due_forgets(app.clock.now()).await? {
-        crate::jobs::confirm_forget(app, &tenant, "scheduler (grace period over)").await?;
+    let now = app.clock.now();
+    for tenant in app.control.due_forgets(now).await? {
+        crate::jobs::confirm_forget(app, &tenant, "scheduler (grace period over)", Some(now))
+            .await?;
     }
     Ok(())
 }

@@ -279,6 +279,25 @@ fn a_tenant_registers_a_key_exports_downloads_and_opens_its_data() {
         Some(&json!({})),
     );
     assert_eq!(status, 429, "{v:#}");
+    // A whole restore goes where the tenant lives: elsewhere is for operators, and never to a
+    // connection string.
+    let (status, v) = s.call(
+        "POST",
+        "/v1/tenants/acme/restore",
+        Some(&acme),
+        Some(&json!({ "identity": identity_text(&new_key), "into_database": "other", "dry_run": true })),
+    );
+    assert_eq!(status, 403, "{v:#}");
+    let (status, v) = s.call(
+        "POST",
+        "/v1/tenants/acme/restore",
+        Some(&operator),
+        Some(
+            &json!({ "identity": identity_text(&new_key), "dry_run": true,
+                      "into_database": "host=evil.example dbname=x" }),
+        ),
+    );
+    assert_eq!(status, 400, "{v:#}");
     // Its retention policy, set by itself; a hold, by the operator alone.
     s.expect(
         200,
@@ -329,6 +348,9 @@ fn a_tenant_registers_a_key_exports_downloads_and_opens_its_data() {
             .all(|t| t["id"] != "acme"),
         "{tenants:#}"
     );
+    // The forgotten tenant's token is revoked with it.
+    let (status, _) = s.call("GET", "/v1/whoami", Some(&acme), None);
+    assert_eq!(status, 401);
     // globex is still there and restorable.
     s.expect(200, "GET", "/v1/tenants/globex/snapshots", &operator, None);
 }
@@ -644,7 +666,7 @@ fn a_restart_in_the_middle_of_a_job_reports_it_interrupted_and_schedules_resume(
 
 #[test]
 fn two_servers_share_one_queue_and_one_takes_over_a_dead_ones_job() {
-    let (env, key, escrow, control) = server_env("server_two", "");
+    let (env, key, escrow, control) = server_env("server_two", "workers = 1");
     // A dead host's store lease blocks others' cycles until it runs out: 8 s here.
     short_store_lease(&env.tv.vault);
     env.db.exec(BIG);
@@ -736,13 +758,67 @@ fn two_servers_share_one_queue_and_one_takes_over_a_dead_ones_job() {
     let cycle = a.expect(202, "POST", "/v1/backups", &operator, Some(&json!({})));
     let id = job_id(&cycle);
     wait_running(&a, &operator, &id, "a");
+    // Queued behind it on a's one worker: a restore with the tenant's key, which only a holds.
+    let local = a.expect(
+        202,
+        "POST",
+        "/v1/tenants/globex/restore",
+        &operator,
+        Some(&json!({ "identity": identity_text(&key), "dry_run": true })),
+    );
     a.kill();
     let sb = TestServer::start(&b.vault, "b", None);
+    let l = sb.wait_job(&operator, &job_id(&local));
+    assert_eq!(l["state"], "interrupted", "{l:#}");
+    assert!(l["error"].as_str().unwrap().contains("key"), "{l:#}");
     let j = sb.wait_job(&operator, &id);
     assert_eq!(j["state"], "succeeded", "{j:#}");
     assert_eq!(j["node"], "b", "{j:#}");
     assert_eq!(j["attempts"], 2, "{j:#}");
     assert!(j["error"].is_null(), "{j:#}");
+
+    // A key rotation with revocation on a reaches b before b's next cycle: b seals globex's
+    // new snapshot to the new data key, which the old identity does not open.
+    let a = TestServer::start(&env.tv.vault, "a", None);
+    let globex_token = make_token(&a, &operator, "tenant", &["globex"]);
+    let new_key = env.keygen("globex-new.txt");
+    a.expect(
+        200,
+        "PUT",
+        "/v1/tenants/globex/recipients",
+        &globex_token,
+        Some(&json!({ "identity": identity_text(&key), "recipients": [new_key.recipient], "revoke": true })),
+    );
+    a.kill();
+    env.db
+        .exec("UPDATE users SET email = 'after-rotation@globex.example' WHERE id = 122");
+    let cycle = sb.expect(
+        202,
+        "POST",
+        "/v1/backups",
+        &operator,
+        Some(&json!({ "tenants": ["globex"] })),
+    );
+    let done = sb.wait_job(&operator, &job_id(&cycle));
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["node"], "b", "{done:#}");
+    let with = |k: &Key| {
+        let job = sb.expect(
+            202,
+            "POST",
+            "/v1/tenants/globex/restore",
+            &operator,
+            Some(&json!({ "identity": identity_text(k), "dry_run": true })),
+        );
+        sb.wait_job(&operator, &job_id(&job))
+    };
+    let new = with(&new_key);
+    assert_eq!(new["state"], "succeeded", "{new:#}");
+    let old = with(&key);
+    assert_eq!(
+        old["state"], "failed",
+        "the revoked key still opens the new snapshot: {old:#}"
+    );
 }
 
 /// A CA, a certificate it signed for `names`, and the certificate's key (PEM).

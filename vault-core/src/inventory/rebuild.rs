@@ -23,10 +23,20 @@ pub struct RebuildReport {
     pub tenants_without_keys: Vec<String>,
 }
 
+/// Whether `r` has a data key that `before` (this vault's copy) did not.
+fn data_key_changed(before: Option<&TenantRecord>, r: &TenantRecord) -> bool {
+    before.is_some_and(|b| b.data_recipient != r.data_recipient)
+}
+
 /// What [`Vault::catch_up_inventory`] added.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct CatchUpReport {
+    /// Tenants registered elsewhere.
     pub tenants: u64,
+    /// Tenants whose record changed elsewhere (keys rotated, escrow, placement).
+    pub tenants_changed: u64,
+    /// Tenants forgotten elsewhere: their local key copy and inventory entries removed.
+    pub tenants_forgotten: u64,
     pub cycles: u64,
     pub snapshots: u64,
     pub key_sets: u64,
@@ -117,6 +127,14 @@ impl Vault {
     /// The committed cycles of the store: every snapshot record, authentic and naming its own
     /// snapshot.
     async fn stored_cycles(&self) -> Result<Vec<crate::archive::manifest::SnapshotRecord>> {
+        self.stored_cycles_except(&HashSet::new()).await
+    }
+
+    /// [`Vault::stored_cycles`] but those in `known` (not read at all).
+    async fn stored_cycles_except(
+        &self,
+        known: &HashSet<String>,
+    ) -> Result<Vec<crate::archive::manifest::SnapshotRecord>> {
         let ids: Vec<String> = self
             .list(&layout::snapshots_prefix())
             .await?
@@ -127,7 +145,7 @@ impl Vault {
                     .strip_suffix(".json")
                     .map(str::to_string)
             })
-            .filter(|s| layout::is_snapshot_id(s))
+            .filter(|s| layout::is_snapshot_id(s) && !known.contains(s))
             .collect();
         let mut out = vec![];
         for id in &ids {
@@ -145,12 +163,36 @@ impl Vault {
 
     /// The tenant records of the store, each in its own tenant's directory.
     async fn stored_tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.stored_tenants_after(&[]).await
+    }
+
+    /// [`Vault::stored_tenants`], taking a record that another host rewrote (one whose version
+    /// this vault does not remember writing) only when it is authentic and was written after
+    /// this vault's copy in `local` (its `updated`): an older version replayed into the store
+    /// stays an error.
+    async fn stored_tenants_after(&self, local: &[TenantRecord]) -> Result<Vec<TenantRecord>> {
         let mut records = vec![];
         for meta in self.list(&layout::tenants_prefix()).await? {
             if meta.location.filename() != Some("tenant.json") {
                 continue;
             }
-            let bytes = self.get(&meta.location).await?;
+            let bytes = match self.get(&meta.location).await {
+                Ok(b) => b,
+                Err(e) if e.is_integrity() => {
+                    let newer = |body: &[u8]| match serde_json::from_slice::<TenantRecord>(body) {
+                        Ok(r) => local
+                            .iter()
+                            .find(|l| l.id == r.id && l.path == r.path)
+                            .is_some_and(|l| r.updated > l.updated),
+                        Err(_) => false,
+                    };
+                    match self.store().get_rewritten(&meta.location, newer).await? {
+                        Some(b) => b,
+                        None => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             let r: TenantRecord =
                 serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&meta.location, e))?;
             if r.path != self.tenant_path(&r.id) {
@@ -182,14 +224,16 @@ impl Vault {
     }
 
     /// Brings the inventory up to what other hosts of the store committed since it was last
-    /// in step: their tenants and their cycles' snapshots (the operational part, no key
-    /// needed). With the escrow identity, the id keys and record key sets of tenants that
-    /// allowed escrow come too; other tenants' records made elsewhere are found after an
-    /// `inventory rebuild` with their identity. Snapshots deleted elsewhere stay listed until
-    /// then (reading one fails with a clear not-found).
+    /// in step: their cycles' snapshots (the operational part, no key needed) and, when `full`
+    /// or a new cycle was found, the tenants: registered, changed (keys rotated, moved) or
+    /// forgotten elsewhere. With the escrow identity, the id keys and record key sets of
+    /// tenants that allowed escrow come too; other tenants' records made elsewhere are found
+    /// after an `inventory rebuild` with their identity. Snapshots deleted elsewhere stay
+    /// listed until then (reading one fails with a clear not-found).
     pub async fn catch_up_inventory(
         &self,
         escrow: Option<&keys::TenantIdentities>,
+        full: bool,
     ) -> Result<CatchUpReport> {
         let mut report = CatchUpReport::default();
         let known: HashSet<String> = self
@@ -198,31 +242,72 @@ impl Vault {
             .into_iter()
             .map(|c| c.snapshot)
             .collect();
-        let new_cycles: Vec<_> = self
-            .stored_cycles()
-            .await?
-            .into_iter()
-            .filter(|c| !known.contains(&c.snapshot))
-            .collect();
-        let known_tenants: HashSet<String> = self.tenants()?.into_iter().map(|t| t.id).collect();
-        let mut unlocked = std::collections::HashMap::new();
-        let stored = match new_cycles.is_empty() {
-            // New tenants come with a cycle, or are looked for when one is asked for by id.
-            true => vec![],
-            false => self.stored_tenants().await?,
+        let new_cycles = self.stored_cycles_except(&known).await?;
+        let local = self.tenants()?;
+        let stored = match full || !new_cycles.is_empty() {
+            true => self.stored_tenants_after(&local).await?,
+            false => vec![],
         };
-        for r in &stored {
-            let key = match (escrow, r.escrow) {
-                (Some(e), true) => self.unlock(r, e).await.ok(),
-                _ => None,
-            };
-            if !known_tenants.contains(&r.id) {
-                self.inventory()
-                    .put_tenant_record(r, key.as_ref().map(|u| &u.id_key))?;
-                report.tenants += 1;
+        let mut unlocked = std::collections::HashMap::new();
+        if full || !new_cycles.is_empty() {
+            for r in &stored {
+                let before = local.iter().find(|t| t.id == r.id);
+                let changed =
+                    before.map(|b| serde_json::to_value(b).ok() != serde_json::to_value(r).ok());
+                // The escrow identity unlocks the id key (for a tenant new here or without one)
+                // and the key sets of new snapshots.
+                let wanted = changed.is_none()
+                    || !new_cycles.is_empty()
+                    || self.inventory().id_key(&r.path)?.is_none();
+                let key = match (escrow, r.escrow && wanted) {
+                    (Some(e), true) => self.unlock(r, e).await.ok(),
+                    _ => None,
+                };
+                match changed {
+                    None => report.tenants += 1,
+                    Some(true) => {
+                        // Keys rotated, escrow changed or moved elsewhere. A rotation with
+                        // revocation also sealed the id key anew, to the new data key: that
+                        // version is the one to expect now (an older one would not open with
+                        // the record's data key, which `unlock` checks).
+                        if let Some(b) = before {
+                            self.inventory().forget_schema(b)?;
+                        }
+                        if data_key_changed(before, r) {
+                            self.store()
+                                .get_rewritten(&layout::sealed_id_key(&r.path), |_| true)
+                                .await?;
+                        }
+                        report.tenants_changed += 1;
+                    }
+                    Some(false) => {}
+                }
+                if changed != Some(false) || key.is_some() {
+                    self.inventory()
+                        .put_tenant_record(r, key.as_ref().map(|u| &u.id_key))?;
+                }
+                if let Some(k) = key {
+                    unlocked.insert(r.id.clone(), k);
+                }
             }
-            if let Some(k) = key {
-                unlocked.insert(r.id.clone(), k);
+            // Forgotten elsewhere: no record, and nothing else of it, left in the store.
+            for t in local
+                .iter()
+                .filter(|t| !stored.iter().any(|r| r.id == t.id))
+            {
+                if !self.list(&layout::tenant_dir(&t.path)).await?.is_empty() {
+                    continue;
+                }
+                let copy = self.dir().join("keys").join(format!("{}.age", t.path));
+                match std::fs::remove_file(&copy) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(Error::Aborted(format!("deleting {}: {e}", copy.display())))
+                    }
+                }
+                self.inventory().remove_tenant(t)?;
+                report.tenants_forgotten += 1;
             }
         }
         for c in &new_cycles {
@@ -230,7 +315,7 @@ impl Vault {
             report.cycles += 1;
         }
         let ids: HashSet<&str> = new_cycles.iter().map(|c| c.snapshot.as_str()).collect();
-        for r in &stored {
+        for r in stored.iter().filter(|_| !ids.is_empty()) {
             let have: HashSet<String> = self
                 .inventory()
                 .snapshots(&r.path)?
