@@ -103,6 +103,20 @@ struct Auth {
     key: crate::archive::auth::VaultKey,
     /// The inventory's digests tree; replaced when the inventory is compacted.
     digests: std::sync::RwLock<sled::Tree>,
+    /// The memory several servers of the vault share, when they do ([`Store::share_digests`]).
+    shared: std::sync::RwLock<Option<Arc<dyn SharedDigests>>>,
+}
+
+/// A memory of the MAC of each authenticated object's version last written, shared by the
+/// servers of one vault (`tvault-server` keeps it in its control database), so that each
+/// takes the versions the others wrote while a version replayed into the store is still
+/// refused. The state directory's own memory stays beside it: it answers for what the shared
+/// one has not seen.
+#[async_trait::async_trait]
+pub trait SharedDigests: Send + Sync {
+    async fn get(&self, path: &str) -> Result<Option<Vec<u8>>>;
+    async fn put(&self, path: &str, mac: &[u8]) -> Result<()>;
+    async fn remove(&self, path: &str) -> Result<()>;
 }
 
 impl Auth {
@@ -111,6 +125,39 @@ impl Auth {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    fn shared(&self) -> Option<Arc<dyn SharedDigests>> {
+        self.shared
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The MAC of the version last written: the shared memory's, else this state directory's.
+    async fn remembered(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(shared) = self.shared() {
+            if let Some(mac) = shared.get(path).await? {
+                return Ok(Some(mac));
+            }
+        }
+        Ok(self.digests().get(path)?.map(|v| v.to_vec()))
+    }
+
+    async fn remember(&self, path: &str, mac: &[u8]) -> Result<()> {
+        self.digests().insert(path, mac)?;
+        if let Some(shared) = self.shared() {
+            shared.put(path, mac).await?;
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, path: &str) -> Result<()> {
+        self.digests().remove(path)?;
+        if let Some(shared) = self.shared() {
+            shared.remove(path).await?;
+        }
+        Ok(())
     }
 }
 
@@ -192,7 +239,19 @@ impl Store {
         self.auth = Some(Arc::new(Auth {
             key,
             digests: std::sync::RwLock::new(digests),
+            shared: std::sync::RwLock::new(None),
         }));
+    }
+
+    /// Remembers the versions written in `shared` too, and takes what it remembers first (the
+    /// servers of one vault share one).
+    pub fn share_digests(&self, shared: Arc<dyn SharedDigests>) {
+        if let Some(auth) = &self.auth {
+            *auth
+                .shared
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(shared);
+        }
     }
 
     /// Points MAC bookkeeping at a new inventory's digests (after a compaction).
@@ -230,7 +289,7 @@ impl Store {
         let (sealed, mac) = auth.key.seal(path.as_ref(), &bytes);
         let put = self.put_raw(path, sealed).await?;
         self.sync_file(path, durable).await?;
-        auth.digests().insert(path.as_ref(), mac.as_bytes())?;
+        auth.remember(path.as_ref(), mac.as_bytes()).await?;
         Ok(put)
     }
 
@@ -270,7 +329,7 @@ impl Store {
         let Some(auth) = self.auth_for(path) else {
             return got;
         };
-        let remembered = auth.digests().get(path.as_ref())?;
+        let remembered = auth.remembered(path.as_ref()).await?;
         let bytes = match got {
             Err(Error::NotFound { .. }) if remembered.is_some() => return Err(Error::corrupt(
                 path,
@@ -283,7 +342,7 @@ impl Store {
             .open(path.as_ref(), &bytes)
             .map_err(|why| Error::corrupt(path, why))?;
         match remembered {
-            Some(r) if r.as_ref() != mac.as_bytes() => {
+            Some(r) if r.as_slice() != mac.as_bytes() => {
                 return Err(Error::corrupt(
                     path,
                     "the store serves another version than the one this vault wrote last (rolled back or replaced)",
@@ -292,7 +351,7 @@ impl Store {
             // First sight (after an inventory rebuild): this authentic version is the one to
             // expect from now on.
             None => {
-                auth.digests().insert(path.as_ref(), mac.as_bytes())?;
+                auth.remember(path.as_ref(), mac.as_bytes()).await?;
             }
             Some(_) => {}
         }
@@ -326,18 +385,18 @@ impl Store {
             .key
             .open(path.as_ref(), &bytes)
             .map_err(|why| Error::corrupt(path, why))?;
-        let remembered = auth.digests().get(path.as_ref())?;
+        let remembered = auth.remembered(path.as_ref()).await?;
         if remembered.as_deref() == Some(mac.as_bytes()) || !newer(body) {
             return Ok(None);
         }
-        auth.digests().insert(path.as_ref(), mac.as_bytes())?;
+        auth.remember(path.as_ref(), mac.as_bytes()).await?;
         let start = bytes.len() - body.len();
         Ok(Some(bytes.slice(start..)))
     }
 
-    fn forget_digest(&self, path: &ObjPath) -> Result<()> {
+    async fn forget_digest(&self, path: &ObjPath) -> Result<()> {
         if let Some(auth) = self.auth_for(path) {
-            auth.digests().remove(path.as_ref())?;
+            auth.forget(path.as_ref()).await?;
         }
         Ok(())
     }
@@ -431,7 +490,7 @@ impl Store {
     /// Deletes an object, every version of it on a versioned bucket; a missing one is fine.
     /// Versions under object lock stay and are returned.
     pub async fn delete(&self, path: &ObjPath) -> Result<Vec<LockedVersion>> {
-        self.forget_digest(path)?;
+        self.forget_digest(path).await?;
         if let Some(s3) = &self.s3 {
             if s3.bucket_state().await?.versioning != "Off" {
                 return s3.delete_versions(path, false).await;

@@ -416,6 +416,12 @@ impl Vault {
             .map_err(|e| Error::Aborted(format!("destroying the old inventory: {e}")))?
     }
 
+    /// Shares the memory of the versions last written with the other servers of the vault
+    /// (see [`crate::store::SharedDigests`]).
+    pub fn share_digests(&self, shared: std::sync::Arc<dyn crate::store::SharedDigests>) {
+        self.shared.store.share_digests(shared);
+    }
+
     /// Names `actor` in the audit trail for this handle's operations instead of the OS user.
     pub fn set_actor(&mut self, actor: impl Into<String>) {
         self.op.actor = Some(actor.into());

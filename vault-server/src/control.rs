@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS tvault_control.meta (
     version int NOT NULL,
     secret bytea NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tvault_control.digests (
+    path text PRIMARY KEY,
+    mac bytea NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tvault_control.nodes (
     name text PRIMARY KEY,
     seen timestamptz NOT NULL,
@@ -196,6 +200,52 @@ fn forget_request(row: &tokio_postgres::Row) -> ForgetRequest {
         due: row.get(3),
         state: row.get(4),
         job: row.get(5),
+    }
+}
+
+/// The vault's memory of the versions last written (rollback protection), shared by its
+/// servers through the control database's `digests` table.
+pub struct Digests(pub std::sync::Arc<Control>);
+
+fn db(e: anyhow::Error) -> vault_core::Error {
+    vault_core::Error::Aborted(format!("the control database (version memory): {e:#}"))
+}
+
+#[async_trait::async_trait]
+impl vault_core::store::SharedDigests for Digests {
+    async fn get(&self, path: &str) -> vault_core::Result<Option<Vec<u8>>> {
+        let c = self.0.client().await.map_err(db)?;
+        let row = c
+            .query_opt(
+                "SELECT mac FROM tvault_control.digests WHERE path = $1",
+                &[&path],
+            )
+            .await
+            .map_err(|e| db(e.into()))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn put(&self, path: &str, mac: &[u8]) -> vault_core::Result<()> {
+        let c = self.0.client().await.map_err(db)?;
+        c.execute(
+            "INSERT INTO tvault_control.digests (path, mac) VALUES ($1, $2) \
+             ON CONFLICT (path) DO UPDATE SET mac = $2",
+            &[&path, &mac],
+        )
+        .await
+        .map_err(|e| db(e.into()))?;
+        Ok(())
+    }
+
+    async fn remove(&self, path: &str) -> vault_core::Result<()> {
+        let c = self.0.client().await.map_err(db)?;
+        c.execute(
+            "DELETE FROM tvault_control.digests WHERE path = $1",
+            &[&path],
+        )
+        .await
+        .map_err(|e| db(e.into()))?;
+        Ok(())
     }
 }
 

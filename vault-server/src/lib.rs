@@ -107,6 +107,10 @@ impl Server {
         if interrupted > 0 {
             tracing::warn!(interrupted, node = %config.node, "jobs interrupted by the last stop");
         }
+        // The servers of the vault share the memory of the versions last written, so that
+        // each takes what another wrote (a policy, a hold, a rotated key).
+        let digests = control::Control::open(&config.control).await?;
+        vault.share_digests(Arc::new(control::Digests(Arc::new(digests))));
         let escrow = match &config.escrow_identity {
             Some(path) => Some(
                 keys::TenantIdentities::from_file(path)

@@ -499,7 +499,7 @@ fn schedules_fire_under_an_injected_clock_and_never_overlap() {
     let clock = Arc::new(ManualClock::new(start));
     let (env, _key, _escrow, _control) = server_env(
         "server_schedule",
-        "[[server.schedule]]\nname = \"nightly\"\nkind = \"backup\"\ncron = \"0 0 2 * * *\"\n\
+        "forget_grace_hours = 24\n[[server.schedule]]\nname = \"nightly\"\nkind = \"backup\"\ncron = \"0 0 2 * * *\"\n\
          [[server.schedule]]\nname = \"drill\"\nkind = \"drill\"\ncron = \"0 30 2 * * *\"\n",
     );
     let operator = bootstrap_operator(&env.tv.vault);
@@ -515,6 +515,10 @@ fn schedules_fire_under_an_injected_clock_and_never_overlap() {
     };
     std::thread::sleep(Duration::from_millis(600));
     assert!(count("backup").is_empty(), "fired before its time");
+    // acme asks to be forgotten; with a grace period of 24 h, nothing happens before it ends.
+    let acme = make_token(&s, &operator, "tenant", &["acme"]);
+    let req = s.expect(202, "POST", "/v1/tenants/acme/forget", &acme, None);
+    assert_eq!(req["due"], "2031-01-02T01:59:00Z", "{req:#}");
     clock.set(time::macros::datetime!(2031-01-01 02:00:01 UTC));
     let deadline = Instant::now() + Duration::from_secs(20);
     while count("backup").is_empty() {
@@ -547,6 +551,10 @@ fn schedules_fire_under_an_injected_clock_and_never_overlap() {
         0,
         "the scratch schema was dropped"
     );
+    assert!(
+        count("forget").is_empty(),
+        "forgotten before the grace period ended"
+    );
     // Three days missed: one run makes up for all of them.
     clock.set(time::macros::datetime!(2031-01-04 03:00:00 UTC));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -559,6 +567,18 @@ fn schedules_fire_under_an_injected_clock_and_never_overlap() {
     }
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(count("backup").len(), 2);
+    // The grace period is over: the scheduler carried the request out, and acme's token went
+    // with it.
+    let forget = count("forget");
+    assert_eq!(forget.len(), 1, "{forget:#?}");
+    assert_eq!(
+        s.wait_job(&operator, &job_id(&forget[0]))["state"],
+        "succeeded"
+    );
+    let (status, _) = s.call("GET", "/v1/whoami", Some(&acme), None);
+    assert_eq!(status, 401);
+    let done = s.expect(200, "GET", "/v1/tenants/acme/forget", &operator, None);
+    assert_eq!(done["state"], "done", "{done:#}");
     let m = reqwest::blocking::get(format!("{}/metrics", s.url))
         .unwrap()
         .text()
@@ -789,7 +809,38 @@ fn two_servers_share_one_queue_and_one_takes_over_a_dead_ones_job() {
         &globex_token,
         Some(&json!({ "identity": identity_text(&key), "recipients": [new_key.recipient], "revoke": true })),
     );
+    // A policy and a hold set through a: b takes them (the servers share their memory of the
+    // versions last written), and releases the hold.
+    a.expect(
+        200,
+        "PUT",
+        "/v1/tenants/globex/policy",
+        &globex_token,
+        Some(&json!({ "keep_last": 5 })),
+    );
+    a.expect(
+        200,
+        "PUT",
+        "/v1/tenants/globex/hold",
+        &operator,
+        Some(&json!({ "reason": "case 7" })),
+    );
     a.kill();
+    let shown = sb.expect(200, "GET", "/v1/tenants/globex", &operator, None);
+    assert_eq!(shown["policy"]["keep_last"], 5, "{shown:#}");
+    assert_eq!(shown["hold"]["reason"], "case 7", "{shown:#}");
+    sb.expect(200, "DELETE", "/v1/tenants/globex/hold", &operator, None);
+    let retention = sb.expect(
+        202,
+        "POST",
+        "/v1/retention",
+        &operator,
+        Some(&json!({ "dry_run": true })),
+    );
+    assert_eq!(
+        sb.wait_job(&operator, &job_id(&retention))["state"],
+        "succeeded"
+    );
     env.db
         .exec("UPDATE users SET email = 'after-rotation@globex.example' WHERE id = 122");
     let cycle = sb.expect(
