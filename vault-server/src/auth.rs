@@ -179,6 +179,15 @@ pub fn path_tenant(params: &RawPathParams) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// The access the request's route declared (see `routes::router`); none declared is the
+/// strictest, operators only.
+pub fn route_access(req: &Request) -> Access {
+    req.extensions()
+        .get::<Access>()
+        .copied()
+        .unwrap_or(Access::Operator)
+}
+
 /// Middleware of every API route: the route's [`Access`] is in the request's extensions (see
 /// `routes::router`); the bearer token's principal goes into them for the handler.
 pub async fn authorize(
@@ -187,11 +196,7 @@ pub async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let access = req
-        .extensions()
-        .get::<Access>()
-        .copied()
-        .unwrap_or(Access::Operator);
+    let access = route_access(&req);
     if access == Access::Public {
         return next.run(req).await;
     }

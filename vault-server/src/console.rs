@@ -71,11 +71,7 @@ async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let access = req
-        .extensions()
-        .get::<Access>()
-        .copied()
-        .unwrap_or(Access::Operator);
+    let access = crate::auth::route_access(&req);
     if req.method() != Method::GET && cross_site(req.headers()) {
         return page_error(
             StatusCode::FORBIDDEN,

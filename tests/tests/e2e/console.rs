@@ -9,8 +9,6 @@ use serde_json::json;
 use std::path::PathBuf;
 use tests::*;
 
-const FIX: [&str; 1] = ["isolation.sql"];
-
 fn shots() -> Option<PathBuf> {
     std::env::var_os("TVAULT_SCREENSHOTS").map(PathBuf::from)
 }
@@ -66,21 +64,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
 
 #[test]
 fn support_finds_compares_and_restores_a_record_in_the_browser() {
-    let env = Env::new("console", &FIX);
-    let escrow = env.keygen("escrow.txt");
-    env.tv
-        .init(&env.db.url, &["--escrow-recipient", &escrow.recipient]);
-    let key = env.keygen("key.txt");
-    env.tv.tenant_add("acme", &key);
-    env.tv.ok(&[
-        "tenant",
-        "add",
-        "globex",
-        "--recipient",
-        &key.recipient,
-        "--allow-escrow",
-    ]);
-    env.tv.backup_all();
+    let (env, _key, _escrow, _control) = crate::server::server_env("console", "");
     env.db
         .exec("UPDATE users SET email = email || '.old' WHERE tenant_id = 'globex'");
     env.tv.backup_all();
@@ -88,12 +72,6 @@ fn support_finds_compares_and_restores_a_record_in_the_browser() {
         .exec("UPDATE users SET email = 'typo@globex' WHERE id = 121");
     let email = "user1@globex.example.old";
     let others = snapshot_except(&mut env.db.client(), "globex", &[]);
-    let control = TestDb::new("console_control");
-    configure_server(
-        &env.tv.vault,
-        &control,
-        &format!("escrow_identity = {:?}", escrow.identity.to_str().unwrap()),
-    );
     let operator = bootstrap_operator(&env.tv.vault);
     let server = TestServer::start(&env.tv.vault, "a", None);
     let support = make_token(&server, &operator, "support", &["globex"]);

@@ -14,7 +14,7 @@ const FIX: [&str; 1] = ["isolation.sql"];
 
 /// acme and globex registered (globex with escrow), one snapshot, a control database, and the
 /// `[server]` section; returns the env, the tenants' key, the escrow key and the control db.
-fn server_env(name: &str, extra: &str) -> (Env, Key, Key, TestDb) {
+pub(crate) fn server_env(name: &str, extra: &str) -> (Env, Key, Key, TestDb) {
     let env = Env::new(name, &FIX);
     let escrow = env.keygen("escrow.txt");
     env.tv

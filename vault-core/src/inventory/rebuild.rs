@@ -136,15 +136,9 @@ impl Vault {
         known: &HashSet<String>,
     ) -> Result<Vec<crate::archive::manifest::SnapshotRecord>> {
         let ids: Vec<String> = self
-            .list(&layout::snapshots_prefix())
+            .json_names(&layout::snapshots_prefix())
             .await?
             .into_iter()
-            .filter_map(|m| {
-                m.location
-                    .filename()?
-                    .strip_suffix(".json")
-                    .map(str::to_string)
-            })
             .filter(|s| layout::is_snapshot_id(s) && !known.contains(s))
             .collect();
         let mut out = vec![];
@@ -208,8 +202,17 @@ impl Vault {
 
     /// The snapshots a tenant has manifests of in the store, oldest first.
     async fn stored_manifests(&self, r: &TenantRecord) -> Result<Vec<String>> {
-        let mut snaps: Vec<String> = self
-            .list(&layout::Path::from(format!("tenants/{}/manifests", r.path)))
+        let mut snaps = self
+            .json_names(&layout::Path::from(format!("tenants/{}/manifests", r.path)))
+            .await?;
+        snaps.sort();
+        Ok(snaps)
+    }
+
+    /// The names, without `.json`, of the JSON objects under `prefix`.
+    async fn json_names(&self, prefix: &layout::Path) -> Result<Vec<String>> {
+        Ok(self
+            .list(prefix)
             .await?
             .into_iter()
             .filter_map(|m| {
@@ -218,9 +221,7 @@ impl Vault {
                     .strip_suffix(".json")
                     .map(str::to_string)
             })
-            .collect();
-        snaps.sort();
-        Ok(snaps)
+            .collect())
     }
 
     /// Brings the inventory up to what other hosts of the store committed since it was last
