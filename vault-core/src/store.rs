@@ -318,14 +318,19 @@ impl Store {
         .io(|| format!("syncing the store at {}", self.location))
     }
 
+    /// An object's bytes as stored (with its MAC line, if any).
+    async fn get_raw(&self, path: &ObjPath) -> Result<bytes::Bytes> {
+        let ctx = || format!("reading {path}");
+        match self.objects.get(path).await {
+            Ok(r) => r.bytes().await.store(ctx),
+            Err(e) => Err(e).store(ctx),
+        }
+    }
+
     /// Reads an object; one that carries a MAC must be authentic and the version this vault
     /// wrote last (when it remembers one), and comes back without its MAC line.
     pub async fn get(&self, path: &ObjPath) -> Result<bytes::Bytes> {
-        let ctx = || format!("reading {path}");
-        let got = match self.objects.get(path).await {
-            Ok(r) => r.bytes().await.store(ctx),
-            Err(e) => Err(e).store(ctx),
-        };
+        let got = self.get_raw(path).await;
         let Some(auth) = self.auth_for(path) else {
             return got;
         };
@@ -373,14 +378,7 @@ impl Store {
                 "{path} is not an authenticated object"
             )));
         };
-        let bytes = self
-            .objects
-            .get(path)
-            .await
-            .store(|| format!("reading {path}"))?
-            .bytes()
-            .await
-            .store(|| format!("reading {path}"))?;
+        let bytes = self.get_raw(path).await?;
         let (body, mac) = auth
             .key
             .open(path.as_ref(), &bytes)

@@ -33,7 +33,7 @@ pub struct App(Arc<Inner>);
 
 pub struct Inner {
     pub vault: Vault,
-    pub control: control::Control,
+    pub control: Arc<control::Control>,
     pub config: ServerConfig,
     /// Signs download links and record-restore confirmations (shared by the vault's servers).
     pub secret: [u8; 32],
@@ -100,7 +100,7 @@ impl Server {
                  listen on a loopback address"
             );
         }
-        let control = control::Control::open(&config.control).await?;
+        let control = Arc::new(control::Control::open(&config.control).await?);
         let secret = control.secret().await?;
         control.register_node(&config.node, config.lease()).await?;
         let interrupted = control.interrupt_node(&config.node).await?;
@@ -109,8 +109,7 @@ impl Server {
         }
         // The servers of the vault share the memory of the versions last written, so that
         // each takes what another wrote (a policy, a hold, a rotated key).
-        let digests = control::Control::open(&config.control).await?;
-        vault.share_digests(Arc::new(control::Digests(Arc::new(digests))));
+        vault.share_digests(Arc::new(control::Digests(control.clone())));
         let escrow = match &config.escrow_identity {
             Some(path) => Some(
                 keys::TenantIdentities::from_file(path)

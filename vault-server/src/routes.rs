@@ -886,6 +886,33 @@ pub(crate) struct RecordRestore {
     pub confirmation: Option<String>,
 }
 
+impl RecordRestore {
+    /// The core's options for this request, from `snapshot`.
+    fn options(
+        &self,
+        tenant: &str,
+        snapshot: &str,
+        dry_run: bool,
+    ) -> Result<vault_core::records::RecordRestoreOptions, ApiError> {
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| parse_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(ApiError::bad("`keys` names at least one record"));
+        }
+        Ok(vault_core::records::RecordRestoreOptions {
+            tenant: tenant.to_string(),
+            table: self.table.clone(),
+            keys,
+            snapshot: snapshot.to_string(),
+            with_related: self.with_related,
+            dry_run,
+        })
+    }
+}
+
 /// The dry run of a record restore and the confirmation that binds a later run to it.
 pub(crate) async fn plan_record_restore(
     app: &App,
@@ -894,22 +921,7 @@ pub(crate) async fn plan_record_restore(
     req: &RecordRestore,
     key: &Key,
 ) -> Result<(vault_core::records::RecordRestoreReport, String), ApiError> {
-    let keys = req
-        .keys
-        .iter()
-        .map(|k| parse_key(k))
-        .collect::<Result<Vec<_>, _>>()?;
-    if keys.is_empty() {
-        return Err(ApiError::bad("`keys` names at least one record"));
-    }
-    let opts = vault_core::records::RecordRestoreOptions {
-        tenant: tenant.to_string(),
-        table: req.table.clone(),
-        keys,
-        snapshot: req.snapshot.clone(),
-        with_related: req.with_related,
-        dry_run: true,
-    };
+    let opts = req.options(tenant, &req.snapshot, true)?;
     let plan = op(app, p).restore_records(&opts, key.get(app)).await?;
     // The confirmation binds the request to what its dry run showed: the same rows, from the
     // same snapshot. If the live rows changed since, the dry run must be looked at again.
@@ -945,18 +957,7 @@ pub(crate) async fn confirm_record_restore(
         ));
     }
     rate_limit(app, tenant, "restore-records").await?;
-    let opts = vault_core::records::RecordRestoreOptions {
-        tenant: tenant.to_string(),
-        table: req.table.clone(),
-        keys: req
-            .keys
-            .iter()
-            .map(|k| parse_key(k))
-            .collect::<Result<Vec<_>, _>>()?,
-        snapshot: plan.snapshot.clone(),
-        with_related: req.with_related,
-        dry_run: false,
-    };
+    let opts = req.options(tenant, &plan.snapshot, false)?;
     let report = op(app, p).restore_records(&opts, key.get(app)).await?;
     let value = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
     let job = app
