@@ -62,7 +62,9 @@ DB_BYTES=$(psql_db -At -c "SELECT pg_database_size(current_database())")
 LOCKS=$(psql_db -At -c "SELECT current_setting('max_locks_per_transaction')")
 log "database: $DB_BYTES bytes; max_locks_per_transaction = $LOCKS"
 
-rm -rf "$WORK"
+# Earlier runs' files go before anything is made or timed (bench/lib.sh, discard).
+discard "$WORK"
+empty_trash
 mkdir -p "$WORK"
 OUT=$WORK
 "$TVAULT" keygen -o "$WORK/tenant.key" >/dev/null 2>&1
@@ -74,7 +76,7 @@ mapfile -t SAMPLED < <(head -n "$SAMPLE" "$WORK/tenants.tsv" | cut -f1)
 declare -A WALL RSS
 for run in $(seq 1 "$RUNS"); do
     heading "Run $run of $RUNS"
-    rm -rf "$WORK/vault" "$WORK/dump.pgdump" "$WORK/per-schema"
+    discard "$WORK/vault" "$WORK/dump.pgdump" "$WORK/per-schema"
     mkdir -p "$WORK/per-schema"
     V=(--vault "$WORK/vault")
     "$TVAULT" "${V[@]}" init --source "$DB_URL" >/dev/null 2>&1

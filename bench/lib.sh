@@ -34,6 +34,32 @@ timed() {
     log "$name run $run: ${wall} s, max RSS $((rss / 1024)) MiB"
 }
 
+# Benchmarks delete whole vaults: tens of thousands of files. ext4 without a journal (this machine's
+# root file system) does not reuse an inode freed in the last 60 s (300 s while its inode table block
+# is unwritten), and it checks every such inode each time it allocates one: creating files right
+# after deleting as many costs seconds of kernel time (perf: ext4 `recently_deleted`). So that no
+# timed method pays for the harness's own deletions, scripts move what they discard aside (a rename
+# frees no inode) and delete it when they next start, before anything is timed, then wait that
+# window out. TRASH is shared by every script of one bench directory.
+TRASH=${TVAULT_BENCH_DIR:-$REPO/target/bench}/trash
+# discard PATH...: moves each existing PATH into $TRASH.
+discard() {
+    local p
+    mkdir -p "$TRASH"
+    for p in "$@"; do
+        [[ -e $p ]] && mv "$p" "$TRASH/$(date +%s%N)-$RANDOM"
+    done
+    return 0
+}
+# empty_trash: deletes what earlier runs discarded, then waits until ext4 reuses the freed inodes.
+empty_trash() {
+    [[ -d $TRASH && -n $(ls -A "$TRASH") ]] || return 0
+    log "deleting earlier runs' files ($TRASH), then waiting 61 s for the file system to reuse their inodes"
+    rm -rf "$TRASH"
+    sync
+    sleep 61
+}
+
 # file_bytes DIR...: the sum of the sizes of the regular files under DIR (not `du`, which counts
 # directory entries: a vault of 20,000 tenants has 80,000 directories).
 file_bytes() { find "$@" -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'; }

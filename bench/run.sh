@@ -134,6 +134,9 @@ STORE1='' LOCAL1='' OBJECTS1='' STORE2='' LOCAL2='' OBJECTS2=''
 record_bytes() { BYTES[$1]+="$2 "; }
 
 mkdir -p "$WORK"
+# Earlier runs' files go before anything is made or timed (bench/lib.sh, discard).
+discard "$WORK"/run-* "$WORK/tvault-template" "$WORK/per-tenant-out"
+empty_trash
 mapfile -d '' -t TENANT_IDS < <(psql_db -At -0 -c 'SELECT DISTINCT tenant_id FROM app.customers ORDER BY 1')
 [[ ${#TENANT_IDS[@]} -gt 0 ]] || die "no tenants in $DB"
 
@@ -141,7 +144,7 @@ mapfile -d '' -t TENANT_IDS < <(psql_db -At -0 -c 'SELECT DISTINCT tenant_id FRO
 if selected tvault; then
     heading "tvault: one key, $N_TENANTS tenants registered in a template vault (not timed)"
     TEMPLATE=$WORK/tvault-template
-    rm -rf "$TEMPLATE" "$WORK/bench-key.txt"
+    rm -f "$WORK/bench-key.txt"
     keyout=$("$TVAULT" keygen -o "$WORK/bench-key.txt" --json)
     RECIPIENT=$(grep -o 'age1[0-9a-z]*' <<<"$keyout" | head -n 1 || true)
     [[ -n $RECIPIENT ]] || RECIPIENT=$(grep -o 'age1[0-9a-z]*' "$WORK/bench-key.txt" | head -n 1 || true)
@@ -206,7 +209,7 @@ copy_floor >/dev/null
 for ((run = 1; run <= RUNS; run++)); do
     heading "Run $run of $RUNS"
     RUN_DIR=$WORK/run-$run
-    rm -rf "$RUN_DIR"
+    discard "$RUN_DIR"
 
     if selected tvault; then
         OUT=$RUN_DIR/tvault
@@ -226,7 +229,7 @@ for ((run = 1; run <= RUNS; run++)); do
         LOCAL2+="$(file_bytes "${LOCAL_FILES[@]}") "
         OBJECTS2+="$(file_count "$V/store") "
         # Keep the last run's vault for inspection only.
-        [[ $run -eq $RUNS ]] || rm -rf "$V"
+        [[ $run -eq $RUNS ]] || discard "$V"
     fi
 
     if selected pg_dump; then
@@ -240,7 +243,7 @@ for ((run = 1; run <= RUNS; run++)); do
     if selected per_tenant; then
         OUT=$RUN_DIR/per_tenant
         mkdir -p "$OUT"
-        rm -rf "$PT_OUT"
+        discard "$PT_OUT"
         mkdir -p "$PT_OUT/global"
         (cd "$PT_OUT" && seq -f '%05g' 1 "${#TENANT_IDS[@]}" | xargs mkdir)
         timed per_tenant "$run" -- psql -X -q -d "$DB_URL" -f "$PT_SCRIPT"

@@ -61,7 +61,9 @@ fi
 DB_BYTES=$(psql_admin -At -c "SELECT sum(pg_database_size(datname)) FROM pg_database WHERE datname LIKE '${PREFIX}\_%' AND datname <> '$DB'")
 log "silo databases: $DB_BYTES bytes"
 
-rm -rf "$WORK"
+# Earlier runs' files go before anything is made or timed (bench/lib.sh, discard).
+discard "$WORK"
+empty_trash
 mkdir -p "$WORK"
 OUT=$WORK
 "$TVAULT" keygen -o "$WORK/tenant.key" >/dev/null 2>&1
@@ -73,7 +75,7 @@ done >"$WORK/tenants.tsv"
 declare -A WALL RSS
 for run in $(seq 1 "$RUNS"); do
     heading "Run $run of $RUNS"
-    rm -rf "$WORK/vault" "$WORK/dumps"
+    discard "$WORK/vault" "$WORK/dumps"
     mkdir -p "$WORK/dumps"
     V=(--vault "$WORK/vault")
     "$TVAULT" "${V[@]}" init --source "$DB_URL" >/dev/null 2>&1
