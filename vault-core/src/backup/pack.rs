@@ -393,12 +393,12 @@ pub(super) async fn run(
             pending -= acc.pack.len;
             flush(&mut up, cycle, acc, s.tenant).await?;
         }
-        while pending > tuning.memory_budget / 2 {
-            let Some((t, _)) = accs.iter().enumerate().max_by_key(|(_, a)| a.pack.len) else {
-                break;
-            };
-            pending -= accs[t].pack.len;
-            flush(&mut up, cycle, &mut accs[t], t).await?;
+        if pending > tuning.memory_budget / 2 {
+            let sizes = accs.iter().enumerate().map(|(t, a)| (t, a.pack.len));
+            for t in crate::memory::spill_order(sizes, pending, tuning.memory_budget / 2) {
+                pending -= accs[t].pack.len;
+                flush(&mut up, cycle, &mut accs[t], t).await?;
+            }
         }
     }
     for (t, acc) in accs.iter_mut().enumerate() {

@@ -4,7 +4,7 @@
 //! puts first on every line; a per-tenant read uses the same code with a filtered query. Blocks
 //! are cut at content-defined row boundaries (so an insert early in a table does not shift every
 //! later block and defeat deduplication), and buffered plaintext is bounded across all tenants:
-//! when the budget is exceeded the largest buffer is cut early.
+//! when the budget is exceeded the largest buffers are cut early.
 
 use crate::archive::block::{Checksum, IdKey};
 use crate::archive::keyindex::{KeyCodec, KeyList};
@@ -174,12 +174,12 @@ pub async fn read_table(
                 buffered -= buf.held();
                 ready.push(take(&mut bufs, tenant, table));
             } else if buffered > demux.budget {
-                if let Some((&largest, _)) = bufs
-                    .iter()
-                    .max_by_key(|(&t, b)| (b.data.len(), std::cmp::Reverse(t)))
-                {
-                    buffered -= bufs[&largest].held();
-                    ready.push(take(&mut bufs, largest, table));
+                // A sixteenth of the budget at once: not a scan of every buffer per row.
+                let sizes = bufs.iter().map(|(&t, b)| (t, b.held()));
+                let target = demux.budget - demux.budget / 16;
+                for t in crate::memory::spill_order(sizes, buffered, target) {
+                    buffered -= bufs[&t].held();
+                    ready.push(take(&mut bufs, t, table));
                 }
             }
         }
