@@ -35,13 +35,15 @@ timed() {
 }
 
 # Benchmarks delete whole vaults: tens of thousands of files. ext4 without a journal (this machine's
-# root file system) does not reuse an inode freed in the last 60 s (300 s while its inode table block
-# is unwritten), and it checks every such inode each time it allocates one: creating files right
-# after deleting as many costs seconds of kernel time (perf: ext4 `recently_deleted`). So that no
-# timed method pays for the harness's own deletions, scripts move what they discard aside (a rename
-# frees no inode) and delete it when they next start, before anything is timed, then wait that
-# window out. TRASH is shared by every script of one bench directory.
+# root file system) does not reuse an inode freed in the last 60 s, or 300 s while its inode table
+# block is dirty (as new files beside it make it), and it checks every such inode each time it
+# allocates one: creating files after deleting as many costs seconds of kernel time (perf: ext4
+# `recently_deleted`). So that no timed method pays for the harness's own deletions, scripts move
+# what they discard aside (a rename frees no inode), delete it when they end or next start, and
+# wait before their first timed run until 301 s have passed since a deletion. TRASH is shared by
+# every script of one bench directory.
 TRASH=${TVAULT_BENCH_DIR:-$REPO/target/bench}/trash
+TRASH_DELETED=${TVAULT_BENCH_DIR:-$REPO/target/bench}/trash-deleted-at
 # discard PATH...: moves each existing PATH into $TRASH.
 discard() {
     local p
@@ -51,13 +53,23 @@ discard() {
     done
     return 0
 }
-# empty_trash: deletes what earlier runs discarded, then waits until ext4 reuses the freed inodes.
+# empty_trash: deletes what was discarded, and notes when.
 empty_trash() {
     [[ -d $TRASH && -n $(ls -A "$TRASH") ]] || return 0
-    log "deleting earlier runs' files ($TRASH), then waiting 61 s for the file system to reuse their inodes"
+    log "deleting discarded runs' files ($TRASH)"
     rm -rf "$TRASH"
     sync
-    sleep 61
+    date +%s >"$TRASH_DELETED"
+}
+# settle: waits until the file system reuses the inodes of the last deletion (see above).
+settle() {
+    local last wait
+    last=$(cat "$TRASH_DELETED" 2>/dev/null || echo 0)
+    wait=$((last + 301 - $(date +%s)))
+    if ((wait > 0)); then
+        log "waiting $wait s, until ext4 reuses the inodes of the files deleted before this run"
+        sleep "$wait"
+    fi
 }
 
 # file_bytes DIR...: the sum of the sizes of the regular files under DIR (not `du`, which counts

@@ -206,6 +206,7 @@ heading "Warm-up: one untimed read of every table (page cache and shared buffers
 copy_floor >/dev/null
 
 # ---------------------------------------------------------------------------------------------------------
+settle
 for ((run = 1; run <= RUNS; run++)); do
     heading "Run $run of $RUNS"
     RUN_DIR=$WORK/run-$run
@@ -327,3 +328,5 @@ printf '%s\n' "$REPORT"
 mkdir -p "$REPO/bench/results"
 printf '%s\n\n' "$REPORT" >>"$REPO/bench/results/$DATE.md"
 log "appended to bench/results/$DATE.md"
+# What the runs discarded goes now, so that the next script waits less (bench/lib.sh).
+empty_trash
