@@ -6,6 +6,28 @@ fn name(i: usize) -> String {
     format!("t{i:02}")
 }
 
+/// Empties `items`, restores every tenant from `snapshot` one by one, and compares the rows with
+/// `expected`.
+fn restore_each(
+    env: &Env,
+    names: &[String],
+    snapshot: &str,
+    key: &Key,
+    expected: &[String],
+    what: &str,
+) {
+    let mut c = env.db.client();
+    c.execute("DELETE FROM items", &[]).unwrap();
+    for n in names {
+        env.tv.restore(n, snapshot, key, None);
+    }
+    assert_rows_eq(
+        what,
+        expected,
+        &rows_exact(&mut c, "public.items", "true", None),
+    );
+}
+
 #[test]
 fn forty_tenants_each_get_exactly_their_rows() {
     let names: Vec<String> = (0..40).map(name).collect();
@@ -30,14 +52,13 @@ fn forty_tenants_each_get_exactly_their_rows() {
         "one snapshots entry per tenant"
     );
 
-    c.execute("DELETE FROM items", &[]).unwrap();
-    for n in &names {
-        env.tv.restore(n, &snap, &key, None);
-    }
-    assert_rows_eq(
-        "all tenants restored one by one",
+    restore_each(
+        &env,
+        &names,
+        &snap,
+        &key,
         &all,
-        &rows_exact(&mut c, "public.items", "true", None),
+        "all tenants restored one by one",
     );
 }
 
@@ -97,15 +118,8 @@ fn unchanged_tenants_cost_nothing_in_a_later_cycle() {
     let at_s2 = rows_exact(&mut c, "public.items", "true", None);
     env.db.exec("DELETE FROM items WHERE tenant_id = 't03'");
     env.tv.backup_all();
-    c.execute("DELETE FROM items", &[]).unwrap();
-    for n in &names {
-        env.tv.restore(n, &s2, &key, None);
-    }
-    assert_rows_eq(
-        "every tenant restored from the cycle that found most unchanged",
-        &at_s2,
-        &rows_exact(&mut c, "public.items", "true", None),
-    );
+    let what = "every tenant restored from the cycle that found most unchanged";
+    restore_each(&env, &names, &s2, &key, &at_s2, what);
 
     // Keep only t03's newest version (its rows deleted): the second cycle found the deleted
     // version, so it no longer stands for anything of t03's.
@@ -181,13 +195,6 @@ fn a_small_memory_budget_cuts_early_and_loses_nothing() {
         assert_eq!(t["unchanged"], true, "the same rows, cut the same way: {t}");
     }
 
-    c.execute("DELETE FROM items", &[]).unwrap();
-    for n in &names {
-        env.tv.restore(n, &snap, &key, None);
-    }
-    assert_rows_eq(
-        "every tenant restored from the cycle with the small budget",
-        &all,
-        &rows_exact(&mut c, "public.items", "true", None),
-    );
+    let what = "every tenant restored from the cycle with the small budget";
+    restore_each(&env, &names, &snap, &key, &all, what);
 }
