@@ -50,6 +50,12 @@ async fn accessible(c: &Client, page: &str) {
     assert_eq!(scripts, json!(0), "{page} has a script");
 }
 
+/// Clicks `what`, then waits until the page that follows shows `then`.
+async fn press(c: &Client, what: Locator<'_>, then: Locator<'_>) {
+    c.find(what).await.unwrap().click().await.unwrap();
+    c.wait().for_element(then).await.unwrap();
+}
+
 async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/ui")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
@@ -97,14 +103,8 @@ fn support_finds_compares_and_restores_a_record_in_the_browser() {
         assert!(!page.contains("acme"), "{page}");
         accessible(&c, "tenants").await;
         shot(&c, "tenants").await;
-        c.find(Locator::LinkText("globex"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
         // The timeline: two snapshots, newest first.
-        c.wait().for_element(Locator::Id("table")).await.unwrap();
+        press(&c, Locator::LinkText("globex"), Locator::Id("table")).await;
         let page = text(&c).await;
         assert!(
             page.contains("Snapshots") && page.contains("Legal hold"),
@@ -142,16 +142,13 @@ fn support_finds_compares_and_restores_a_record_in_the_browser() {
         accessible(&c, "record").await;
         shot(&c, "record").await;
         // The dry run lists what would change; nothing has yet.
-        c.find(Locator::Css("form[action$='/restore'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        c.wait()
-            .for_element(Locator::Css("form[action$='/restore/confirm']"))
-            .await
-            .unwrap();
+        let confirm_form = Locator::Css("form[action$='/restore/confirm']");
+        press(
+            &c,
+            Locator::Css("form[action$='/restore'] button"),
+            confirm_form,
+        )
+        .await;
         let page = text(&c).await;
         assert!(
             page.contains("update") && page.contains("Nothing has changed yet"),
@@ -159,16 +156,8 @@ fn support_finds_compares_and_restores_a_record_in_the_browser() {
         );
         accessible(&c, "dry run").await;
         shot(&c, "dry-run").await;
-        c.find(Locator::Css("form[action$='/restore/confirm'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        c.wait()
-            .for_element(Locator::Css("strong.succeeded"))
-            .await
-            .unwrap();
+        let confirm = Locator::Css("form[action$='/restore/confirm'] button");
+        press(&c, confirm, Locator::Css("strong.succeeded")).await;
         let page = text(&c).await;
         assert!(
             page.contains("Audit entry") && page.contains("record-restore"),
