@@ -1238,17 +1238,31 @@ async fn table_sizes(
 }
 
 impl Vault {
-    /// Adds a committed tenant snapshot to the inventory from its manifest (no key needed).
-    pub async fn index_snapshot(&self, record: &TenantRecord, snapshot: &str) -> Result<()> {
+    /// Adds a committed tenant snapshot to the inventory from its manifest; with the tenant's
+    /// key, the key sets of its blocks too (returns how many). The snapshot's entry goes in
+    /// last: a reader (another server's inventory catching up) never lists a snapshot whose
+    /// blocks or key sets are not indexed yet.
+    pub async fn index_snapshot(
+        &self,
+        record: &TenantRecord,
+        snapshot: &str,
+        unlocked: Option<&crate::tenant::Unlocked>,
+    ) -> Result<u64> {
         let m = self.manifest(record, snapshot).await?;
         self.inventory().put_packs(&record.path, &m.packs)?;
         self.inventory()
             .put_blocks(&record.path, m.tables.iter().flat_map(|t| &t.blocks))?;
+        self.inventory()
+            .put_table_defs(m.tables.iter().map(|t| &t.def))?;
+        let key_sets = match unlocked {
+            Some(u) => self.index_key_sets(record, u, &m).await?,
+            None => 0,
+        };
         let entry = SnapshotEntry::of(&m, m.created);
         let tables = crate::inventory::table_blocks(&m);
         self.inventory()
-            .put_table_defs(m.tables.iter().map(|t| &t.def))?;
-        self.inventory().put_snapshot(&record.path, &entry, &tables)
+            .put_snapshot(&record.path, &entry, &tables)?;
+        Ok(key_sets)
     }
 
     /// Deletes what interrupted cycles left behind (their pending marker names their tenants).
@@ -1292,7 +1306,7 @@ impl Vault {
                     };
                     let manifest = layout::manifest(path, snapshot);
                     if self.store().objects().head(&manifest).await.is_ok() {
-                        self.index_snapshot(&t, snapshot).await?;
+                        self.index_snapshot(&t, snapshot, None).await?;
                     }
                 }
             } else {

@@ -8,6 +8,7 @@
 
 use crate::archive::block;
 use crate::archive::keyindex::{self, KeyCodec, KeyList};
+use crate::archive::manifest::TenantManifest;
 use crate::error::{Error, Result};
 use crate::tenant::TenantRecord;
 use crate::{layout, Vault};
@@ -110,11 +111,8 @@ impl Vault {
                 .collect();
             snaps.sort();
             for snap in &snaps {
-                self.index_snapshot(r, snap).await?;
+                report.key_sets += self.index_snapshot(r, snap, unlocked.as_ref()).await?;
                 report.snapshots += 1;
-                if let Some(u) = &unlocked {
-                    report.key_sets += self.index_key_sets(r, u, snap).await?;
-                }
             }
             if unlocked.is_none() {
                 report.tenants_without_keys.push(r.id.clone());
@@ -327,11 +325,8 @@ impl Vault {
                 if !ids.contains(snap.as_str()) || have.contains(&snap) {
                     continue;
                 }
-                self.index_snapshot(r, &snap).await?;
+                report.key_sets += self.index_snapshot(r, &snap, unlocked.get(&r.id)).await?;
                 report.snapshots += 1;
-                if let Some(u) = unlocked.get(&r.id) {
-                    report.key_sets += self.index_key_sets(r, u, &snap).await?;
-                }
             }
         }
         if report != CatchUpReport::default() {
@@ -342,13 +337,12 @@ impl Vault {
 
     /// Indexes the key sets of a snapshot's blocks not indexed yet, from the blocks themselves
     /// (each is read and decrypted once); returns the number of key sets.
-    async fn index_key_sets(
+    pub(crate) async fn index_key_sets(
         &self,
         r: &TenantRecord,
         u: &crate::tenant::Unlocked,
-        snapshot: &str,
+        m: &TenantManifest,
     ) -> Result<u64> {
-        let m = self.manifest(r, snapshot).await?;
         let mut n = 0;
         for t in &m.tables {
             let Some(codec) = KeyCodec::for_table(&t.def) else {
