@@ -136,8 +136,14 @@ pub async fn reader(
     Ok(leftovers)
 }
 
+/// At most this many blocks, or about this many bytes of rows, are sealed by one blocking task.
+const SEAL_BATCH: usize = 64;
+const SEAL_BATCH_BYTES: usize = 1 << 20;
+
 /// Hashes, deduplicates and compresses blocks on blocking threads, `parallel` at a time (the
-/// packer seals whole packs).
+/// packer seals whole packs). Blocks already waiting are taken together: at 20,000 tenants most
+/// blocks hold a few hundred bytes, and handing each to a thread of its own cost more than
+/// sealing it.
 pub async fn seal_stage(
     raw: mpsc::Receiver<RawBlock>,
     out: mpsc::Sender<Sealed>,
@@ -148,11 +154,23 @@ pub async fn seal_stage(
     parallel: usize,
 ) -> Result<()> {
     let count = Arc::new(AtomicU64::new(0));
-    let blocks = Box::pin(futures::stream::unfold(raw, |mut rx| async move {
-        rx.recv().await.map(|b| (b, rx))
+    let batches = Box::pin(futures::stream::unfold(raw, |mut rx| async move {
+        let first = rx.recv().await?;
+        let mut bytes = first.data.len();
+        let mut batch = vec![first];
+        while batch.len() < SEAL_BATCH && bytes < SEAL_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(b) => {
+                    bytes += b.data.len();
+                    batch.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        Some((batch, rx))
     }));
-    let mut sealed = blocks
-        .map(|raw| {
+    let mut sealed = batches
+        .map(|batch| {
             let (cycle, demux, inventory, count) = (
                 cycle.clone(),
                 demux.clone(),
@@ -160,19 +178,23 @@ pub async fn seal_stage(
                 count.clone(),
             );
             tokio::task::spawn_blocking(move || {
-                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-                if fail_after.is_some_and(|limit| n > limit) {
-                    return Err(Error::Aborted(format!(
-                        "test hook: failing after {} sealed blocks",
-                        n - 1
-                    )));
+                let mut done = Vec::with_capacity(batch.len());
+                for raw in batch {
+                    let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+                    if fail_after.is_some_and(|limit| n > limit) {
+                        return Err(Error::Aborted(format!(
+                            "test hook: failing after {} sealed blocks",
+                            n - 1
+                        )));
+                    }
+                    done.push(seal_one(raw, &cycle, &demux, &inventory)?);
                 }
-                seal_one(raw, &cycle, &demux, &inventory)
+                Ok(done)
             })
         })
         .buffer_unordered(parallel.max(1));
     while let Some(joined) = sealed.next().await {
-        let block = match joined
+        let blocks = match joined
             .map_err(|e| Error::Aborted(format!("sealing thread: {e}")))
             .and_then(|r| r)
         {
@@ -183,9 +205,11 @@ pub async fn seal_stage(
                 return Err(e);
             }
         };
-        if out.send(block).await.is_err() {
-            // The packer stopped; it reports its own error.
-            return Ok(());
+        for block in blocks {
+            if out.send(block).await.is_err() {
+                // The packer stopped; it reports its own error.
+                return Ok(());
+            }
         }
     }
     Ok(())
