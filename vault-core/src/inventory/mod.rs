@@ -4,12 +4,14 @@
 //! - `tenants`:   tenant id -> [`TenantRecord`] (JSON)
 //! - `id_keys`:   tenant path -> the tenant's 32-byte id key (also sealed in the store)
 //! - `snapshots`: tenant path, 0, snapshot id -> [`SnapshotEntry`] (JSON)
-//! - `blocks`:    tenant path, 0, block id -> [`BlockRef`] (JSON): where a stored block lives
+//! - `blocks`:    tenant path, 0, block id -> where a stored block lives ([`BlockRef`] in the
+//!   compact encoding of `codec`; JSON in inventories of version 2)
 //! - `key_sets`:  tenant path, 0, block id -> min key, max key, compressed key set
 //! - `packs`:     tenant path, 0, pack -> [`PackRef`] (JSON): length, payload start and hash of a
 //!   sealed pack
 //! - `cycles`:    snapshot id -> [`SnapshotRecord`] (JSON): committed cycles and whom they covered
-//! - `snapshot_tables`: tenant path, 0, snapshot, 0, table -> table definition id and block ids
+//! - `snapshot_blocks`: tenant path, 0, snapshot -> per table its name, definition id and block
+//!   ids (`codec`); inventories of version 2 kept one `snapshot_tables` entry per table, still read
 //! - `table_defs`: definition id -> table definition JSON (shared by tenants and snapshots)
 //!
 //! One entry per block, never per row: a record lookup narrows blocks by their key range and
@@ -23,6 +25,7 @@ use crate::tenant::TenantRecord;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod codec;
 mod rebuild;
 pub use rebuild::RebuildReport;
 use time::OffsetDateTime;
@@ -57,6 +60,7 @@ pub struct SnapshotEntry {
 /// A block's smallest key, largest key and encoded key set.
 pub type BlockKeys = (Vec<u8>, Vec<u8>, sled::IVec);
 
+/// A `snapshot_tables` entry of an inventory of version 2.
 #[derive(Serialize, Deserialize)]
 struct SnapshotTable {
     def: String,
@@ -124,6 +128,9 @@ pub struct Inventory {
     packs: sled::Tree,
     /// Committed cycles: `snapshot` -> [`SnapshotRecord`] JSON.
     cycles: sled::Tree,
+    /// One entry per tenant snapshot: its tables and their blocks.
+    snapshot_blocks: sled::Tree,
+    /// Version 2's entry per snapshot and table, read when `snapshot_blocks` lacks the snapshot.
     snapshot_tables: sled::Tree,
     table_defs: sled::Tree,
     /// Object versions object lock kept from deletion: `object \0 version` -> [`Deferred`].
@@ -221,6 +228,7 @@ impl Inventory {
             key_sets: db.open_tree("key_sets")?,
             packs: db.open_tree("packs")?,
             cycles: db.open_tree("cycles")?,
+            snapshot_blocks: db.open_tree("snapshot_blocks")?,
             snapshot_tables: db.open_tree("snapshot_tables")?,
             table_defs: db.open_tree("table_defs")?,
             deferred: db.open_tree("deferred")?,
@@ -245,6 +253,7 @@ impl Inventory {
     /// Forgets one tenant snapshot (its entry and its per-table block lists).
     pub fn remove_snapshot(&self, tenant_path: &str, snapshot: &str) -> Result<()> {
         self.snapshots.remove(key2(tenant_path, snapshot))?;
+        self.snapshot_blocks.remove(key2(tenant_path, snapshot))?;
         let mut prefix = key2(tenant_path, snapshot);
         prefix.push(0);
         for k in self.snapshot_tables.scan_prefix(prefix).keys() {
@@ -300,10 +309,15 @@ impl Inventory {
 
     /// Every stored block of a tenant.
     pub fn blocks_of(&self, tenant_path: &str) -> Result<Vec<BlockRef>> {
+        let start = prefix(tenant_path).len();
         self.blocks
             .scan_prefix(prefix(tenant_path))
-            .values()
-            .map(|v| parse(&v?, "block"))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = std::str::from_utf8(&k[start..])
+                    .map_err(|e| Error::corrupt("inventory block", e))?;
+                codec::decode_block(id, &v)
+            })
             .collect()
     }
 
@@ -327,6 +341,7 @@ impl Inventory {
             &self.blocks,
             &self.packs,
             &self.key_sets,
+            &self.snapshot_blocks,
             &self.snapshot_tables,
         ] {
             for k in tree.scan_prefix(prefix(&t.path)).keys() {
@@ -351,6 +366,7 @@ impl Inventory {
             &self.packs,
             &self.cycles,
             &self.key_sets,
+            &self.snapshot_blocks,
             &self.snapshot_tables,
             &self.table_defs,
             &self.locks,
@@ -499,15 +515,8 @@ impl Inventory {
         e: &SnapshotEntry,
         tables: &[TableBlocks],
     ) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for t in tables {
-            let entry = SnapshotTable {
-                def: t.def.clone(),
-                blocks: t.blocks.clone(),
-            };
-            batch.insert(key3(tenant_path, &e.snapshot, &t.table), json(&entry));
-        }
-        self.snapshot_tables.apply_batch(batch)?;
+        self.snapshot_blocks
+            .insert(key2(tenant_path, &e.snapshot), codec::encode_tables(tables))?;
         self.snapshots
             .insert(key2(tenant_path, &e.snapshot), json(e))?;
         Ok(())
@@ -520,20 +529,26 @@ impl Inventory {
         snapshot: &str,
         table: &str,
     ) -> Result<Option<(TableDef, Vec<String>)>> {
-        let Some(v) = self
-            .snapshot_tables
-            .get(key3(tenant_path, snapshot, table))?
-        else {
+        let found = match self.snapshot_blocks.get(key2(tenant_path, snapshot))? {
+            Some(v) => codec::decode_table(&v, table)?,
+            None => match self
+                .snapshot_tables
+                .get(key3(tenant_path, snapshot, table))?
+            {
+                Some(v) => {
+                    let entry: SnapshotTable = parse(&v, "snapshot table")?;
+                    Some((entry.def, entry.blocks))
+                }
+                None => None,
+            },
+        };
+        let Some((def_id, blocks)) = found else {
             return Ok(None);
         };
-        let entry: SnapshotTable = parse(&v, "snapshot table")?;
-        let def = self.table_defs.get(entry.def.as_bytes())?.ok_or_else(|| {
-            Error::corrupt(
-                "inventory",
-                format!("table definition {} is missing", entry.def),
-            )
+        let def = self.table_defs.get(def_id.as_bytes())?.ok_or_else(|| {
+            Error::corrupt("inventory", format!("table definition {def_id} is missing"))
         })?;
-        Ok(Some((parse(&def, "table definition")?, entry.blocks)))
+        Ok(Some((parse(&def, "table definition")?, blocks)))
     }
 
     /// A table definition by id (see `manifest::table_def`), if known.
@@ -593,7 +608,7 @@ impl Inventory {
     pub fn block(&self, tenant_path: &str, block_id: &str) -> Result<Option<BlockRef>> {
         self.blocks
             .get(key2(tenant_path, block_id))?
-            .map(|v| parse(&v, "block"))
+            .map(|v| codec::decode_block(block_id, &v))
             .transpose()
     }
 
@@ -604,7 +619,7 @@ impl Inventory {
     ) -> Result<()> {
         let mut batch = sled::Batch::default();
         for r in refs {
-            batch.insert(key2(tenant_path, &r.id), json(r));
+            batch.insert(key2(tenant_path, &r.id), codec::encode_block(r));
         }
         self.blocks.apply_batch(batch)?;
         Ok(())
@@ -731,4 +746,97 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::postgres::catalog::Owner;
+
+    fn def() -> TableDef {
+        TableDef {
+            schema: "app".into(),
+            name: "t".into(),
+            columns: vec![],
+            primary_key: vec![],
+            owner: Owner::Schema,
+            foreign_keys: vec![],
+            rls: false,
+        }
+    }
+
+    fn block(id: &str) -> BlockRef {
+        BlockRef {
+            id: id.into(),
+            pack: "20261201T000000Z-abcdef-00000".into(),
+            offset: 7,
+            length: 100,
+            raw_length: 300,
+            rows: 3,
+            sealed_hash: String::new(),
+        }
+    }
+
+    /// Entries an inventory of version 2 wrote (JSON, one per snapshot and table) read as before,
+    /// beside entries of version 3, and go with their snapshot or tenant.
+    #[test]
+    fn version_2_entries_read_beside_version_3_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = Inventory::open(dir.path()).unwrap();
+        inv.put_table_defs(std::iter::once(&def())).unwrap();
+        let def_id = crate::archive::manifest::table_def(&def()).0;
+        let (old, new) = ("aa".repeat(24), "bb".repeat(24));
+        // Version 2: JSON block, one snapshot_tables entry.
+        inv.blocks
+            .insert(key2("tp", &old), json(&block(&old)))
+            .unwrap();
+        let entry = SnapshotTable {
+            def: def_id.clone(),
+            blocks: vec![old.clone()],
+        };
+        inv.snapshot_tables
+            .insert(key3("tp", "s1", "app.t"), json(&entry))
+            .unwrap();
+        // Version 3.
+        inv.put_blocks("tp", std::iter::once(&block(&new))).unwrap();
+        let e = SnapshotEntry {
+            snapshot: "s2".into(),
+            tenant: "x".into(),
+            time: OffsetDateTime::now_utc(),
+            tables: 1,
+            rows: 3,
+            bytes: 100,
+            previous: None,
+            content: None,
+            confirmed: None,
+        };
+        let tables = [TableBlocks {
+            table: "app.t".into(),
+            def: def_id,
+            blocks: vec![old.clone(), new.clone()],
+        }];
+        inv.put_snapshot("tp", &e, &tables).unwrap();
+
+        let (d, ids) = inv.snapshot_blocks("tp", "s1", "app.t").unwrap().unwrap();
+        assert_eq!((d, ids), (def(), vec![old.clone()]));
+        let (_, ids) = inv.snapshot_blocks("tp", "s2", "app.t").unwrap().unwrap();
+        assert_eq!(ids, vec![old.clone(), new.clone()]);
+        assert!(inv.snapshot_blocks("tp", "s2", "app.u").unwrap().is_none());
+        assert_eq!(inv.block("tp", &old).unwrap().unwrap().offset, 7);
+        assert_eq!(inv.block("tp", &new).unwrap().unwrap().id, new);
+        let mut all: Vec<String> = inv
+            .blocks_of("tp")
+            .unwrap()
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        all.sort();
+        assert_eq!(all, vec![old.clone(), new.clone()]);
+
+        inv.remove_snapshot("tp", "s1").unwrap();
+        assert!(inv.snapshot_blocks("tp", "s1", "app.t").unwrap().is_none());
+        inv.remove_snapshot("tp", "s2").unwrap();
+        assert!(inv.snapshot_blocks("tp", "s2", "app.t").unwrap().is_none());
+        assert!(inv.snapshot_blocks.is_empty() && inv.snapshot_tables.is_empty());
+    }
 }
