@@ -15,7 +15,7 @@ const VERSION: u8 = 1;
 const TEXT: u8 = 0x80;
 
 fn is_hex(id: &str) -> bool {
-    id.len() % 2 == 0
+    id.len().is_multiple_of(2)
         && id.len() / 2 < TEXT as usize
         && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -182,7 +182,7 @@ mod tests {
 
     fn id() -> impl Strategy<Value = String> {
         prop_oneof![
-            "[0-9a-f]{0,64}".prop_filter("even", |s| s.len() % 2 == 0),
+            "[0-9a-f]{0,64}".prop_filter("even", |s| s.len().is_multiple_of(2)),
             ".{0,300}",
         ]
     }
