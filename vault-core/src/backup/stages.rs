@@ -136,9 +136,11 @@ pub async fn reader(
     Ok(leftovers)
 }
 
-/// At most this many blocks, or about this many bytes of rows, are sealed by one blocking task.
+/// At most this many blocks, or about this many bytes of rows, are sealed by one blocking task:
+/// small blocks go together, large ones (up to `block_size`) each on a task of its own, so that
+/// the cores share a CPU-bound cycle's work as before.
 const SEAL_BATCH: usize = 64;
-const SEAL_BATCH_BYTES: usize = 1 << 20;
+const SEAL_BATCH_BYTES: usize = 64 << 10;
 
 /// Hashes, deduplicates and compresses blocks on blocking threads, `parallel` at a time (the
 /// packer seals whole packs). Blocks already waiting are taken together: at 20,000 tenants most
