@@ -582,7 +582,7 @@ impl Vault {
         packs.dedup_by(|a, b| a.name == b.name);
         m.packs = packs;
         let path = layout::manifest(&record.path, &m.snapshot);
-        self.put_archive(&path, m.stored_json(), lock).await?;
+        self.put_archive(&path, m.stored(), lock).await?;
         self.delete_old_versions(&path, "erase").await
     }
 }

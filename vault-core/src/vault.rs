@@ -29,8 +29,8 @@ struct Descriptor {
 
 /// The store format this tvault writes: 2 authenticates metadata objects with the vault key
 /// (`archive::auth`); 3 stores table definitions once, by digest (`schemas/`), which manifests
-/// refer to. Earlier stores are upgraded by `Vault::upgrade`.
-pub const VAULT_FORMAT: u32 = 3;
+/// refer to; 4 compresses manifests with zstd. Earlier stores are upgraded by `Vault::upgrade`.
+pub const VAULT_FORMAT: u32 = 4;
 
 /// The first store format whose metadata is authenticated.
 const AUTHENTICATED_FORMAT: u32 = 2;
@@ -180,8 +180,8 @@ impl Vault {
 
     /// Upgrades a store to the current format. From format 1: a new vault key in the state
     /// directory, then a MAC on every object that carries one (it trusts the store as it is: run
-    /// `tvault verify` first). From format 2 nothing but the descriptor changes: its archives
-    /// stay readable. Returns the opened vault; its recovery code is to be kept offline.
+    /// `tvault verify` first). From format 2 or 3 nothing but the descriptor changes: its archives
+    /// stay readable (manifests are compressed from then on). Returns the opened vault; its recovery code is to be kept offline.
     /// Safe to run again after an interruption (objects already sealed are checked, not redone).
     /// The flag tells whether a new vault key was made (from format 1): only then is its
     /// recovery code to be shown.

@@ -79,9 +79,12 @@ fn other_tenant_intact(w: &World) {
 fn edited_manifest(backend: Backend, name: &str) {
     let w = world(backend, name);
     let path = object_of(&w.env, A, &format!("manifests/{}.json", w.snaps[1]));
-    let text = String::from_utf8(w.env.read_object(&path)).unwrap();
-    let body: Value = serde_json::from_str(&text[text.find('\n').unwrap() + 1..]).unwrap();
-    let def = |i: usize| body["tables"][i]["def"].as_str().unwrap().to_string();
+    let stored = w.env.read_object(&path);
+    // The MAC line, then the manifest's JSON as one zstd frame (store format 4).
+    let (line, body) = stored.split_at(stored.iter().position(|&b| b == b'\n').unwrap() + 1);
+    let text = String::from_utf8(zstd::decode_all(body).expect("a compressed manifest")).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let def = |i: usize| json["tables"][i]["def"].as_str().unwrap().to_string();
     let (first, second) = (def(0), def(1));
     // Swap the definitions of two tables: every row would load into the other table.
     let edited = text
@@ -89,7 +92,9 @@ fn edited_manifest(backend: Backend, name: &str) {
         .replacen(&second, &first, 1)
         .replacen("tv_tmp", &second, 1);
     assert_ne!(edited, text, "the manifest names its definitions");
-    w.env.write_object(&path, edited.into_bytes());
+    let mut forged = line.to_vec();
+    forged.extend(zstd::encode_all(edited.as_bytes(), 3).unwrap());
+    w.env.write_object(&path, forged);
     refused(
         &w,
         &restore_args(&w, A, &w.snaps[1]),
@@ -113,7 +118,7 @@ fn edited_manifest(backend: Backend, name: &str) {
         ],
         "record restore",
     );
-    w.env.write_object(&path, text.into_bytes());
+    w.env.write_object(&path, stored.clone());
 
     // The definition itself, shared by every manifest: swap two column names, the attack that
     // put every email into the name column. The local copy is trusted until the inventory is
@@ -330,31 +335,54 @@ fn format_1_vaults_are_upgraded() {
         .assert_code(3, "rebuild with an edited tenant record");
 }
 
-/// A format-2 store is refused with the upgrade step; `tvault upgrade` only rewrites its
-/// descriptor (with the vault's own key: a state directory with another key is refused), and its
-/// archives restore as they are.
+/// Stores of format 2 and 3 are refused with the upgrade step; `tvault upgrade` only rewrites
+/// their descriptor (with the vault's own key: a state directory with another key is refused),
+/// and their archives, whose manifests are plain JSON, restore as they are.
 #[test]
-fn format_2_vaults_are_upgraded_in_place() {
+fn format_2_and_3_vaults_are_upgraded_in_place() {
     let (env, key) = Env::with_tenants("hostile_upgrade2", &FIX, &[A, B]);
     let snap = env.tv.backup_all();
     let store = env.tv.vault.join("store");
-    let mut d = store_json(&std::fs::read(store.join("vault.json")).unwrap()).unwrap();
-    d["format"] = 2.into();
-    std::fs::write(store.join("vault.json"), d.to_string()).unwrap();
-
-    let out = env.tv.run(&["snapshots"]);
-    assert_ne!(out.code, 0);
-    assert!(out.stderr.contains("tvault upgrade"), "{}", out.stderr);
     let vault_key = env.tv.vault.join("vault.key");
     let code = std::fs::read(&vault_key).unwrap();
+
+    // Manifests as stores before format 4 held them: the JSON itself after the MAC line.
+    let sealer =
+        vault_core::archive::auth::VaultKey::from_code(std::str::from_utf8(&code).unwrap())
+            .unwrap();
+    let manifests: Vec<String> = env
+        .objects()
+        .into_keys()
+        .filter(|k| k.contains("/manifests/") && k.ends_with(".json"))
+        .collect();
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    for m in &manifests {
+        let stored = env.read_object(m);
+        let body = &stored[stored.iter().position(|&b| b == b'\n').unwrap() + 1..];
+        let json = zstd::decode_all(body).expect("a compressed manifest");
+        assert!(json.starts_with(b"{"));
+        env.write_object(m, sealer.seal(m, &json).0);
+    }
+
+    for old in [3, 2] {
+        let mut d = store_json(&std::fs::read(store.join("vault.json")).unwrap()).unwrap();
+        d["format"] = old.into();
+        std::fs::write(store.join("vault.json"), d.to_string()).unwrap();
+        let out = env.tv.run(&["snapshots"]);
+        assert_ne!(out.code, 0, "format {old}");
+        assert!(out.stderr.contains("tvault upgrade"), "{}", out.stderr);
+    }
     std::fs::write(&vault_key, format!("tvk1-{}", "ab".repeat(32))).unwrap();
     let out = env.tv.run(&["upgrade"]);
     assert_ne!(out.code, 0, "upgrade with another vault key");
     assert!(out.stderr.contains("fingerprint"), "{}", out.stderr);
-    std::fs::write(&vault_key, code).unwrap();
+    std::fs::write(&vault_key, &code).unwrap();
     env.tv.json(&["upgrade"]);
     let d = store_json(&std::fs::read(store.join("vault.json")).unwrap()).unwrap();
-    assert_eq!(d["format"], 3, "{d}");
+    assert_eq!(d["format"], 4, "{d}");
+    // The inventory remembers the compressed versions this vault wrote; a rebuild accepts the
+    // store's authentic ones, as after restoring an older store.
+    env.tv.json(&["inventory", "rebuild"]);
 
     let mut c = env.db.client();
     let (rows_a, rows_b) = (rows_of(&mut c, A), rows_of(&mut c, B));

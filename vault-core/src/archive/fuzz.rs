@@ -45,11 +45,18 @@ proptest! {
         at in 0usize..MANIFEST.len(),
         with in any::<u8>(),
     ) {
-        let _ = serde_json::from_slice::<StoredManifest>(&bytes);
+        let _ = StoredManifest::parse(&bytes);
         let _ = serde_json::from_slice::<Ledger>(&bytes);
         let mut m = MANIFEST.as_bytes().to_vec();
         m[at] = with;
-        if let Ok(m) = serde_json::from_slice::<StoredManifest>(&m) {
+        if let Ok(m) = StoredManifest::parse(&m) {
+            let _ = m.resolve(|_| None);
+        }
+        // Compressed (store format 4), then damaged.
+        let mut z = zstd::bulk::compress(MANIFEST.as_bytes(), 3).unwrap();
+        let i = at % z.len();
+        z[i] = with;
+        if let Ok(m) = StoredManifest::parse(&z) {
             let _ = m.resolve(|_| None);
         }
         let _ = block::Checksum::from_manifest(1, &String::from_utf8_lossy(&bytes));

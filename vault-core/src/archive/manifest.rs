@@ -182,8 +182,17 @@ impl TenantManifest {
         blake3::hash(&json).to_hex()[..32].to_string()
     }
 
-    /// The manifest as stored (format 2): tables refer to their definitions by id.
-    pub fn stored_json(&self) -> Vec<u8> {
+    /// The manifest's body as stored (store format 4): its JSON (manifest format 2, tables
+    /// referring to their definitions by id), compressed with zstd. A tiny tenant's manifest
+    /// lists more than its packs hold (2.2 KB of JSON for 1.6 KB of rows); compressed it is
+    /// half that.
+    pub fn stored(&self) -> Vec<u8> {
+        let json = self.stored_json();
+        zstd::bulk::compress(&json, MANIFEST_ZSTD_LEVEL).unwrap_or(json)
+    }
+
+    /// The manifest's JSON (format 2): tables refer to their definitions by id.
+    fn stored_json(&self) -> Vec<u8> {
         let tables = self
             .tables
             .iter()
@@ -199,6 +208,15 @@ impl TenantManifest {
         serde_json::to_vec(&stored).unwrap_or_default()
     }
 }
+
+/// zstd level of stored manifests: small JSON, so the highest levels cost little and gain little.
+const MANIFEST_ZSTD_LEVEL: i32 = 9;
+
+/// The largest manifest JSON a reader inflates (a 5M-row tenant's is about 1 MB).
+const MANIFEST_MAX: u64 = 256 << 20;
+
+/// How a zstd frame starts (never how JSON does).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// One table of a stored manifest: by reference (format 2) or inline (format 1).
 #[derive(Debug, Serialize, Deserialize)]
@@ -217,6 +235,27 @@ pub enum StoredTable {
 }
 
 impl StoredManifest {
+    /// Parses a manifest's body as stored: zstd-compressed JSON (store format 4) or JSON
+    /// (earlier stores).
+    pub fn parse(body: &[u8]) -> Result<StoredManifest, String> {
+        Self::parse_within(body, MANIFEST_MAX)
+    }
+
+    fn parse_within(body: &[u8], max: u64) -> Result<StoredManifest, String> {
+        if !body.starts_with(&ZSTD_MAGIC) {
+            return serde_json::from_slice(body).map_err(|e| e.to_string());
+        }
+        use std::io::Read;
+        let mut json = Vec::new();
+        zstd::stream::read::Decoder::new(body)
+            .and_then(|d| d.take(max + 1).read_to_end(&mut json))
+            .map_err(|e| format!("the compressed manifest does not inflate: {e}"))?;
+        if json.len() as u64 > max {
+            return Err(format!("the manifest inflates to more than {max} bytes"));
+        }
+        serde_json::from_slice(&json).map_err(|e| e.to_string())
+    }
+
     /// Ids of the definitions the manifest refers to.
     pub fn def_ids(&self) -> impl Iterator<Item = &str> {
         self.tables.iter().filter_map(|t| match t {
@@ -364,5 +403,23 @@ mod tests {
         let future = text.replace("\"format\":2", "\"format\":9");
         let stored: StoredManifest = serde_json::from_str(&future).unwrap();
         assert!(stored.resolve(|_| None).unwrap_err().contains("format 9"));
+    }
+
+    #[test]
+    fn stored_manifests_are_compressed_and_plain_ones_still_read() {
+        let m = serde_json::from_str::<StoredManifest>(V1)
+            .unwrap()
+            .resolve(|_| None)
+            .unwrap();
+        let body = m.stored();
+        assert!(body.starts_with(&ZSTD_MAGIC));
+        let json = m.stored_json();
+        let from_zstd = serde_json::to_value(StoredManifest::parse(&body).unwrap()).unwrap();
+        let from_json = serde_json::to_value(StoredManifest::parse(&json).unwrap()).unwrap();
+        assert_eq!(from_zstd, from_json);
+        // Truncated, or inflating past the limit: an error, not a panic or an allocation.
+        assert!(StoredManifest::parse(&body[..body.len() - 3]).is_err());
+        let e = StoredManifest::parse_within(&body, 100).unwrap_err();
+        assert!(e.contains("more than"), "{e}");
     }
 }

@@ -479,7 +479,7 @@ pub(super) async fn run(
                 extend_locks(vault, &manifest, Some(standing), lock).await
             }
             _ => {
-                let body = manifest.stored_json();
+                let body = manifest.stored();
                 up.put(
                     t,
                     layout::manifest(&tenant.path, &cycle.snapshot),

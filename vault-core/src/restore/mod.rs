@@ -224,8 +224,7 @@ impl Vault {
             ),
             other => other,
         })?;
-        let stored: StoredManifest =
-            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+        let stored = StoredManifest::parse(&bytes).map_err(|e| Error::corrupt(&path, e))?;
         let mut defs = HashMap::new();
         for id in stored.def_ids() {
             if !defs.contains_key(id) {
