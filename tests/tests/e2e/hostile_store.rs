@@ -11,6 +11,12 @@ fn object_of(env: &Env, tenant: &str, rel: &str) -> String {
     format!("{}{rel}", env.tenant_dir(tenant))
 }
 
+/// A stored manifest's MAC line, and its JSON (the body is one zstd frame since store format 4).
+fn manifest_json(stored: &[u8]) -> (&[u8], Vec<u8>) {
+    let (line, body) = stored.split_at(stored.iter().position(|&b| b == b'\n').unwrap() + 1);
+    (line, zstd::decode_all(body).expect("a compressed manifest"))
+}
+
 struct World {
     env: Env,
     key: Key,
@@ -80,9 +86,8 @@ fn edited_manifest(backend: Backend, name: &str) {
     let w = world(backend, name);
     let path = object_of(&w.env, A, &format!("manifests/{}.json", w.snaps[1]));
     let stored = w.env.read_object(&path);
-    // The MAC line, then the manifest's JSON as one zstd frame (store format 4).
-    let (line, body) = stored.split_at(stored.iter().position(|&b| b == b'\n').unwrap() + 1);
-    let text = String::from_utf8(zstd::decode_all(body).expect("a compressed manifest")).unwrap();
+    let (line, json) = manifest_json(&stored);
+    let text = String::from_utf8(json).unwrap();
     let json: Value = serde_json::from_str(&text).unwrap();
     let def = |i: usize| json["tables"][i]["def"].as_str().unwrap().to_string();
     let (first, second) = (def(0), def(1));
@@ -357,9 +362,7 @@ fn format_2_and_3_vaults_are_upgraded_in_place() {
         .collect();
     assert_eq!(manifests.len(), 2, "{manifests:?}");
     for m in &manifests {
-        let stored = env.read_object(m);
-        let body = &stored[stored.iter().position(|&b| b == b'\n').unwrap() + 1..];
-        let json = zstd::decode_all(body).expect("a compressed manifest");
+        let (_, json) = manifest_json(&env.read_object(m));
         assert!(json.starts_with(b"{"));
         env.write_object(m, sealer.seal(m, &json).0);
     }

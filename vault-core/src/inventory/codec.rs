@@ -38,7 +38,7 @@ fn put_id(out: &mut Vec<u8>, id: &str) {
 }
 
 fn put_text(out: &mut Vec<u8>, s: &str) {
-    // Longer texts than 127 bytes carry their length as a varint after the marker.
+    // The marker, then the length as a varint: a text may be of any length.
     out.push(TEXT);
     put_uvarint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
