@@ -309,12 +309,12 @@ impl Inventory {
 
     /// Every stored block of a tenant.
     pub fn blocks_of(&self, tenant_path: &str) -> Result<Vec<BlockRef>> {
-        let start = prefix(tenant_path).len();
+        let prefix = prefix(tenant_path);
         self.blocks
-            .scan_prefix(prefix(tenant_path))
+            .scan_prefix(&prefix)
             .map(|kv| {
                 let (k, v) = kv?;
-                let id = std::str::from_utf8(&k[start..])
+                let id = std::str::from_utf8(&k[prefix.len()..])
                     .map_err(|e| Error::corrupt("inventory block", e))?;
                 codec::decode_block(id, &v)
             })
