@@ -84,5 +84,7 @@ if [[ $status -eq 0 ]]; then
     heading "all passed"
 else
     heading "FAILED (exit $status)"
+    # A full disk shows up as odd linker or I/O errors; say how much room there was.
+    df -h "$REPO" "${TMPDIR:-/tmp}" >&2 || true
 fi
 exit "$status"
